@@ -1,0 +1,44 @@
+"""Typed exceptions. Every error a user can cause is a subclass of `Sw2sError`; those about
+bad input are also `ValueError`s, so ``except ValueError`` keeps working."""
+
+from __future__ import annotations
+
+
+class Sw2sError(Exception):
+    """Base class of every selective-w2sg error."""
+
+
+class InputError(Sw2sError, ValueError):
+    """Bad input: shape, dtype, range or content of an argument or a file."""
+
+
+class EmbeddingsError(InputError):
+    """Embeddings that cannot be used: NaN/inf, zero-norm rows under cosine, wrong shape."""
+
+
+class LabelsError(InputError):
+    """Labels that cannot be used: wrong length, values outside [0, 1], rows summing to 0."""
+
+
+class GraphError(InputError):
+    """A graph that does not fit the data (wrong size, bad indices, not square)."""
+
+
+class ParameterError(InputError):
+    """A parameter out of its range (k, alpha, method, metric ...)."""
+
+
+class ConfigError(InputError):
+    """An unknown task or model, an invalid configuration, splits too small to mean anything."""
+
+
+class DataError(InputError):
+    """A missing or malformed data file, a task missing a field."""
+
+
+class OutputExistsError(Sw2sError, FileExistsError):
+    """An output exists and would be overwritten without ``--force``."""
+
+
+class InterruptedComputation(Sw2sError, KeyboardInterrupt):
+    """A long computation in the Rust core was interrupted (Ctrl-C)."""

@@ -1,0 +1,49 @@
+//! `sw2s-core`: the compiled heart of selective-w2sg.
+//!
+//! Pure Rust (no Python): exact and approximate k-nearest-neighbour graphs over dense
+//! `f32` embeddings, the weight matrix `W` built from such a graph, and label spreading
+//! (Zhou et al. 2004) over `W`. Parallel with rayon; callers choose the thread pool by
+//! running calls inside `ThreadPool::install`.
+//!
+//! Long calls take a `&AtomicBool` cancel flag, polled between blocks of work, so a
+//! caller (the Python bindings) can interrupt them (Ctrl-C); they then return
+//! [`CoreError::Cancelled`].
+
+pub mod error;
+pub mod graph;
+pub mod knn;
+pub mod smooth;
+
+pub use error::{CoreError, Result};
+pub use graph::{knn_to_weights, symmetrize_max, Csr};
+pub use knn::{knn_graph, ApproxParams, KnnParams, KnnResult, Method, Metric};
+pub use smooth::{smooth_labels, SmoothParams, SmoothResult};
+
+/// A borrowed row-major `(n, d)` matrix of `f32` (e.g. a memory-mapped `.npy`).
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixView<'a> {
+    pub data: &'a [f32],
+    pub n: usize,
+    pub d: usize,
+}
+
+impl<'a> MatrixView<'a> {
+    /// Errors with `ShapeMismatch` when `data.len() != n * d`.
+    pub fn new(data: &'a [f32], n: usize, d: usize) -> Result<Self> {
+        if data.len() != n * d {
+            return Err(CoreError::ShapeMismatch(format!(
+                "buffer has {} values, expected n*d = {}*{} = {}",
+                data.len(),
+                n,
+                d,
+                n * d
+            )));
+        }
+        Ok(Self { data, n, d })
+    }
+
+    #[inline]
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+}
