@@ -1,0 +1,42 @@
+"""selective-w2sg: selective weak-to-strong generalization with a compiled Rust core.
+
+The graph half (`knn_graph`, `smooth_labels`) needs only numpy and scipy; the training
+half (`selective_w2sg.pipeline`, the `sw2s train` command) needs the ``[train]`` extra.
+"""
+
+from __future__ import annotations
+
+from ._core import __version__
+from .errors import (
+    ConfigError,
+    DataError,
+    EmbeddingsError,
+    GraphError,
+    InputError,
+    InterruptedComputation,
+    LabelsError,
+    OutputExistsError,
+    ParameterError,
+    Sw2sError,
+)
+from .graph import KnnGraph, knn_graph
+from .smoothing import SmoothResult, smooth_labels, weight_matrix
+
+__all__ = [
+    "__version__",
+    "knn_graph",
+    "KnnGraph",
+    "smooth_labels",
+    "SmoothResult",
+    "weight_matrix",
+    "Sw2sError",
+    "InputError",
+    "EmbeddingsError",
+    "LabelsError",
+    "GraphError",
+    "ParameterError",
+    "ConfigError",
+    "DataError",
+    "OutputExistsError",
+    "InterruptedComputation",
+]

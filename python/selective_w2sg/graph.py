@@ -1,0 +1,199 @@
+"""k-nearest-neighbour graphs over embeddings, computed by the Rust core."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from .errors import DataError, EmbeddingsError, GraphError, ParameterError
+from .io import save_npz
+
+METRICS = ("cosine", "ip", "sqeuclidean")
+METHODS = ("auto", "exact", "approx")
+_METRIC_ALIASES = {"inner_product": "ip", "l2": "sqeuclidean", "squared_l2": "sqeuclidean"}
+
+
+def normalize_metric(metric: str) -> str:
+    m = _METRIC_ALIASES.get(metric, metric)
+    if m not in METRICS:
+        raise ParameterError(f"metric={metric!r} is not one of {', '.join(map(repr, METRICS))}")
+    return m
+
+
+def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
+    """Return `x` as a C-contiguous `(n, d)` float32 array, without a copy when it already is
+    one (a memory-mapped float32 `.npy` stays memory-mapped). float16/float64 are converted;
+    integer, bool, complex and object arrays are refused."""
+    a = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if a.ndim != 2:
+        raise EmbeddingsError(f"{name} must be a 2-d (n, d) array, got shape {a.shape}")
+    if a.dtype.kind != "f":
+        raise EmbeddingsError(
+            f"{name} has dtype {a.dtype}; expected float32 (float16/float64 are converted, "
+            "integer and other dtypes are refused: convert them explicitly if that is what you mean)"
+        )
+    if a.shape[1] == 0:
+        raise EmbeddingsError(f"{name} has shape {a.shape}: no dimensions")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def data_fingerprint(x: np.ndarray) -> str:
+    """Cheap identity of an embedding matrix: its shape and 16 evenly spaced rows. Lets
+    a saved graph refuse to be used with other data without reading all of it."""
+    h = hashlib.sha1(f"{x.shape}".encode())
+    for i in np.linspace(0, x.shape[0] - 1, num=min(16, x.shape[0]), dtype=np.int64):
+        h.update(np.ascontiguousarray(x[i], dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """A directed kNN graph. ``indices[i]`` are the ``k`` neighbours of point ``i``, best
+    first, never ``i`` itself (int64, ``(n, k)``); ``scores[i]`` their similarity (cosine,
+    ip: higher is better) or squared distance (sqeuclidean: lower is better) (float32,
+    ``(n, k)``). ``method`` is the method that produced it ("exact" or "approx") and
+    ``estimated_recall`` its recall@k measured on a sample against exact search."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    metric: str
+    method: str
+    estimated_recall: float | None = None
+    fingerprint: str | None = None
+    seed: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    def to_scipy(self, symmetric: bool = False) -> sp.csr_array:
+        """The graph as an ``(n, n)`` CSR array. ``symmetric=False``: the directed graph with
+        the raw scores (row i holds i's k neighbours). ``symmetric=True``: the weight matrix W
+        (see `weights`)."""
+        if symmetric:
+            return self.weights()
+        n, k = self.indices.shape
+        valid = self.indices >= 0
+        rows = np.repeat(np.arange(n, dtype=np.int64), k).reshape(n, k)[valid]
+        return sp.csr_array((self.scores[valid], (rows, self.indices[valid])), shape=(n, n))
+
+    def weights(self) -> sp.csr_array:
+        """The symmetric weight matrix W that `smooth_labels` spreads over:
+        ``W_ij = max(w(i->j), w(j->i))`` where ``w`` is ``max(score, 0)`` for cosine and ip
+        (negative similarities are no evidence of agreement, so they add no edge) and a
+        self-tuning Gaussian kernel ``exp(-d_ij / (sigma_i sigma_j))`` of the squared distance
+        for sqeuclidean (``sigma_i^2`` = distance to i's k-th neighbour). No self-loops."""
+        return self._weight_matrix
+
+    @cached_property
+    def _weight_matrix(self) -> sp.csr_array:
+        indptr, idx, data = _core.knn_to_weights(
+            np.ascontiguousarray(self.indices, dtype=np.int64),
+            np.ascontiguousarray(self.scores, dtype=np.float32),
+            self.metric,
+        )
+        return sp.csr_array((data, idx, indptr), shape=(self.n, self.n))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the graph to an ``.npz`` file atomically."""
+        return save_npz(
+            path,
+            indices=self.indices,
+            scores=self.scores,
+            metric=np.array(self.metric),
+            method=np.array(self.method),
+            estimated_recall=np.array(np.nan if self.estimated_recall is None else self.estimated_recall),
+            fingerprint=np.array(self.fingerprint or ""),
+            seed=np.array(self.seed),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KnnGraph:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                recall = float(z["estimated_recall"])
+                return cls(
+                    indices=z["indices"],
+                    scores=z["scores"],
+                    metric=str(z["metric"]),
+                    method=str(z["method"]),
+                    estimated_recall=None if np.isnan(recall) else recall,
+                    fingerprint=str(z["fingerprint"]) or None,
+                    seed=int(z["seed"]),
+                )
+        except FileNotFoundError:
+            raise DataError(f"graph file {str(path)!r} does not exist") from None
+        except (KeyError, ValueError, OSError) as e:
+            raise DataError(f"graph file {str(path)!r} is not a graph saved by sw2s: {e}") from None
+
+    def check_matches(self, embeddings: np.ndarray) -> None:
+        """Raise `GraphError` when this graph was not built from `embeddings`."""
+        if embeddings.shape[0] != self.n:
+            raise GraphError(f"graph has {self.n} nodes but embeddings have {embeddings.shape[0]} rows")
+        if self.fingerprint is not None and data_fingerprint(embeddings) != self.fingerprint:
+            raise GraphError("graph was built from other embeddings (fingerprint mismatch)")
+
+
+def knn_graph(
+    embeddings: Any,
+    k: int = 10,
+    *,
+    metric: str = "cosine",
+    method: str = "auto",
+    seed: int = 0,
+    num_threads: int | None = None,
+    min_recall: float = 0.95,
+    recall_sample: int = 1000,
+) -> KnnGraph:
+    """k-nearest-neighbour graph of the rows of `embeddings`.
+
+    embeddings: ``(n, d)`` float32 (float64/float16 converted; a memory-mapped float32 `.npy`
+        is read in place, without a copy).
+    k: neighbours per point, ``1 <= k < n``; a point is never its own neighbour.
+    metric: "cosine" (rows normalised; zero rows refused), "ip" (inner product) or
+        "sqeuclidean" (squared Euclidean distance).
+    method: "exact" (blocked matrix product fused with a top-k filter: identical to brute
+        force up to exact ties, which go to the smaller index), "approx" (NN-descent; for
+        millions of points; deterministic for a given seed and thread count) or "auto"
+        (exact for small n; otherwise approximate, with recall@k estimated on `recall_sample`
+        points against exact search, refined or replaced by exact search below `min_recall`).
+    num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores).
+
+    Raises `EmbeddingsError` (NaN/inf naming the first bad row, zero-norm rows under cosine,
+    n < 2, bad shape or dtype), `ParameterError` (k, metric, method)."""
+    x = as_embeddings(embeddings)
+    metric = normalize_metric(metric)
+    if method not in METHODS:
+        raise ParameterError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ParameterError(f"k={k!r} must be an integer")
+    if k < 1:
+        raise ParameterError(f"k={k} must be at least 1")
+    if not 0.0 <= min_recall <= 1.0:
+        raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
+    if num_threads is not None and num_threads < 1:
+        raise ParameterError(f"num_threads={num_threads} must be at least 1")
+    indices, scores, used, recall = _core.knn_graph(
+        x, int(k), metric, method, int(seed), num_threads, float(min_recall), int(recall_sample)
+    )
+    return KnnGraph(
+        indices=indices,
+        scores=scores,
+        metric=metric,
+        method=used,
+        estimated_recall=recall,
+        fingerprint=data_fingerprint(x),
+        seed=int(seed),
+    )

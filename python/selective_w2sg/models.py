@@ -1,0 +1,387 @@
+"""Models: load a Hugging Face causal LM or encoder (hub id, local folder, GGUF file) or a built-in
+tiny random one; pool hidden states; extract features in batched, length-sorted passes; a
+classifier (backbone + pooled linear head) for `full` and `lora` training.
+
+Nothing here touches CUDA at import time: the device is picked by `pick_device()` when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+POOLINGS = ("last", "mean")
+# Encoder model types: everything else with a causal-LM mapping is loaded as a causal LM.
+_ENCODER_TYPES = {
+    "bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "deberta", "deberta-v2", "electra",
+    "albert", "camembert", "modernbert", "nomic_bert",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Device
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where to run, and whether to autocast to bf16 there."""
+
+    device: torch.device
+    bf16: bool
+
+    def autocast(self) -> Any:
+        if self.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def pick_device(prefer: str = "auto") -> Device:
+    """CUDA (with bf16 autocast where supported) if available, else CPU. Under DDP each rank takes
+    cuda:LOCAL_RANK. `prefer` = "cpu" forces the CPU."""
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {prefer!r}")
+    if prefer != "cpu" and torch.cuda.is_available():
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return Device(dev, torch.cuda.is_bf16_supported())
+    if prefer == "cuda":
+        raise ConfigError("device cuda requested but torch sees no CUDA device")
+    return Device(torch.device("cpu"), False)
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in tiny random models (no hub): a word-level tokenizer built in code.
+
+
+def tiny_tokenizer(padding_side: str) -> Any:
+    """A word-level tokenizer over the synthetic vocabulary (+ digits and punctuation); every
+    other word is [UNK]. Enough for smoke runs; built in code, so no download."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    from .tasks import SYNTH_VOCAB
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[BOS]", "[EOS]"]
+    words = [*specials, *SYNTH_VOCAB, *[str(i) for i in range(10)], *list(".,:;?!'\"()-"), "question", "no", "yes"]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if padding_side == "right":  # encoder style
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+        )
+    else:  # decoder style: the last real token is [EOS]
+        tok.post_processor = processors.TemplateProcessing(
+            single="[BOS] $A [EOS]", special_tokens=[("[BOS]", vocab["[BOS]"]), ("[EOS]", vocab["[EOS]"])]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        bos_token="[BOS]", eos_token="[EOS]", padding_side=padding_side, model_max_length=512,
+    )
+
+
+def _tiny_bert(vocab_size: int, pad_id: int) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, pad_token_id=pad_id,
+    )
+    return BertModel(cfg, add_pooling_layer=False)
+
+
+def _tiny_llama(vocab_size: int, pad_id: int) -> nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=256, max_position_embeddings=512, pad_token_id=pad_id,
+        bos_token_id=4, eos_token_id=5, tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+# name -> (builder, padding side, is causal). Weights are initialised from a fixed seed, so the
+# "pretrained" model is the same in every run and its cache key can be its name.
+BUILTIN_MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str, bool]] = {
+    "tiny-random-bert": (_tiny_bert, "right", False),
+    "tiny-random-llama": (_tiny_llama, "left", True),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass
+class Backbone:
+    """A pretrained model and its tokenizer. `model` returns hidden states; for a causal LM it is
+    the *ForCausalLM model (its LM head scores options in later stages)."""
+
+    name: str
+    model: nn.Module
+    tokenizer: Any
+    is_causal: bool
+    fingerprint: str  # identifies the weights: part of every cache key that uses this model
+    hidden_size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hidden_size = int(self.model.config.hidden_size)
+
+    @property
+    def default_pooling(self) -> str:
+        """Last real token for causal LMs (it has seen the whole text); mean for encoders."""
+        return "last" if self.is_causal else "mean"
+
+
+def load_backbone(name: str, *, gguf_file: str | None = None, dtype: torch.dtype | None = None) -> Backbone:
+    """Load a built-in tiny model by name, or any HF model by hub id / local folder (`gguf_file`:
+    a GGUF file inside it, or a path to one). Sets a missing pad token from eos/unk."""
+    if name in BUILTIN_MODELS:
+        build, side, causal = BUILTIN_MODELS[name]
+        tok = tiny_tokenizer(side)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build(len(tok), tok.pad_token_id)
+        model.eval()
+        return Backbone(name, model, tok, causal, fingerprint=f"builtin:{name}:v1")
+    return _load_hf(name, gguf_file=gguf_file, dtype=dtype)
+
+
+def _load_hf(name: str, *, gguf_file: str | None, dtype: torch.dtype | None) -> Backbone:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(name)
+    if gguf_file is None and path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"GGUF file {name!r} does not exist")
+        name, gguf_file = str(path.parent), path.name
+    kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if gguf_file:
+        try:
+            import gguf  # noqa: F401
+        except ModuleNotFoundError:
+            raise ConfigError("loading a GGUF model needs the `gguf` package: pip install 'selective-w2sg[gguf]'") from None
+    looks_local = path.exists() or name.startswith((".", "/", "~"))
+    if looks_local and not Path(name).expanduser().exists():
+        raise ConfigError(f"model path {name!r} does not exist")
+    try:
+        config = AutoConfig.from_pretrained(name, **kw)
+        tok = AutoTokenizer.from_pretrained(name, **kw)
+    except OSError as e:
+        known = ", ".join(BUILTIN_MODELS)
+        raise ConfigError(
+            f"unknown model {name!r}: not a built-in ({known}), a local folder, or a reachable hub id ({e})"
+        ) from None
+    causal = _is_causal(config)
+    auto = AutoModelForCausalLM if causal else AutoModel
+    model = auto.from_pretrained(name, dtype=dtype or torch.float32, **kw)
+    model.eval()
+    _ensure_pad_token(tok, name)
+    if causal and getattr(tok, "padding_side", "right") != "left":
+        tok.padding_side = "left"  # decoders: keep the last real token at the end of every row
+    return Backbone(name, model, tok, causal, fingerprint=_fingerprint_hf(name, gguf_file))
+
+
+def _is_causal(config: Any) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
+        return True
+    return config.model_type not in _ENCODER_TYPES
+
+
+def _ensure_pad_token(tok: Any, name: str) -> None:
+    if tok.pad_token_id is not None:
+        return
+    for attr in ("eos_token", "unk_token"):
+        if getattr(tok, attr, None) is not None:
+            tok.pad_token = getattr(tok, attr)
+            return
+    raise ConfigError(f"model {name!r}: tokenizer has no pad, eos or unk token to pad with")
+
+
+def _fingerprint_hf(name: str, gguf_file: str | None) -> str:
+    """A local model: its file names, sizes and mtimes; a hub id: the id (and revision if cached)."""
+    p = Path(name).expanduser()
+    h = hashlib.sha256(json.dumps([name, gguf_file]).encode())
+    if p.is_dir():
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return "hf:" + h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling and the forward pass
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so a left-padded row sees the same positions as
+    the same text right-padded (HF decoders otherwise count pads)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """hidden (b, t, d), attention_mask (b, t) -> (b, d). `last`: the last real token, found from
+    the mask, so it is right for left and right padding and never assumes a pad id; `mean`: the
+    mean over real tokens."""
+    if pooling == "last":
+        t = attention_mask.shape[1]
+        last = t - 1 - attention_mask.long().flip(-1).argmax(-1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if pooling == "mean":
+        m = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+    raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def _accepts_position_ids(model: nn.Module) -> bool:
+    base = getattr(model, "get_base_model", None)  # a peft wrapper forwards **kwargs to its base
+    if callable(base):
+        model = base()
+    try:
+        return "position_ids" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """All hidden states (embeddings first, then one per layer), each (b, t, d)."""
+    kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
+    if _accepts_position_ids(model):
+        kw["position_ids"] = position_ids_from_mask(attention_mask)
+    out = model(**kw)
+    return tuple(out.hidden_states)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first, so an OOM shows up at once).
+    With `max_tokens`, a batch holds at most that many padded tokens."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    cur: list[int] = []
+    for i in order:
+        width = max(lengths[cur[0]], 1) if cur else lengths[i]
+        if cur and (len(cur) >= batch_size or (max_tokens and (len(cur) + 1) * width > max_tokens)):
+            batches.append(np.array(cur))
+            cur = []
+        cur.append(int(i))
+    if cur:
+        batches.append(np.array(cur))
+    return batches
+
+
+@dataclass
+class ExtractStats:
+    """Where the time of a feature extraction went."""
+
+    n: int = 0
+    wall_s: float = 0.0
+    forward_s: float = 0.0
+
+    @property
+    def overhead_share(self) -> float:
+        return 0.0 if self.wall_s == 0 else 1.0 - self.forward_s / self.wall_s
+
+
+@torch.inference_mode()
+def extract_features(
+    backbone: Backbone, texts: Sequence[str], *, pooling: str | None = None, layers: Sequence[int] = (-1,),
+    batch_size: int = 64, max_length: int = 256, device: Device | None = None,
+    stats: ExtractStats | None = None, progress: Callable[[int], None] | None = None,
+) -> dict[int, np.ndarray]:
+    """Pooled hidden states of `texts` for each of `layers`: {layer: float32 (n, d)}, rows in the
+    order of `texts`. One tokenisation, then batched forward passes over length-sorted batches."""
+    pooling = pooling or backbone.default_pooling
+    device = device or pick_device()
+    t0 = time.perf_counter()
+    tok = backbone.tokenizer
+    enc = tok(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
+    ids = enc["input_ids"]
+    lengths = [len(x) for x in ids]
+    model = backbone.model.to(device.device)
+    out = {layer: np.empty((len(texts), backbone.hidden_size), dtype=np.float32) for layer in layers}
+    fwd = 0.0
+    for batch in length_sorted_batches(lengths, batch_size):
+        padded = tok.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        input_ids = padded["input_ids"].to(device.device)
+        mask = padded["attention_mask"].to(device.device)
+        f0 = time.perf_counter()
+        with device.autocast():
+            hs = hidden_states(model, input_ids, mask)
+        if device.device.type == "cuda":
+            torch.cuda.synchronize(device.device)
+        fwd += time.perf_counter() - f0
+        for layer in layers:
+            out[layer][batch] = pool(hs[layer], mask, pooling).float().cpu().numpy()
+        if progress is not None:
+            progress(len(batch))
+    if stats is not None:
+        stats.n += len(texts)
+        stats.wall_s += time.perf_counter() - t0
+        stats.forward_s += fwd
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Classifier for full / lora training
+
+
+class LinearHead(nn.Module):
+    """Standardise features (fixed mean/std from the training features), then a linear layer to
+    2 logits. The probe-mode model, and the head of `Classifier`."""
+
+    def __init__(self, dim: int, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim) if mean is None else mean.float().clone())
+        self.register_buffer("std", torch.ones(dim) if std is None else std.float().clamp(min=1e-6).clone())
+        self.linear = nn.Linear(dim, 2)
+        nn.init.zeros_(self.linear.weight)  # start from "no opinion": p = 0.5 everywhere
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x.float() - self.mean) / self.std)
+
+
+class Classifier(nn.Module):
+    """Backbone + pooling + linear head: input_ids, attention_mask -> logits (b, 2)."""
+
+    def __init__(self, backbone: Backbone, pooling: str | None = None, layer: int = -1) -> None:
+        super().__init__()
+        self.backbone = backbone.model
+        self.pooling = pooling or backbone.default_pooling
+        self.layer = layer
+        self.head = LinearHead(backbone.hidden_size)
+        nn.init.normal_(self.head.linear.weight, std=0.02)  # full training: break symmetry
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hs = hidden_states(self.backbone, input_ids, attention_mask)
+        return self.head(pool(hs[self.layer], attention_mask, self.pooling))
+
+
+def apply_lora(classifier: Classifier, r: int = 8, alpha: int = 16, dropout: float = 0.05) -> Classifier:
+    """Wrap the backbone with LoRA adapters (peft); the head stays fully trainable."""
+    try:
+        import peft
+    except ModuleNotFoundError:
+        raise ConfigError("--mode lora needs peft: pip install 'selective-w2sg[lora]'") from None
+    cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear")
+    classifier.backbone = peft.get_peft_model(classifier.backbone, cfg)
+    return classifier

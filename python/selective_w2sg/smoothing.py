@@ -1,0 +1,170 @@
+"""Label spreading (Zhou et al. 2004) of soft labels over a graph, run by the Rust core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from .errors import GraphError, LabelsError, ParameterError
+from .graph import KnnGraph, normalize_metric
+
+
+@dataclass(frozen=True)
+class SmoothResult:
+    """Smoothed labels (same shape as the input labels) and how the iteration ended."""
+
+    labels: np.ndarray
+    iterations: int
+    residual: float
+    converged: bool
+
+
+def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -> sp.csr_array:
+    """The symmetric weight matrix W that `smooth_labels` uses for `graph`.
+
+    graph: a `KnnGraph` (W = `KnnGraph.weights()`); a scipy sparse matrix, used as W as given
+        (made symmetric by ``max(W, W^T)`` only when it is not; negative or non-finite weights
+        are refused; the diagonal is ignored); or an ``(indices, scores)`` pair of ``(n, k)``
+        arrays from another tool (faiss, hnswlib: -1 entries skipped), whose scores are read
+        as `metric` (similarities for cosine/ip, squared distances for sqeuclidean).
+    n: the expected number of nodes (the label count); a mismatch raises `GraphError`."""
+    if isinstance(graph, KnnGraph):
+        w = graph.weights()
+    elif sp.issparse(graph):
+        w = _user_sparse(graph)
+    elif isinstance(graph, tuple) and len(graph) == 2:
+        indices = np.asarray(graph[0])
+        scores = np.asarray(graph[1])
+        if indices.ndim != 2 or indices.shape != scores.shape:
+            raise GraphError(
+                f"(indices, scores) must be two (n, k) arrays of equal shape, got {indices.shape} and {scores.shape}"
+            )
+        if indices.dtype.kind not in "iu":
+            raise GraphError(f"graph indices have dtype {indices.dtype}; expected integers")
+        indptr, idx, data = _core.knn_to_weights(
+            np.ascontiguousarray(indices, dtype=np.int64),
+            np.ascontiguousarray(scores, dtype=np.float32),
+            normalize_metric(metric),
+        )
+        w = sp.csr_array((data, idx, indptr), shape=(indices.shape[0],) * 2)
+    else:
+        raise GraphError(
+            f"graph must be a KnnGraph, a scipy sparse matrix or an (indices, scores) pair, got {type(graph).__name__}"
+        )
+    if n is not None and w.shape[0] != n:
+        raise GraphError(f"graph has {w.shape[0]} nodes but labels have {n} rows (a graph from other data?)")
+    return w
+
+
+def _user_sparse(m: Any) -> sp.csr_array:
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise GraphError(f"weight matrix must be square, got shape {m.shape}")
+    w = sp.csr_array(m, dtype=np.float32)
+    w.setdiag(0)
+    w.eliminate_zeros()
+    w.sum_duplicates()
+    if w.nnz and not np.all(np.isfinite(w.data)):
+        bad = int(np.flatnonzero(~np.isfinite(w.data))[0])
+        row = int(np.searchsorted(w.indptr, bad, side="right") - 1)
+        raise GraphError(f"weight matrix row {row} has a non-finite weight {w.data[bad]}")
+    if w.nnz and w.data.min() < 0:
+        bad = int(np.argmin(w.data))
+        row = int(np.searchsorted(w.indptr, bad, side="right") - 1)
+        raise GraphError(f"weight matrix row {row} has a negative weight {w.data[bad]}; W must be >= 0")
+    if (abs(w - w.T) > 1e-6 * max(1.0, float(w.data.max(initial=0.0)))).nnz:
+        indptr, idx, data = _core.symmetrize_max(
+            w.shape[0], w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data
+        )
+        w = sp.csr_array((data, idx, indptr), shape=w.shape)
+    return w
+
+
+def _as_labels(labels: Any) -> tuple[np.ndarray, bool]:
+    y = np.asarray(labels)
+    if y.dtype.kind not in "fiub":
+        raise LabelsError(f"labels have dtype {y.dtype}; expected probabilities (float)")
+    if y.ndim == 1:
+        p = y.astype(np.float32)
+        return np.ascontiguousarray(np.stack([1.0 - p, p], axis=1)), True
+    if y.ndim == 2 and y.shape[1] >= 1:
+        return np.ascontiguousarray(y, dtype=np.float32), False
+    raise LabelsError(f"labels must be (n,) probabilities or (n, c) soft labels, got shape {y.shape}")
+
+
+def _check_label_values(y: np.ndarray, binary: bool) -> None:
+    bad = ~np.isfinite(y) | (y < 0) | (y > 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        value = y[row, 1] if binary else y[row][bad[row]][0]
+        raise LabelsError(f"labels row {row} has value {value} outside [0, 1]")
+
+
+def smooth_labels(
+    graph: Any,
+    labels: Any,
+    *,
+    alpha: float = 0.5,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    confidence: Any = None,
+    clamped: Any = None,
+    metric: str = "cosine",
+    num_threads: int | None = None,
+    return_info: bool = False,
+) -> np.ndarray | SmoothResult:
+    """Spread soft labels over a graph: ``F <- alpha S F + (1 - alpha) Y`` with
+    ``S = D^-1/2 W D^-1/2`` (Zhou et al. 2004), from ``F = Y`` until ``max|dF| < tol`` or
+    `max_iter` iterations, then rows normalised to sum 1.
+
+    graph: a `KnnGraph`, a scipy sparse W, or an ``(indices, scores)`` pair (see `weight_matrix`).
+    labels: ``(n,)`` probabilities of the positive class, or ``(n, c)`` soft-label rows (each
+        in [0, 1], summing > 0). The result has the same shape (float32).
+    alpha: in [0, 1): weight of the neighbours against a node's own label (0 returns Y).
+    confidence: optional ``(n,)`` weights >= 0 scaling each node's seed label ``Y_i``.
+    clamped: optional ``(n,)`` bool; clamped nodes keep their own label.
+    return_info: return a `SmoothResult` with iteration count and residual instead."""
+    y, binary = _as_labels(labels)
+    n = y.shape[0]
+    _check_label_values(y, binary)
+    if not (isinstance(alpha, (int, float, np.floating)) and 0.0 <= float(alpha) < 1.0):
+        raise ParameterError(f"alpha={alpha} must be in [0, 1)")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ParameterError(f"max_iter={max_iter!r} must be a non-negative integer")
+    if not (tol >= 0):
+        raise ParameterError(f"tol={tol} must be >= 0")
+    conf = None
+    if confidence is not None:
+        conf = np.ascontiguousarray(confidence, dtype=np.float32)
+        if conf.shape != (n,):
+            raise LabelsError(f"confidence has shape {conf.shape}, expected ({n},)")
+        bad = ~np.isfinite(conf) | (conf < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise LabelsError(f"confidence row {i} is {conf[i]}; must be finite and >= 0")
+    clamp = None
+    if clamped is not None:
+        clamp = np.ascontiguousarray(clamped, dtype=np.bool_)
+        if clamp.shape != (n,):
+            raise LabelsError(f"clamped has shape {clamp.shape}, expected ({n},)")
+    w = weight_matrix(graph, n, metric=metric)
+    out, iterations, residual, converged = _core.smooth_labels(
+        n,
+        np.ascontiguousarray(w.indptr, dtype=np.int64),
+        np.ascontiguousarray(w.indices, dtype=np.int32),
+        np.ascontiguousarray(w.data, dtype=np.float32),
+        y,
+        float(alpha),
+        int(max_iter),
+        float(tol),
+        conf,
+        clamp,
+        num_threads,
+    )
+    result = np.ascontiguousarray(out[:, 1]) if binary else out
+    if return_info:
+        return SmoothResult(result, int(iterations), float(residual), bool(converged))
+    return result

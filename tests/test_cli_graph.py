@@ -1,0 +1,99 @@
+"""`sw2s knn` and `sw2s smooth` end to end, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import selective_w2sg as sw
+from conftest import clustered
+
+
+def sw2s(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from selective_w2sg.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def files(tmp_path):
+    x = clustered(300, 8, centres=3, seed=4)
+    y = np.random.default_rng(0).random(300).astype(np.float32)
+    np.save(tmp_path / "emb.npy", x)
+    np.save(tmp_path / "weak.npy", y)
+    return tmp_path, x, y
+
+
+def test_smooth_end_to_end(files):
+    tmp, x, y = files
+    r = sw2s("smooth", "--embeddings", str(tmp / "emb.npy"), "--labels", str(tmp / "weak.npy"),
+             "--out", str(tmp / "s.npy"), "--k", "5", "--alpha", "0.6")
+    assert r.returncode == 0, r.stderr
+    assert "iterations" in r.stdout
+    out = np.load(tmp / "s.npy")
+    expected = sw.smooth_labels(sw.knn_graph(x, 5), y, alpha=0.6)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert not list(tmp.glob(".*.tmp*")), "temporary file left behind"
+
+
+def test_knn_then_smooth_with_saved_graph(files):
+    tmp, x, y = files
+    r = sw2s("knn", "--embeddings", str(tmp / "emb.npy"), "--k", "7", "--out", str(tmp / "g.npz"))
+    assert r.returncode == 0, r.stderr
+    g = sw.KnnGraph.load(tmp / "g.npz")
+    np.testing.assert_array_equal(g.indices, sw.knn_graph(x, 7).indices)
+    r = sw2s("smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "s.npy"),
+             "--graph", str(tmp / "g.npz"))
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(np.load(tmp / "s.npy"), sw.smooth_labels(g, y), atol=1e-6)
+    # a graph of other data is refused
+    np.save(tmp / "other.npy", x[::-1].copy())
+    r = sw2s("smooth", "-e", str(tmp / "other.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "t.npy"),
+             "--graph", str(tmp / "g.npz"))
+    assert r.returncode == 1 and "other embeddings" in r.stderr and not (tmp / "t.npy").exists()
+
+
+def test_refuses_to_overwrite_without_force(files):
+    tmp, _, _ = files
+    (tmp / "s.npy").write_bytes(b"precious")
+    args = ["smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "s.npy")]
+    r = sw2s(*args)
+    assert r.returncode == 1 and "--force" in r.stderr
+    assert (tmp / "s.npy").read_bytes() == b"precious"
+    assert sw2s(*args, "--force").returncode == 0
+    assert np.load(tmp / "s.npy").shape == (300,)
+
+
+@pytest.mark.parametrize(
+    "setup,needle",
+    [
+        (lambda t: None, "does not exist"),
+        (lambda t: (t / "emb.npy").write_text("not an array"), "not a readable .npy"),
+        (lambda t: np.save(t / "emb.npy", np.full((300, 8), np.nan, np.float32)), "row 0"),
+        (lambda t: np.save(t / "emb.npy", np.ones((299, 8), np.float32)), "299"),
+    ],
+)
+def test_bad_files_give_one_readable_line(tmp_path, setup, needle):
+    np.save(tmp_path / "weak.npy", np.full(300, 0.5, np.float32))
+    setup(tmp_path)
+    r = sw2s("smooth", "-e", str(tmp_path / "emb.npy"), "-l", str(tmp_path / "weak.npy"), "-o", str(tmp_path / "s.npy"))
+    assert r.returncode == 1
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_help_reads_well():
+    r = sw2s("--help")
+    assert r.returncode == 0
+    for cmd in ("knn", "smooth"):
+        assert cmd in r.stdout
+    r = sw2s("smooth", "--help")
+    assert "--embeddings" in r.stdout and "--alpha" in r.stdout

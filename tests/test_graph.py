@@ -1,0 +1,209 @@
+"""`knn_graph` against a numpy brute force, and every bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import selective_w2sg as sw
+from conftest import brute_force_knn, clustered
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "sqeuclidean"])
+@pytest.mark.parametrize("n,d,k", [(2, 3, 1), (37, 5, 4), (300, 16, 10), (1100, 33, 7)])
+def test_exact_equals_brute_force(metric, n, d, k, rng):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    g = sw.knn_graph(x, k, metric=metric, method="exact")
+    ref_idx, ref_scores = brute_force_knn(x, k, metric)
+    assert g.indices.shape == (n, k) and g.indices.dtype == np.int64
+    assert g.scores.dtype == np.float32
+    assert g.method == "exact" and g.estimated_recall is None
+    assert not np.any(g.indices == np.arange(n)[:, None]), "a point is its own neighbour"
+    np.testing.assert_allclose(g.scores, ref_scores, rtol=1e-4, atol=1e-4)
+    # Indices must agree except where two candidates tie in float32 rounding.
+    mismatch = g.indices != ref_idx
+    if mismatch.any():
+        np.testing.assert_allclose(g.scores[mismatch], ref_scores[mismatch], atol=1e-4)
+    # Best first.
+    if metric == "sqeuclidean":
+        assert np.all(np.diff(g.scores, axis=1) >= -1e-5)
+    else:
+        assert np.all(np.diff(g.scores, axis=1) <= 1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 80),
+    d=st.integers(1, 12),
+    data=st.data(),
+    metric=st.sampled_from(["cosine", "ip", "sqeuclidean"]),
+)
+def test_exact_property(n, d, data, metric):
+    k = data.draw(st.integers(1, n - 1))
+    seed = data.draw(st.integers(0, 2**31))
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    g = sw.knn_graph(x, k, metric=metric, method="exact")
+    _, ref_scores = brute_force_knn(x, k, metric)
+    np.testing.assert_allclose(g.scores, ref_scores, rtol=1e-4, atol=1e-4)
+    assert not np.any(g.indices == np.arange(n)[:, None])
+    assert np.all((g.indices >= 0) & (g.indices < n))
+
+
+def test_duplicates_and_ties_never_self(rng):
+    base = rng.standard_normal((10, 4)).astype(np.float32)
+    x = np.concatenate([base, base, base])  # every point has two exact duplicates
+    g = sw.knn_graph(x, 2, metric="sqeuclidean", method="exact")
+    assert not np.any(g.indices == np.arange(30)[:, None])
+    np.testing.assert_allclose(g.scores, 0.0, atol=1e-5)
+    assert np.all(g.indices % 10 == (np.arange(30) % 10)[:, None])
+
+
+def test_approx_recall_on_clustered_data():
+    x = clustered(6000, 32, centres=30, seed=3)
+    g = sw.knn_graph(x, 10, method="approx", seed=7)
+    truth = sw.knn_graph(x, 10, method="exact")
+    r = recall(g.indices, truth.indices)
+    assert g.method == "approx"
+    assert r >= 0.95, r
+    assert g.estimated_recall is not None and abs(g.estimated_recall - r) < 0.05
+    assert not np.any(g.indices == np.arange(len(x))[:, None])
+
+
+def test_approx_is_deterministic_for_seed_and_threads():
+    x = clustered(3000, 16, centres=20, seed=5)
+    a = sw.knn_graph(x, 8, method="approx", seed=11, num_threads=2)
+    b = sw.knn_graph(x, 8, method="approx", seed=11, num_threads=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_auto_small_is_exact(rng):
+    x = rng.standard_normal((500, 8)).astype(np.float32)
+    g = sw.knn_graph(x, 5)
+    assert g.method == "exact"
+    ref, _ = brute_force_knn(x, 5, "cosine")
+    assert recall(g.indices, ref) > 0.999
+
+
+def test_auto_never_returns_a_poor_graph():
+    # Unstructured data (uniform noise, high d) is where NN-descent recall collapses;
+    # auto must notice (sampled recall) and refine or fall back to exact.
+    x = np.random.default_rng(0).standard_normal((30000, 64)).astype(np.float32)
+    g = sw.knn_graph(x, 10, method="auto", recall_sample=300)
+    if g.method == "approx":
+        assert g.estimated_recall is not None and g.estimated_recall >= 0.95
+    sample = np.random.default_rng(1).choice(len(x), 200, replace=False)
+    sims = (x[sample] / np.linalg.norm(x[sample], axis=1, keepdims=True)) @ (
+        x / np.linalg.norm(x, axis=1, keepdims=True)
+    ).T
+    sims[np.arange(200), sample] = -np.inf
+    truth = np.argsort(-sims, axis=1)[:, :10]
+    assert recall(g.indices[sample], truth) >= 0.93
+
+
+def test_memmap_input_without_copy(tmp_path, rng):
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    np.save(tmp_path / "e.npy", x)
+    m = np.load(tmp_path / "e.npy", mmap_mode="r")
+    g = sw.knn_graph(m, 4, method="exact")
+    np.testing.assert_array_equal(g.indices, sw.knn_graph(x, 4, method="exact").indices)
+
+
+def test_float64_is_converted_and_int_refused(rng):
+    x = rng.standard_normal((50, 4))
+    g64 = sw.knn_graph(x, 3, method="exact")
+    g32 = sw.knn_graph(x.astype(np.float32), 3, method="exact")
+    np.testing.assert_array_equal(g64.indices, g32.indices)
+    with pytest.raises(sw.EmbeddingsError, match="dtype int64"):
+        sw.knn_graph(np.ones((5, 2), dtype=np.int64), 2)
+
+
+def test_to_scipy_and_weights(rng):
+    x = rng.standard_normal((60, 6)).astype(np.float32)
+    g = sw.knn_graph(x, 5, method="exact")
+    a = g.to_scipy()
+    assert isinstance(a, sp.csr_array) and a.shape == (60, 60) and a.nnz == 60 * 5
+    for i in (0, 17, 59):
+        row = a[[i], :].toarray().ravel()
+        np.testing.assert_allclose(row[g.indices[i]], g.scores[i])
+    w = g.weights()
+    assert abs(w - w.T).max() == 0
+    assert w.diagonal().max() == 0
+    dense_a = np.maximum(a.toarray(), 0)
+    np.testing.assert_allclose(w.toarray(), np.maximum(dense_a, dense_a.T), atol=1e-6)
+    assert g.to_scipy(symmetric=True) is w
+
+
+def test_save_load_roundtrip_and_fingerprint(tmp_path, rng):
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    g = sw.knn_graph(x, 3)
+    g.save(tmp_path / "g.npz")
+    h = sw.KnnGraph.load(tmp_path / "g.npz")
+    np.testing.assert_array_equal(g.indices, h.indices)
+    assert h.metric == g.metric and h.fingerprint == g.fingerprint
+    h.check_matches(x)
+    with pytest.raises(sw.GraphError, match="other embeddings"):
+        h.check_matches(x + 1)
+    with pytest.raises(sw.GraphError, match="40 nodes"):
+        h.check_matches(x[:30])
+
+
+# ---- bad input -------------------------------------------------------------------------
+
+
+def test_nan_names_first_bad_row(rng):
+    x = rng.standard_normal((100, 4)).astype(np.float32)
+    x[17, 2] = np.nan
+    x[60, 0] = np.inf
+    with pytest.raises(sw.EmbeddingsError, match="row 17"):
+        sw.knn_graph(x, 3)
+    with pytest.raises(ValueError):  # typed errors are ValueErrors too
+        sw.knn_graph(x, 3)
+
+
+def test_inf_names_row(rng):
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    x[29, 3] = -np.inf
+    with pytest.raises(sw.EmbeddingsError, match="row 29"):
+        sw.knn_graph(x, 3, metric="ip")
+
+
+def test_zero_norm_under_cosine(rng):
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    x[5] = 0
+    with pytest.raises(sw.EmbeddingsError, match="row 5 has zero norm"):
+        sw.knn_graph(x, 3, metric="cosine")
+    sw.knn_graph(x, 3, metric="sqeuclidean")  # fine without normalisation
+
+
+@pytest.mark.parametrize("k", [0, 10, 11, -1])
+def test_bad_k(k, rng):
+    x = rng.standard_normal((10, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError, match=f"k={k}"):
+        sw.knn_graph(x, k)
+
+
+def test_too_few_points():
+    with pytest.raises(sw.EmbeddingsError, match="n=1"):
+        sw.knn_graph(np.ones((1, 3), np.float32), 1)
+
+
+@pytest.mark.parametrize("shape", [(10,), (2, 3, 4), (5, 0)])
+def test_bad_ndim(shape):
+    with pytest.raises(sw.EmbeddingsError, match="shape"):
+        sw.knn_graph(np.ones(shape, np.float32), 1)
+
+
+def test_bad_metric_and_method(rng):
+    x = rng.standard_normal((10, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError, match="'manhattan'"):
+        sw.knn_graph(x, 2, metric="manhattan")
+    with pytest.raises(sw.ParameterError, match="'hnsw'"):
+        sw.knn_graph(x, 2, method="hnsw")
