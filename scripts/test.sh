@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e ".[train,test]"
-cargo test --workspace --release
+cargo test -p sw2s-core --release
 python -m pytest -q

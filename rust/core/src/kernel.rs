@@ -1,0 +1,318 @@
+//! Dense compute kernels: a packed-panel GEMM tile (`C = A B^T`) and a dot product,
+//! each with runtime CPU-feature dispatch (AVX-512F, AVX2+FMA on x86_64) and a portable
+//! scalar fallback.
+//!
+//! Packed layout: rows are grouped in panels of [`PW`] rows; inside a panel, for every
+//! feature `p` the `PW` row values are contiguous (`panel[p * PW + r]`). Missing rows of the
+//! last panel are zero. The same layout serves both operands: the A side broadcasts single
+//! values, the B side loads whole vectors of `PW` columns.
+//!
+//! Every output entry accumulates over `p = 0..d` in the same order, whatever its position in
+//! the tile, so identical rows give bit-identical scores (ties are then broken by index).
+
+use rayon::prelude::*;
+
+/// Rows per packed panel.
+pub(crate) const PW: usize = 16;
+
+#[inline]
+pub(crate) fn round_up(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+/// Length of the packed buffer for `m` rows of dimension `d`.
+#[inline]
+pub(crate) fn packed_len(m: usize, d: usize) -> usize {
+    round_up(m, PW) * d
+}
+
+/// Pack `m` rows (`row(i)` of length `d`, each multiplied by `scale(i)`) into `out`
+/// (length `packed_len(m, d)`). Parallel over panels.
+pub(crate) fn pack_rows<'a, R, S>(m: usize, d: usize, row: R, scale: S, out: &mut [f32])
+where
+    R: Fn(usize) -> &'a [f32] + Sync,
+    S: Fn(usize) -> f32 + Sync,
+{
+    debug_assert_eq!(out.len(), packed_len(m, d));
+    out.par_chunks_mut(PW * d).enumerate().for_each(|(q, panel)| pack_panel(q, m, d, &row, &scale, panel));
+}
+
+/// Sequential version of [`pack_rows`] (used inside already-parallel loops).
+pub(crate) fn pack_rows_seq<'a, R, S>(m: usize, d: usize, row: R, scale: S, out: &mut [f32])
+where
+    R: Fn(usize) -> &'a [f32],
+    S: Fn(usize) -> f32,
+{
+    debug_assert!(out.len() >= packed_len(m, d));
+    for (q, panel) in out[..packed_len(m, d)].chunks_mut(PW * d).enumerate() {
+        pack_panel(q, m, d, &row, &scale, panel);
+    }
+}
+
+#[inline]
+fn pack_panel<'a, R, S>(q: usize, m: usize, d: usize, row: &R, scale: &S, panel: &mut [f32])
+where
+    R: Fn(usize) -> &'a [f32],
+    S: Fn(usize) -> f32,
+{
+    for r in 0..PW {
+        let i = q * PW + r;
+        if i < m {
+            let s = scale(i);
+            for (p, &v) in row(i).iter().enumerate() {
+                panel[p * PW + r] = v * s;
+            }
+        } else {
+            for p in 0..d {
+                panel[p * PW + r] = 0.0;
+            }
+        }
+    }
+}
+
+/// `c[i * nb + j] = sum_p a_i[p] * b_j[p]` for a packed `a` of `mb` rows and a packed `b` of
+/// `nb` rows (`mb`, `nb` multiples of [`PW`]).
+pub(crate) fn gemm_tile(a: &[f32], b: &[f32], d: usize, mb: usize, nb: usize, c: &mut [f32]) {
+    assert!(mb % PW == 0 && nb % PW == 0);
+    assert!(a.len() >= mb * d && b.len() >= nb * d && c.len() >= mb * nb);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: feature detected; slice bounds asserted above.
+            unsafe { x86::tile_avx512(a.as_ptr(), b.as_ptr(), d, mb, nb, c.as_mut_ptr()) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            unsafe { x86::tile_avx2(a.as_ptr(), b.as_ptr(), d, mb, nb, c.as_mut_ptr()) };
+            return;
+        }
+    }
+    tile_scalar(a, b, d, mb, nb, c);
+}
+
+fn tile_scalar(a: &[f32], b: &[f32], d: usize, mb: usize, nb: usize, c: &mut [f32]) {
+    const MR: usize = 4;
+    for i in (0..mb).step_by(MR) {
+        let ap = &a[(i / PW) * PW * d..];
+        let ro = i % PW;
+        for jp in (0..nb).step_by(PW) {
+            let bp = &b[jp * d..jp * d + PW * d];
+            let mut acc = [[0.0f32; PW]; MR];
+            for p in 0..d {
+                let bv = &bp[p * PW..p * PW + PW];
+                for r in 0..MR {
+                    let av = ap[p * PW + ro + r];
+                    for v in 0..PW {
+                        acc[r][v] += av * bv[v];
+                    }
+                }
+            }
+            for r in 0..MR {
+                c[(i + r) * nb + jp..(i + r) * nb + jp + PW].copy_from_slice(&acc[r]);
+            }
+        }
+    }
+}
+
+/// Dot product of two equal-length vectors, accumulated in a fixed order.
+pub(crate) type DotFn = fn(&[f32], &[f32]) -> f32;
+
+/// The fastest dot product this CPU supports (chosen once per call site).
+pub(crate) fn dot_fn() -> DotFn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return x86::dot_avx512_safe;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return x86::dot_avx2_safe;
+        }
+    }
+    dot_scalar
+}
+
+pub(crate) fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let n8 = a.len() / 8 * 8;
+    for (ca, cb) in a[..n8].chunks_exact(8).zip(b[..n8].chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += ca[l] * cb[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in n8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::PW;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512(a: *const f32, b: *const f32, d: usize, mb: usize, nb: usize, c: *mut f32) {
+        let mut i = 0;
+        while i < mb {
+            let ap = a.add((i / PW) * PW * d + i % PW);
+            let mut j = 0;
+            while j + 2 * PW <= nb {
+                micro_avx512::<2>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+                j += 2 * PW;
+            }
+            if j < nb {
+                micro_avx512::<1>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+            }
+            i += 8;
+        }
+    }
+
+    /// 8 rows x (16 * V) columns.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn micro_avx512<const V: usize>(a: *const f32, b: *const f32, d: usize, c: *mut f32, ldc: usize) {
+        let mut acc = [[_mm512_setzero_ps(); V]; 8];
+        for p in 0..d {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for v in 0..V {
+                bv[v] = _mm512_loadu_ps(b.add(v * PW * d + p * PW));
+            }
+            for r in 0..8 {
+                let av = _mm512_set1_ps(*a.add(p * PW + r));
+                for v in 0..V {
+                    acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+                }
+            }
+        }
+        for r in 0..8 {
+            for v in 0..V {
+                _mm512_storeu_ps(c.add(r * ldc + v * PW), acc[r][v]);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(a: *const f32, b: *const f32, d: usize, mb: usize, nb: usize, c: *mut f32) {
+        let mut i = 0;
+        while i < mb {
+            let ap = a.add((i / PW) * PW * d + i % PW);
+            let mut j = 0;
+            while j < nb {
+                micro_avx2(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+                j += PW;
+            }
+            i += 4;
+        }
+    }
+
+    /// 4 rows x 16 columns.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn micro_avx2(a: *const f32, b: *const f32, d: usize, c: *mut f32, ldc: usize) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        for p in 0..d {
+            let b0 = _mm256_loadu_ps(b.add(p * PW));
+            let b1 = _mm256_loadu_ps(b.add(p * PW + 8));
+            for r in 0..4 {
+                let av = _mm256_broadcast_ss(&*a.add(p * PW + r));
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+        for r in 0..4 {
+            _mm256_storeu_ps(c.add(r * ldc), acc[r][0]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), acc[r][1]);
+        }
+    }
+
+    pub(super) fn dot_avx512_safe(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: only handed out after the feature was detected; lengths checked.
+        unsafe { dot_avx512(a, b) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)), acc1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as __mmask16;
+            acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), acc1);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+
+    pub(super) fn dot_avx2_safe(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: only handed out after the features were detected; lengths checked.
+        unsafe { dot_avx2(a, b) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
+            i += 16;
+        }
+        let v = _mm256_add_ps(acc0, acc1);
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+        let mut s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        while i < n {
+            s = (*pa.add(i)).mul_add(*pb.add(i), s);
+            i += 1;
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_matches_naive_all_paths() {
+        let (m, n, d) = (37, 50, 23);
+        let x: Vec<f32> = (0..m * d).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0).collect();
+        let y: Vec<f32> = (0..n * d).map(|i| ((i * 104729) % 97) as f32 / 40.0 - 1.0).collect();
+        let (mb, nb) = (round_up(m, PW), round_up(n, PW));
+        let mut a = vec![0.0; packed_len(m, d)];
+        let mut b = vec![0.0; packed_len(n, d)];
+        pack_rows(m, d, |i| &x[i * d..(i + 1) * d], |_| 1.0, &mut a);
+        pack_rows_seq(n, d, |i| &y[i * d..(i + 1) * d], |_| 1.0, &mut b);
+        let mut c1 = vec![0.0; mb * nb];
+        let mut c2 = vec![0.0; mb * nb];
+        gemm_tile(&a, &b, d, mb, nb, &mut c1);
+        tile_scalar(&a, &b, d, mb, nb, &mut c2);
+        let dot = dot_fn();
+        for i in 0..m {
+            for j in 0..n {
+                let r: f32 = (0..d).map(|p| x[i * d + p] * y[j * d + p]).sum();
+                assert!((c1[i * nb + j] - r).abs() < 1e-4, "{i} {j}");
+                assert!((c2[i * nb + j] - r).abs() < 1e-4);
+                assert!((dot(&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d]) - r).abs() < 1e-4);
+                assert!((dot_scalar(&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d]) - r).abs() < 1e-4);
+            }
+        }
+    }
+}
