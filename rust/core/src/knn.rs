@@ -29,11 +29,18 @@ pub struct ApproxParams {
     pub min_recall: f64,
     /// number of sampled query points used to estimate recall
     pub recall_sample: usize,
+    /// neighbours kept per node while NN-descent runs (0: automatic, `max(2k, 20)` capped at n-1);
+    /// a pool larger than `k` is what buys recall
+    pub build_k: usize,
+    /// random-projection trees seeding NN-descent (0: automatic)
+    pub n_trees: usize,
+    /// NN-descent iteration cap (0: automatic)
+    pub max_iters: usize,
 }
 
 impl Default for ApproxParams {
     fn default() -> Self {
-        Self { min_recall: 0.95, recall_sample: 1000 }
+        Self { min_recall: 0.95, recall_sample: 1000, build_k: 0, n_trees: 0, max_iters: 0 }
     }
 }
 
@@ -61,7 +68,4 @@ pub struct KnnResult {
 }
 
 /// Validate `data` (finite; non-zero rows under cosine; 2 <= n; 1 <= k < n) and build the graph.
-pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) -> Result<KnnResult> {
-    let _ = (data, params, cancel, CoreError::Cancelled);
-    todo!("knn_graph")
-}
+@@IMPL@@

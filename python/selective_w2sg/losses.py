@@ -1,0 +1,110 @@
+"""Losses over 2-class logits and soft targets P(y = 1).
+
+Every loss returns *per-example* losses (b,), so the training loop can sum them and divide by the
+global batch size: the same gradient on one process or on many.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+LOSSES = ("xent", "aux_conf")
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """logits float (b, 2), target P(y=1) float (b,) in [0, 1] -> per-example loss (b,):
+    -(p log q1 + (1 - p) log q0)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    t = target.float()
+    return -(t * logp[:, 1] + (1.0 - t) * logp[:, 0])
+
+
+class XentLoss:
+    """Soft-label cross-entropy against the given labels."""
+
+    name = "xent"
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
+        return soft_cross_entropy(logits, target)
+
+
+class AuxConfLoss:
+    """The auxiliary-confidence loss of Burns et al. (2023):
+
+        target = (1 - a_t) * weak + a_t * 1[q1 > threshold],     loss = CE(logits, target)
+
+    `a_t` ramps linearly from 0 to `aux_weight` over the first `warmup_steps` optimiser steps (no
+    jump), and the hardening threshold is the (1 - `prior`) quantile of the model's P(y=1) over a
+    running window of the last `window` predictions (not one batch, whose quantile is noise), so
+    about a `prior` share of examples are hardened to 1. The window keeps whole batches (the
+    oldest dropped while the rest still hold `window` predictions), so its contents are a set that
+    does not depend on the order of examples within a batch.
+
+    `gather` maps this process's detached probabilities to all processes' (DDP), so every rank's
+    window holds the same predictions as a single process would.
+    """
+
+    name = "aux_conf"
+
+    def __init__(
+        self, aux_weight: float = 0.75, warmup_steps: int = 0, window: int = 512, prior: float = 0.5,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if not 0.0 <= aux_weight <= 1.0:
+            raise ConfigError(f"aux_weight must be in [0, 1], got {aux_weight}")
+        if window < 1:
+            raise ConfigError(f"aux window must be >= 1, got {window}")
+        if not 0.0 < prior < 1.0:
+            raise ConfigError(f"prior must be in (0, 1), got {prior}")
+        self.aux_weight = aux_weight
+        self.warmup_steps = max(int(warmup_steps), 0)
+        self.prior = prior
+        self.window_size = window
+        self.window: deque[torch.Tensor] = deque()
+        self._n_window = 0
+        self.gather = gather
+
+    def weight(self, step: int) -> float:
+        """a_t at optimiser step `step` (0-based)."""
+        if self.warmup_steps == 0:
+            return self.aux_weight
+        return self.aux_weight * min(1.0, step / self.warmup_steps)
+
+    def threshold(self) -> float:
+        q = torch.cat(list(self.window)).double()
+        return float(torch.quantile(q, 1.0 - self.prior))
+
+    def observe(self, probs: torch.Tensor) -> None:
+        """Add predictions P(y=1) to the window (all ranks' if `gather` is set)."""
+        p = probs.detach().float()
+        if self.gather is not None:
+            p = self.gather(p)
+        if p.numel() == 0:
+            return
+        self.window.append(p.cpu())
+        self._n_window += p.numel()
+        while self._n_window - self.window[0].numel() >= self.window_size:
+            self._n_window -= self.window.popleft().numel()
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
+        probs = F.softmax(logits.float(), dim=-1)[:, 1]
+        self.observe(probs)
+        hard = (probs.detach() > self.threshold()).float()
+        a = self.weight(step)
+        return soft_cross_entropy(logits, (1.0 - a) * target.float() + a * hard)
+
+
+def make_loss(name: str, *, total_steps: int, aux_weight: float = 0.75, aux_warmup_frac: float = 0.2,
+              aux_window: int = 512, gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+              ) -> XentLoss | AuxConfLoss:
+    if name == "xent":
+        return XentLoss()
+    if name == "aux_conf":
+        return AuxConfLoss(aux_weight, int(round(aux_warmup_frac * total_steps)), aux_window, gather=gather)
+    raise ConfigError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")

@@ -1,0 +1,120 @@
+"""P(IK): a probe that predicts, from the strong model's frozen features, whether the strong
+model's own zero-shot answer (its self-label) is right.
+
+Trained on `weak_train`, where ground truth is known: target 1 where the self-label agrees
+with the gold label. Reported with AUROC and calibration (ECE, reliability curve) on held-out
+data, and cross-task (train on task A, score on task B)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, ParameterError
+
+
+@dataclass
+class PikConfig:
+    kind: str = "logreg"  # "logreg" (standardised logistic regression) or "mlp" (one hidden layer)
+    C: float = 0.1  # inverse L2 strength of the logistic regression; small: features >> examples
+    hidden: int = 64  # MLP hidden width
+    max_iter: int = 2000
+    seed: int = 0
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (ties count one half); NaN when only one class is present."""
+    y = np.asarray(y).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Equal-width reliability curve and expected calibration error (ECE)."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    conf, acc, count = [], [], []
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        count.append(int(m.sum()))
+        if m.any():
+            conf.append(float(p[m].mean()))
+            acc.append(float(y[m].mean()))
+            ece += m.mean() * abs(acc[-1] - conf[-1])
+        else:
+            conf.append(float("nan"))
+            acc.append(float("nan"))
+    return {"ece": float(ece), "bin_confidence": conf, "bin_accuracy": acc, "bin_count": count}
+
+
+@dataclass
+class PikProbe:
+    """Standardised logistic regression (or a small MLP) from features ``(n, d)`` to P(IK)."""
+
+    config: PikConfig = field(default_factory=PikConfig)
+    _model: Any = field(default=None, repr=False)
+
+    def fit(self, features: np.ndarray, knows: np.ndarray) -> PikProbe:
+        """features: ``(n, d)`` float; knows: ``(n,)`` bool, True where the self-label is right."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x = _features(features)
+        y = np.asarray(knows).astype(bool)
+        if y.shape != (x.shape[0],):
+            raise InputError(f"P(IK) targets have shape {y.shape}, expected ({x.shape[0]},)")
+        if y.all() or not y.any():
+            raise InputError(
+                f"P(IK) targets are all {bool(y[0])}: the self-labels are {'all right' if y[0] else 'all wrong'} "
+                "on the training split, so there is nothing to probe"
+            )
+        if self.config.kind == "logreg":
+            head = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter, random_state=self.config.seed)
+        elif self.config.kind == "mlp":
+            head = MLPClassifier(
+                hidden_layer_sizes=(self.config.hidden,),
+                alpha=1.0 / max(self.config.C, 1e-8) * 1e-3,
+                max_iter=self.config.max_iter,
+                early_stopping=len(y) >= 50,
+                random_state=self.config.seed,
+            )
+        else:
+            raise ParameterError(f"P(IK) kind={self.config.kind!r} is not 'logreg' or 'mlp'")
+        self._model = make_pipeline(StandardScaler(), head).fit(x, y)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(IK) per row, ``(n,)`` float32."""
+        if self._model is None:
+            raise InputError("PikProbe.predict called before fit")
+        return self._model.predict_proba(_features(features))[:, 1].astype(np.float32)
+
+    def evaluate(self, features: np.ndarray, knows: np.ndarray) -> dict[str, Any]:
+        p = self.predict(features)
+        y = np.asarray(knows).astype(bool)
+        return {"auroc": auroc(y, p), "base_rate": float(y.mean()), "n": int(len(y)), **reliability(y, p)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+
+def _features(x: Any) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim != 2:
+        raise InputError(f"P(IK) features must be (n, d), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        row = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+        raise InputError(f"P(IK) features row {row} has NaN or inf")
+    return a
