@@ -19,11 +19,12 @@ else:
 def main() -> None:
     """Entry point: run the app; a user error is one red line and exit code 1, no traceback."""
     from rich.console import Console
+    from rich.markup import escape
 
     try:
         app(standalone_mode=False)
     except Sw2sError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         Console(stderr=True).print("[bold red]interrupted[/]")

@@ -29,7 +29,8 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{what} file {str(path)!r} is not a readable .npy array: {e}") from None
+        reason = str(e).split(". ")[0].replace("\n", " ")
+        raise DataError(f"{what} file {str(path)!r} is not a readable .npy array ({reason})") from None
 
 
 @contextmanager

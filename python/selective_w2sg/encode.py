@@ -1,0 +1,191 @@
+"""The encode pass: ONE frozen forward pass of the pretrained strong model over every
+(question, option) text of every split gives, per binary example:
+
+* ``embedding`` -- the pooled last hidden state, L2-normalised: the graph's node vector;
+* ``features`` -- the pooled hidden state of a chosen layer (default: the middle one): P(IK)'s input;
+* ``self_prob`` -- the strong model's zero-shot probability that the example's candidate is the
+  right option, and ``self_label`` -- 1.0 where the candidate is the model's own answer (argmax).
+
+Option scores: causal LMs -- the length-normalised log-likelihood of the option's tokens after
+the question (read from the same forward pass); encoders -- the cosine similarity between the
+embedding of the question and that of the option (question and option texts join the same
+single pass). A question's option scores become probabilities by a softmax over its options.
+Every distinct text is passed through the model exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models import Backbone, Device, length_sorted_batches, pad_batch, pick_device, pool, tokenize
+from .tasks import Example, Question, format_example
+
+# Softmax temperature of encoder cosine scores: cosines of sentence embeddings live in a narrow
+# band, so T=1 would make every question look uncertain. 0.05 is the usual contrastive scale.
+COSINE_TEMPERATURE = 0.05
+
+
+@dataclass
+class EncodeOutput:
+    """Per-example arrays for one split, rows aligned with `Splits.examples[split]`."""
+
+    embedding: np.ndarray  # (n, d) float32, rows L2-normalised
+    features: np.ndarray  # (n, d) float32
+    self_prob: np.ndarray  # (n,) float32
+    self_label: np.ndarray  # (n,) float32 in {0, 1}
+
+
+@dataclass
+class EncodeStats:
+    texts: int = 0  # distinct texts passed through the model
+    forward_calls: int = 0
+    wall_s: float = 0.0
+
+
+def middle_layer(backbone: Backbone) -> int:
+    n_layers = int(getattr(backbone.model.config, "num_hidden_layers", 2))
+    return max(1, n_layers // 2)
+
+
+@torch.inference_mode()
+def _forward(
+    backbone: Backbone,
+    texts: list[str],
+    prefixes: list[str] | None,
+    layers: Sequence[int],
+    *,
+    batch_size: int,
+    max_length: int,
+    device: Device,
+    stats: EncodeStats,
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """Pooled hidden states of `texts` per layer and, when `prefixes` is given (causal LMs), the
+    mean log-likelihood of each text's tokens after its prefix."""
+    tok = backbone.tokenizer
+    ids = tokenize(backbone, texts, max_length)
+    starts = None
+    if prefixes is not None:
+        pre = tokenize(backbone, prefixes, max_length)
+        starts = np.array([_common_prefix(a, b) for a, b in zip(ids, pre)])
+    special = set(getattr(tok, "all_special_ids", []) or []) - {tok.unk_token_id}
+    model = backbone.model.to(device.device)
+    feats = {layer: np.empty((len(texts), backbone.hidden_size), np.float32) for layer in layers}
+    ll = np.zeros(len(texts), np.float32) if prefixes is not None else None
+    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+        input_ids, mask = pad_batch([ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
+        input_ids, mask = input_ids.to(device.device), mask.to(device.device)
+        kw = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
+        if backbone.is_causal:
+            kw["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        with device.autocast():
+            out = model(**kw)
+        stats.forward_calls += 1
+        for layer in layers:
+            feats[layer][batch] = pool(out.hidden_states[layer], mask, backbone.default_pooling).float().cpu().numpy()
+        if ll is not None and starts is not None:
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            width = input_ids.shape[1]
+            for row, i in enumerate(batch):
+                n_tok = len(ids[i])
+                offset = width - n_tok if tok.padding_side == "left" else 0
+                answer = [p for p in range(int(starts[i]), n_tok) if ids[i][p] not in special]
+                if not answer:  # truncated away: no evidence either way
+                    continue
+                pos = torch.tensor(answer, device=logp.device) + offset
+                targets = input_ids[row, pos]
+                ll[i] = float(logp[row, pos - 1, :].gather(-1, targets[:, None]).mean())
+        if progress is not None:
+            progress(len(batch))
+    stats.texts += len(texts)
+    return feats, ll
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return max(n, 1)
+
+
+def _softmax_rows(scores: list[np.ndarray], temperature: float) -> list[np.ndarray]:
+    out = []
+    for s in scores:
+        z = (np.asarray(s, np.float64) / temperature)
+        z = np.exp(z - z.max())
+        out.append(z / z.sum())
+    return out
+
+
+def encode_splits(
+    backbone: Backbone,
+    examples: dict[str, list[Example]],
+    questions: dict[str, list[Question]],
+    *,
+    feature_layer: int | None = None,
+    batch_size: int = 32,
+    max_length: int = 256,
+    device: Device | None = None,
+    progress: Callable[[int], None] | None = None,
+    stats: EncodeStats | None = None,
+) -> dict[str, EncodeOutput]:
+    """Encode every split in one pass over the distinct texts of all of them."""
+    t0 = time.perf_counter()
+    stats = stats if stats is not None else EncodeStats()
+    device = device or pick_device()
+    layer = middle_layer(backbone) if feature_layer is None else feature_layer
+    all_q = {q.question_id: q for qs in questions.values() for q in qs}
+    # Distinct texts: every option of every question in context (for the graph, P(IK) and, for
+    # causal LMs, the option likelihoods); encoders also need each question and option alone.
+    text_index: dict[str, int] = {}
+    texts: list[str] = []
+    prefixes: list[str] = []
+
+    def add(text: str, prefix: str) -> int:
+        if text not in text_index:
+            text_index[text] = len(texts)
+            texts.append(text)
+            prefixes.append(prefix)
+        return text_index[text]
+
+    prefix_of = lambda q: format_example(q.question, "").rstrip()  # noqa: E731  "...\nAnswer:"
+    option_rows = {
+        qid: [add(format_example(q.question, o), prefix_of(q)) for o in q.options] for qid, q in all_q.items()
+    }
+    if not backbone.is_causal:
+        q_rows = {qid: add(q.question, "") for qid, q in all_q.items()}
+        alone_rows = {qid: [add(o, "") for o in q.options] for qid, q in all_q.items()}
+    layers = sorted({-1, layer})
+    feats, ll = _forward(
+        backbone, texts, prefixes if backbone.is_causal else None, layers,
+        batch_size=batch_size, max_length=max_length, device=device, stats=stats, progress=progress,
+    )
+    last = feats[-1]
+    norms = np.linalg.norm(last, axis=1, keepdims=True)
+    unit = last / np.maximum(norms, 1e-12)
+    if backbone.is_causal:
+        assert ll is not None
+        scores = {qid: ll[rows] for qid, rows in option_rows.items()}
+        probs = dict(zip(scores, _softmax_rows(list(scores.values()), 1.0)))
+    else:
+        scores = {qid: unit[alone_rows[qid]] @ unit[q_rows[qid]] for qid in all_q}
+        probs = dict(zip(scores, _softmax_rows(list(scores.values()), COSINE_TEMPERATURE)))
+    out: dict[str, EncodeOutput] = {}
+    for split, exs in examples.items():
+        rows = np.array([option_rows[e.question_id][e.option_index] for e in exs], dtype=np.int64)
+        p = np.array([probs[e.question_id][e.option_index] for e in exs], np.float32)
+        own = np.array([float(np.argmax(probs[e.question_id]) == e.option_index) for e in exs], np.float32)
+        out[split] = EncodeOutput(
+            embedding=np.ascontiguousarray(unit[rows], np.float32),
+            features=np.ascontiguousarray(feats[layer][rows], np.float32),
+            self_prob=p,
+            self_label=own,
+        )
+    stats.wall_s += time.perf_counter() - t0
+    return out

@@ -1,0 +1,80 @@
+"""P(IK) probe, its metrics, and the selection rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selective_w2sg.errors import InputError, ParameterError
+from selective_w2sg.pik import PikConfig, PikProbe, auroc, reliability
+from selective_w2sg.select import select_labels
+
+
+def test_auroc_matches_pairwise_definition(rng):
+    y = rng.random(200) < 0.4
+    s = rng.random(200).round(1)  # many ties
+    pos, neg = s[y], s[~y]
+    pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
+    assert auroc(y, s) == pytest.approx(pairwise)
+    assert auroc(y, y.astype(float)) == 1.0
+    assert np.isnan(auroc(np.ones(5, bool), np.arange(5.0)))
+
+
+def test_reliability_perfectly_calibrated_has_small_ece(rng):
+    p = rng.random(20000)
+    y = rng.random(20000) < p
+    rel = reliability(y, p)
+    assert rel["ece"] < 0.02
+    assert sum(rel["bin_count"]) == 20000
+    assert reliability(np.zeros(100), np.full(100, 0.9))["ece"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "mlp"])
+def test_pik_recovers_known_subset(kind, rng):
+    n, d = 600, 20
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    knows = x[:, 0] + 0.3 * rng.standard_normal(n) > 0  # "known" questions live along one direction
+    probe = PikProbe(PikConfig(kind=kind, C=1.0)).fit(x[:400], knows[:400])
+    metrics = probe.evaluate(x[400:], knows[400:])
+    assert metrics["auroc"] > 0.85
+    p = probe.predict(x[400:])
+    assert p.shape == (200,) and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
+
+
+def test_pik_bad_input(rng):
+    x = rng.standard_normal((10, 3))
+    with pytest.raises(InputError, match="all True"):
+        PikProbe().fit(x, np.ones(10, bool))
+    x[4, 1] = np.nan
+    with pytest.raises(InputError, match="row 4"):
+        PikProbe().fit(x, np.arange(10) % 2 == 0)
+    with pytest.raises(ParameterError, match="'svm'"):
+        PikProbe(PikConfig(kind="svm")).fit(rng.standard_normal((10, 3)), np.arange(10) % 2 == 0)
+
+
+def test_select_tau_and_compare():
+    self_l = np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+    weak = np.array([0.2, 0.9, 0.55, 0.5], np.float32)
+    pik = np.array([0.9, 0.4, 0.6, 0.45], np.float32)
+    s = select_labels(self_l, weak, pik, rule="tau", tau=0.5)
+    np.testing.assert_array_equal(s.use_self, [True, False, True, False])
+    np.testing.assert_allclose(s.labels, [1.0, 0.9, 1.0, 0.5])
+    assert s.coverage == 0.5
+    # compare: self where P(IK) > max(p, 1-p) of the weak label: 0.9>0.8, 0.4<0.9, 0.6>0.55, 0.45<0.5
+    c = select_labels(self_l, weak, pik, rule="compare")
+    np.testing.assert_array_equal(c.use_self, [True, False, True, False])
+    c2 = select_labels(self_l, weak, pik, rule="compare", weak_conf=np.full(4, 0.95, np.float32))
+    assert not c2.use_self.any()
+    np.testing.assert_allclose(c2.labels, weak)
+
+
+def test_select_bad_input():
+    a = np.full(3, 0.5, np.float32)
+    with pytest.raises(ParameterError, match="'magic'"):
+        select_labels(a, a, a, rule="magic")
+    with pytest.raises(ParameterError, match="tau=1.5"):
+        select_labels(a, a, a, rule="tau", tau=1.5)
+    with pytest.raises(InputError, match="pik row 1"):
+        select_labels(a, a, np.array([0.1, 2.0, 0.3]))
+    with pytest.raises(InputError, match="one shape"):
+        select_labels(a, a[:2], a)
