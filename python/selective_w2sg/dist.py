@@ -11,6 +11,23 @@ import torch
 import torch.distributed as tdist
 
 
+def init_from_env() -> bool:
+    """Join the process group a launcher set up (torchrun / accelerate launch export WORLD_SIZE,
+    RANK, MASTER_ADDR ...): NCCL when CUDA is there, else gloo. No-op in a single process or when
+    already initialised. Returns whether this run is distributed."""
+    import os
+
+    if is_distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not tdist.is_available():
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    tdist.init_process_group(backend)
+    return True
+
+
 def is_distributed() -> bool:
     return tdist.is_available() and tdist.is_initialized()
 

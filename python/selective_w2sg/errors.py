@@ -42,3 +42,7 @@ class OutputExistsError(Sw2sError, FileExistsError):
 
 class InterruptedComputation(Sw2sError, KeyboardInterrupt):
     """A long computation in the Rust core was interrupted (Ctrl-C)."""
+
+
+class DeviceOutOfMemoryError(Sw2sError, MemoryError):
+    """The accelerator (or host) ran out of memory during a stage; nothing is marked finished."""

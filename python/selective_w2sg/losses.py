@@ -30,6 +30,9 @@ class XentLoss:
 
     name = "xent"
 
+    def end_step(self) -> None:
+        pass
+
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
         return soft_cross_entropy(logits, target)
 
@@ -42,9 +45,11 @@ class AuxConfLoss:
     `a_t` ramps linearly from 0 to `aux_weight` over the first `warmup_steps` optimiser steps (no
     jump), and the hardening threshold is the (1 - `prior`) quantile of the model's P(y=1) over a
     running window of the last `window` predictions (not one batch, whose quantile is noise), so
-    about a `prior` share of examples are hardened to 1. The window keeps whole batches (the
-    oldest dropped while the rest still hold `window` predictions), so its contents are a set that
-    does not depend on the order of examples within a batch.
+    about a `prior` share of examples are hardened to 1. The window holds the predictions of the
+    previous optimiser steps (whole steps: the oldest dropped while the rest still hold `window`
+    predictions); the training loop calls `end_step()` after each step to add that step's. So the
+    threshold is fixed within a step and does not depend on how a global batch is cut into
+    micro-batches or ranks. On the very first step (empty window) the current batch sets it.
 
     `gather` maps this process's detached probabilities to all processes' (DDP), so every rank's
     window holds the same predictions as a single process would.
@@ -68,6 +73,7 @@ class AuxConfLoss:
         self.window_size = window
         self.window: deque[torch.Tensor] = deque()
         self._n_window = 0
+        self._pending: list[torch.Tensor] = []
         self.gather = gather
 
     def weight(self, step: int) -> float:
@@ -80,11 +86,17 @@ class AuxConfLoss:
         q = torch.cat(list(self.window)).double()
         return float(torch.quantile(q, 1.0 - self.prior))
 
-    def observe(self, probs: torch.Tensor) -> None:
-        """Add predictions P(y=1) to the window (all ranks' if `gather` is set)."""
-        p = probs.detach().float()
+    def end_step(self) -> None:
+        """Move this step's predictions (all ranks') into the window. Collective under DDP."""
+        p = torch.cat(self._pending) if self._pending else torch.zeros(0)
+        self._pending = []
         if self.gather is not None:
             p = self.gather(p)
+        self.observe(p)
+
+    def observe(self, probs: torch.Tensor) -> None:
+        """Add predictions P(y=1) to the window directly."""
+        p = probs.detach().float()
         if p.numel() == 0:
             return
         self.window.append(p.cpu())
@@ -93,9 +105,10 @@ class AuxConfLoss:
             self._n_window -= self.window.popleft().numel()
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
-        probs = F.softmax(logits.float(), dim=-1)[:, 1]
-        self.observe(probs)
-        hard = (probs.detach() > self.threshold()).float()
+        probs = F.softmax(logits.float(), dim=-1)[:, 1].detach()
+        self._pending.append(probs.cpu())
+        thr = self.threshold() if self.window else float(torch.quantile(probs.double(), 1.0 - self.prior))
+        hard = (probs > thr).float()
         a = self.weight(step)
         return soft_cross_entropy(logits, (1.0 - a) * target.float() + a * hard)
 

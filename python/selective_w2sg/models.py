@@ -160,7 +160,7 @@ def load_backbone(name: str, *, gguf_file: str | None = None, dtype: torch.dtype
             torch.manual_seed(0)
             model = build(len(tok), tok.pad_token_id)
         model.eval()
-        return Backbone(name, model, tok, causal, fingerprint=f"builtin:{name}:v1")
+        return Backbone(name, model, tok, causal, fingerprint=model_fingerprint(name))
     return _load_hf(name, gguf_file=gguf_file, dtype=dtype)
 
 
@@ -197,6 +197,23 @@ def _load_hf(name: str, *, gguf_file: str | None, dtype: torch.dtype | None) -> 
     if causal and getattr(tok, "padding_side", "right") != "left":
         tok.padding_side = "left"  # decoders: keep the last real token at the end of every row
     return Backbone(name, model, tok, causal, fingerprint=_fingerprint_hf(name, gguf_file))
+
+
+def check_model_name(name: str) -> None:
+    """Fail fast, before any work, on a model that is clearly not there: a local-looking path
+    that does not exist. (A hub id is only checked when it is loaded.)"""
+    if name in BUILTIN_MODELS:
+        return
+    p = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) and not p.exists():
+        raise ConfigError(f"model path {name!r} does not exist (built-ins: {', '.join(BUILTIN_MODELS)})")
+
+
+def model_fingerprint(name: str, gguf_file: str | None = None) -> str:
+    """What identifies a model's weights, without loading it (cache keys)."""
+    if name in BUILTIN_MODELS:
+        return f"builtin:{name}:v1"
+    return _fingerprint_hf(name, gguf_file)
 
 
 def _is_causal(config: Any) -> bool:
@@ -288,6 +305,27 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_tokens
     return batches
 
 
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token id lists to the longest with the tokenizer's `pad_id` on its padding `side`:
+    (input_ids int64 (b, t), attention_mask int64 (b, t))."""
+    width = max((len(s) for s in seqs), default=0)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        if side == "left":
+            ids[i, width - len(s) :] = s
+            mask[i, width - len(s) :] = 1
+        else:
+            ids[i, : len(s)] = s
+            mask[i, : len(s)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def tokenize(backbone: Backbone, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids with special tokens, truncated to `max_length`; one fast batched call."""
+    return list(backbone.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"])
+
+
 @dataclass
 class ExtractStats:
     """Where the time of a feature extraction went."""
@@ -313,16 +351,14 @@ def extract_features(
     device = device or pick_device()
     t0 = time.perf_counter()
     tok = backbone.tokenizer
-    enc = tok(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
-    ids = enc["input_ids"]
+    ids = tokenize(backbone, texts, max_length)
     lengths = [len(x) for x in ids]
     model = backbone.model.to(device.device)
     out = {layer: np.empty((len(texts), backbone.hidden_size), dtype=np.float32) for layer in layers}
     fwd = 0.0
     for batch in length_sorted_batches(lengths, batch_size):
-        padded = tok.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
-        input_ids = padded["input_ids"].to(device.device)
-        mask = padded["attention_mask"].to(device.device)
+        input_ids, mask = pad_batch([ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
+        input_ids, mask = input_ids.to(device.device), mask.to(device.device)
         f0 = time.perf_counter()
         with device.autocast():
             hs = hidden_states(model, input_ids, mask)

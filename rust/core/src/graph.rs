@@ -1,6 +1,7 @@
 //! Sparse weight matrices: the `W` that label spreading runs on.
 
-use crate::{Metric, Result};
+use crate::{CoreError, Metric, Result};
+use rayon::prelude::*;
 
 /// Square CSR matrix, `n x n`, `f32` values, `u32` column indices.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,13 +18,332 @@ pub struct Csr {
 /// scores (Cosine, InnerProduct) become weights `max(score, 0)`; squared-L2 distances
 /// become a self-tuning Gaussian kernel; zero weights are dropped; the result is
 /// symmetrised with `symmetrize_max`.
+///
+/// Self-tuning kernel (Zelnik-Manor & Perona 2004): `w_ij = exp(-d_ij / (sigma_i * sigma_j))`
+/// where `d_ij` is the squared distance and `sigma_i^2` is the squared distance from `i` to its
+/// last valid neighbour (the k-th, or fewer when entries are missing), floored at
+/// `1e-12 * max(1, mean sigma^2)` so duplicated points do not divide by zero. A node with no valid
+/// neighbour gets the mean `sigma^2` of the others.
+///
+/// Errors: `ShapeMismatch` when the buffers are not `n * k` long; `InvalidGraph` naming the
+/// row and value for an index `>= n` or a non-finite score of a kept entry.
 pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metric: Metric) -> Result<Csr> {
-    let _ = (indices, scores, n, k, metric);
-    todo!("knn_to_weights")
+    if indices.len() != n * k || scores.len() != n * k {
+        return Err(CoreError::ShapeMismatch(format!(
+            "indices has {} and scores {} entries, expected n*k = {}*{} = {}",
+            indices.len(),
+            scores.len(),
+            n,
+            k,
+            n * k
+        )));
+    }
+    if u32::try_from(n).is_err() {
+        return Err(CoreError::InvalidGraph(format!("n={n} exceeds the u32 index range")));
+    }
+    let kept = |i: usize, t: usize| -> bool {
+        let j = indices[i * k + t];
+        j >= 0 && j as usize != i
+    };
+    // Validate in parallel; report the first bad row.
+    let bad = (0..n).into_par_iter().find_first(|&i| {
+        (0..k).any(|t| {
+            let j = indices[i * k + t];
+            (j >= 0 && j as u64 >= n as u64) || (kept(i, t) && !scores[i * k + t].is_finite())
+        })
+    });
+    if let Some(i) = bad {
+        for t in 0..k {
+            let j = indices[i * k + t];
+            if j >= 0 && j as u64 >= n as u64 {
+                return Err(CoreError::InvalidGraph(format!("row {i} has neighbour index {j}, but n={n}")));
+            }
+            if kept(i, t) && !scores[i * k + t].is_finite() {
+                return Err(CoreError::InvalidGraph(format!("row {i} has non-finite score {} for neighbour {j}", scores[i * k + t])));
+            }
+        }
+    }
+    let sigma2: Option<Vec<f64>> = if metric == Metric::SquaredL2 {
+        let last: Vec<Option<f64>> = (0..n)
+            .into_par_iter()
+            .map(|i| (0..k).rev().find(|&t| kept(i, t)).map(|t| (scores[i * k + t] as f64).max(0.0)))
+            .collect();
+        let (sum, cnt) = last.iter().flatten().fold((0.0, 0usize), |(s, c), &v| (s + v, c + 1));
+        let mean = if cnt > 0 { sum / cnt as f64 } else { 1.0 };
+        let floor = 1e-12 * mean.max(1.0);
+        Some(last.into_iter().map(|v| v.unwrap_or(mean).max(floor)).collect())
+    } else {
+        None
+    };
+    let sigma: Option<Vec<f64>> = sigma2.map(|v| v.into_iter().map(f64::sqrt).collect());
+    let weight = |i: usize, t: usize| -> f32 {
+        let s = scores[i * k + t];
+        match &sigma {
+            None => s.max(0.0),
+            Some(sg) => {
+                let j = indices[i * k + t] as usize;
+                (-(s.max(0.0) as f64) / (sg[i] * sg[j])).exp() as f32
+            }
+        }
+    };
+    let rows: Vec<Vec<(u32, f32)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            (0..k)
+                .filter(|&t| kept(i, t))
+                .map(|t| (indices[i * k + t] as u32, weight(i, t)))
+                .filter(|&(_, w)| w > 0.0)
+                .collect()
+        })
+        .collect();
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0u64);
+    let mut acc = 0u64;
+    for r in &rows {
+        acc += r.len() as u64;
+        indptr.push(acc);
+    }
+    let mut ind = Vec::with_capacity(acc as usize);
+    let mut data = Vec::with_capacity(acc as usize);
+    for r in rows {
+        for (j, w) in r {
+            ind.push(j);
+            data.push(w);
+        }
+    }
+    Ok(symmetrize_max(&Csr { n, indptr, indices: ind, data }))
 }
 
+/// Rows per parallel task when merging.
+const SYM_CHUNK: usize = 4096;
+
 /// `max(W, W^T)` elementwise; sorted column indices per row; no explicit zeros.
+///
+/// Missing entries count as 0 (so a negative weight present on one side only becomes 0 and is
+/// dropped); duplicated entries within a row are merged with max. `w` must be well formed
+/// (`indptr` of length n+1, non-decreasing, column indices < n).
 pub fn symmetrize_max(w: &Csr) -> Csr {
-    let _ = w;
-    todo!("symmetrize_max")
+    let n = w.n;
+    let nnz = w.indices.len();
+    // Transpose by counting sort: rows of W^T come out with ascending column indices.
+    let mut tptr = vec![0u64; n + 1];
+    for &j in &w.indices {
+        tptr[j as usize + 1] += 1;
+    }
+    for i in 0..n {
+        tptr[i + 1] += tptr[i];
+    }
+    let mut fill: Vec<u64> = tptr[..n].to_vec();
+    let mut tind = vec![0u32; nnz];
+    let mut tdat = vec![0f32; nnz];
+    for i in 0..n {
+        for e in w.indptr[i] as usize..w.indptr[i + 1] as usize {
+            let j = w.indices[e] as usize;
+            let p = fill[j] as usize;
+            tind[p] = i as u32;
+            tdat[p] = w.data[e];
+            fill[j] += 1;
+        }
+    }
+    drop(fill);
+    let chunks: Vec<(Vec<u64>, Vec<u32>, Vec<f32>)> = (0..n.div_ceil(SYM_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (r0, r1) = (c * SYM_CHUNK, ((c + 1) * SYM_CHUNK).min(n));
+            let mut lens = Vec::with_capacity(r1 - r0);
+            let mut ind = Vec::new();
+            let mut dat = Vec::new();
+            let mut row: Vec<(u32, f32)> = Vec::new();
+            for i in r0..r1 {
+                row.clear();
+                row.extend((w.indptr[i] as usize..w.indptr[i + 1] as usize).map(|e| (w.indices[e], w.data[e])));
+                row.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+                let tr = tptr[i] as usize..tptr[i + 1] as usize;
+                let (ti, td) = (&tind[tr.clone()], &tdat[tr]);
+                let before = ind.len();
+                let (mut a, mut b) = (0usize, 0usize);
+                while a < row.len() || b < ti.len() {
+                    let col = match (row.get(a), ti.get(b)) {
+                        (Some(x), Some(&y)) => x.0.min(y),
+                        (Some(x), None) => x.0,
+                        (None, Some(&y)) => y,
+                        (None, None) => unreachable!(),
+                    };
+                    let (mut m, mut in_w, mut in_t) = (f32::NEG_INFINITY, false, false);
+                    while a < row.len() && row[a].0 == col {
+                        m = m.max(row[a].1);
+                        in_w = true;
+                        a += 1;
+                    }
+                    while b < ti.len() && ti[b] == col {
+                        m = m.max(td[b]);
+                        in_t = true;
+                        b += 1;
+                    }
+                    if !(in_w && in_t) {
+                        m = m.max(0.0);
+                    }
+                    if m != 0.0 {
+                        ind.push(col);
+                        dat.push(m);
+                    }
+                }
+                lens.push((ind.len() - before) as u64);
+            }
+            (lens, ind, dat)
+        })
+        .collect();
+    let total: usize = chunks.iter().map(|c| c.1.len()).sum();
+    let mut indptr = Vec::with_capacity(n + 1);
+    let mut indices = Vec::with_capacity(total);
+    let mut data = Vec::with_capacity(total);
+    indptr.push(0u64);
+    let mut acc = 0u64;
+    for (lens, ind, dat) in chunks {
+        for l in lens {
+            acc += l;
+            indptr.push(acc);
+        }
+        indices.extend_from_slice(&ind);
+        data.extend_from_slice(&dat);
+    }
+    Csr { n, indptr, indices, data }
+}
+
+impl Csr {
+    /// Check the structure: `indptr` of length n+1, starting at 0, non-decreasing, ending at
+    /// `indices.len() == data.len()`; column indices < n. Errors name the first bad row.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.n;
+        if self.indptr.len() != n + 1 {
+            return Err(CoreError::InvalidGraph(format!("indptr has {} entries, expected n+1 = {}", self.indptr.len(), n + 1)));
+        }
+        if self.indices.len() != self.data.len() {
+            return Err(CoreError::InvalidGraph(format!("indices has {} entries but data {}", self.indices.len(), self.data.len())));
+        }
+        if self.indptr[0] != 0 || self.indptr[n] as usize != self.indices.len() {
+            return Err(CoreError::InvalidGraph(format!("indptr must run from 0 to nnz={}", self.indices.len())));
+        }
+        if let Some(i) = (0..n).into_par_iter().find_first(|&i| self.indptr[i] > self.indptr[i + 1]) {
+            return Err(CoreError::InvalidGraph(format!("indptr decreases at row {i}")));
+        }
+        let bad = (0..n).into_par_iter().find_first(|&i| {
+            (self.indptr[i] as usize..self.indptr[i + 1] as usize).any(|e| self.indices[e] as usize >= n)
+        });
+        if let Some(i) = bad {
+            let e = (self.indptr[i] as usize..self.indptr[i + 1] as usize).find(|&e| self.indices[e] as usize >= n).unwrap_or(0);
+            return Err(CoreError::InvalidGraph(format!("row {i} has column index {}, but n={n}", self.indices[e])));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dense(w: &Csr) -> Vec<f32> {
+        let mut m = vec![0.0; w.n * w.n];
+        for i in 0..w.n {
+            for e in w.indptr[i] as usize..w.indptr[i + 1] as usize {
+                m[i * w.n + w.indices[e] as usize] = w.data[e];
+            }
+        }
+        m
+    }
+
+    fn well_formed(w: &Csr) {
+        w.validate().unwrap();
+        for i in 0..w.n {
+            let r = &w.indices[w.indptr[i] as usize..w.indptr[i + 1] as usize];
+            assert!(r.windows(2).all(|p| p[0] < p[1]), "row {i} not sorted/unique");
+        }
+        assert!(w.data.iter().all(|&v| v != 0.0));
+    }
+
+    fn arb_csr() -> impl Strategy<Value = Csr> {
+        (1usize..30).prop_flat_map(|n| {
+            proptest::collection::vec((0..n, 0..n, -1.0f32..2.0), 0..(n * 4)).prop_map(move |mut e| {
+                e.sort_by_key(|t| t.0);
+                let mut indptr = vec![0u64; n + 1];
+                for t in &e {
+                    indptr[t.0 + 1] += 1;
+                }
+                for i in 0..n {
+                    indptr[i + 1] += indptr[i];
+                }
+                Csr { n, indptr, indices: e.iter().map(|t| t.1 as u32).collect(), data: e.iter().map(|t| t.2).collect() }
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn symmetrize_is_symmetric_max_and_idempotent(w in arb_csr()) {
+            let s = symmetrize_max(&w);
+            well_formed(&s);
+            let (a, b) = (dense(&w), dense(&s));
+            let n = w.n;
+            // expected: max over duplicates (missing = 0), then max with the transpose
+            let mut m = vec![f32::NEG_INFINITY; n * n];
+            let mut present = vec![false; n * n];
+            for i in 0..n {
+                for e in w.indptr[i] as usize..w.indptr[i + 1] as usize {
+                    let j = w.indices[e] as usize;
+                    m[i * n + j] = m[i * n + j].max(w.data[e]);
+                    present[i * n + j] = true;
+                }
+            }
+            let _ = a;
+            for i in 0..n {
+                for j in 0..n {
+                    let x = if present[i * n + j] { m[i * n + j] } else { 0.0 };
+                    let y = if present[j * n + i] { m[j * n + i] } else { 0.0 };
+                    let want = if present[i * n + j] && present[j * n + i] { x.max(y) } else { x.max(y).max(0.0) };
+                    prop_assert_eq!(b[i * n + j], want);
+                    prop_assert_eq!(b[i * n + j], b[j * n + i]);
+                }
+            }
+            prop_assert_eq!(symmetrize_max(&s), s);
+        }
+    }
+
+    #[test]
+    fn weights_skip_missing_and_self() {
+        // n=4, k=3; -1 = missing, self edges present
+        let idx = [1i64, 0, -1, 0, 2, 1, -1, -1, -1, 3, 0, 2];
+        let sc = [0.9f32, 5.0, 1.0, 0.8, -0.5, 7.0, f32::NAN, 0.0, 0.0, 3.0, 0.3, 0.2];
+        let w = knn_to_weights(&idx, &sc, 4, 3, Metric::Cosine).unwrap();
+        well_formed(&w);
+        let m = dense(&w);
+        assert_eq!(m[1], 0.9); // max(0.9, 0.8)
+        assert_eq!(m[4], 0.9);
+        assert_eq!(m[1 * 4 + 2], 0.0); // negative similarity dropped
+        assert_eq!(m[3 * 4], 0.3);
+        assert_eq!(m[2 * 4 + 3], 0.2);
+        assert_eq!((0..4).map(|i| m[i * 4 + i]).sum::<f32>(), 0.0);
+    }
+
+    #[test]
+    fn gaussian_kernel_for_l2() {
+        let idx = [1i64, 2, 0, 2, 0, 1];
+        let sc = [1.0f32, 4.0, 1.0, 2.0, 4.0, 2.0];
+        let w = knn_to_weights(&idx, &sc, 3, 2, Metric::SquaredL2).unwrap();
+        let m = dense(&w);
+        let s = [2.0f64, 2.0f64.sqrt(), 2.0f64.sqrt()];
+        assert!((m[1] as f64 - (-1.0 / (s[0] * s[1])).exp()).abs() < 1e-6);
+        assert!((m[2] as f64 - (-4.0 / (s[0] * s[2])).exp()).abs() < 1e-6);
+        assert_eq!(m, dense(&symmetrize_max(&w)));
+        // duplicated points (distance 0 everywhere) do not produce NaN
+        let w = knn_to_weights(&idx, &[0.0; 6], 3, 2, Metric::SquaredL2).unwrap();
+        assert!(w.data.iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn weights_errors() {
+        assert!(matches!(knn_to_weights(&[1, 5], &[1.0, 1.0], 2, 1, Metric::Cosine), Err(CoreError::InvalidGraph(m)) if m.contains("row 1") && m.contains('5')));
+        assert!(matches!(knn_to_weights(&[1, 0], &[1.0, f32::INFINITY], 2, 1, Metric::Cosine), Err(CoreError::InvalidGraph(m)) if m.contains("row 1")));
+        assert!(matches!(knn_to_weights(&[1], &[1.0, 1.0], 2, 1, Metric::Cosine), Err(CoreError::ShapeMismatch(_))));
+    }
 }

@@ -132,6 +132,25 @@ pub(crate) fn dot_fn() -> DotFn {
     dot_scalar
 }
 
+/// Four dot products of `a` with `b[0..4]`, each bit-identical to what [`dot_fn`] returns
+/// for that pair (same per-pair arithmetic; `a` is only loaded once).
+pub(crate) type Dot4Fn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
+
+pub(crate) fn dot4_fn() -> Dot4Fn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return x86::dot4_avx512_safe;
+        }
+    }
+    dot4_generic
+}
+
+fn dot4_generic(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    let f = dot_fn();
+    [f(a, b[0]), f(a, b[1]), f(a, b[2]), f(a, b[3])]
+}
+
 pub(crate) fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let n8 = a.len() / 8 * 8;
@@ -152,41 +171,49 @@ mod x86 {
     use super::PW;
     use std::arch::x86_64::*;
 
+    /// Micro-tile shape, chosen by measurement (env `SW2S_MR`/`SW2S_V` for experiments).
+    const MR512: usize = 4;
+    const V512: usize = 6;
+
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile_avx512(a: *const f32, b: *const f32, d: usize, mb: usize, nb: usize, c: *mut f32) {
         let mut i = 0;
         while i < mb {
             let ap = a.add((i / PW) * PW * d + i % PW);
             let mut j = 0;
+            while j + V512 * PW <= nb {
+                micro_avx512::<MR512, V512>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+                j += V512 * PW;
+            }
             while j + 2 * PW <= nb {
-                micro_avx512::<2>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+                micro_avx512::<MR512, 2>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
                 j += 2 * PW;
             }
             if j < nb {
-                micro_avx512::<1>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
+                micro_avx512::<MR512, 1>(ap, b.add(j * d), d, c.add(i * nb + j), nb);
             }
-            i += 8;
+            i += MR512;
         }
     }
 
-    /// 8 rows x (16 * V) columns.
+    /// MR rows x (16 * V) columns.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn micro_avx512<const V: usize>(a: *const f32, b: *const f32, d: usize, c: *mut f32, ldc: usize) {
-        let mut acc = [[_mm512_setzero_ps(); V]; 8];
+    unsafe fn micro_avx512<const MR: usize, const V: usize>(a: *const f32, b: *const f32, d: usize, c: *mut f32, ldc: usize) {
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
         for p in 0..d {
             let mut bv = [_mm512_setzero_ps(); V];
             for v in 0..V {
                 bv[v] = _mm512_loadu_ps(b.add(v * PW * d + p * PW));
             }
-            for r in 0..8 {
+            for r in 0..MR {
                 let av = _mm512_set1_ps(*a.add(p * PW + r));
                 for v in 0..V {
                     acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
                 }
             }
         }
-        for r in 0..8 {
+        for r in 0..MR {
             for v in 0..V {
                 _mm512_storeu_ps(c.add(r * ldc + v * PW), acc[r][v]);
             }
@@ -256,6 +283,53 @@ mod x86 {
         _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
     }
 
+    pub(super) fn dot4_avx512_safe(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+        for x in &b {
+            assert_eq!(a.len(), x.len());
+        }
+        // SAFETY: only handed out after the feature was detected; lengths checked.
+        unsafe { dot4_avx512(a, b) }
+    }
+
+    /// Mirrors `dot_avx512` pair by pair (same chunks, same accumulators, same reduction).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot4_avx512(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+        let n = a.len();
+        let pa = a.as_ptr();
+        let pb = [b[0].as_ptr(), b[1].as_ptr(), b[2].as_ptr(), b[3].as_ptr()];
+        let mut acc0 = [_mm512_setzero_ps(); 4];
+        let mut acc1 = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            let x0 = _mm512_loadu_ps(pa.add(i));
+            let x1 = _mm512_loadu_ps(pa.add(i + 16));
+            for t in 0..4 {
+                acc0[t] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pb[t].add(i)), acc0[t]);
+                acc1[t] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(pb[t].add(i + 16)), acc1[t]);
+            }
+            i += 32;
+        }
+        if i + 16 <= n {
+            let x0 = _mm512_loadu_ps(pa.add(i));
+            for t in 0..4 {
+                acc0[t] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pb[t].add(i)), acc0[t]);
+            }
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as __mmask16;
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            for t in 0..4 {
+                acc1[t] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, pb[t].add(i)), acc1[t]);
+            }
+        }
+        let mut out = [0.0f32; 4];
+        for t in 0..4 {
+            out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+        }
+        out
+    }
+
     pub(super) fn dot_avx2_safe(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         // SAFETY: only handed out after the features were detected; lengths checked.
@@ -312,6 +386,9 @@ mod tests {
                 assert!((c2[i * nb + j] - r).abs() < 1e-4);
                 assert!((dot(&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d]) - r).abs() < 1e-4);
                 assert!((dot_scalar(&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d]) - r).abs() < 1e-4);
+                let b = &y[j * d..(j + 1) * d];
+                let four = dot4_fn()(&x[i * d..(i + 1) * d], [b, b, b, b]);
+                assert!(four.iter().all(|&v| v.to_bits() == dot(&x[i * d..(i + 1) * d], b).to_bits()));
             }
         }
     }

@@ -9,14 +9,17 @@
 //! caller (the Python bindings) can interrupt them (Ctrl-C); they then return
 //! [`CoreError::Cancelled`].
 
+mod approx;
 pub mod error;
 pub mod graph;
+mod kernel;
 pub mod knn;
+mod rng;
 pub mod smooth;
 
 pub use error::{CoreError, Result};
 pub use graph::{knn_to_weights, symmetrize_max, Csr};
-pub use knn::{knn_graph, ApproxParams, KnnParams, KnnResult, Method, Metric};
+pub use knn::{knn_graph, AUTO_EXACT_MAX_N, ApproxParams, KnnParams, KnnResult, Method, Metric};
 pub use smooth::{smooth_labels, SmoothParams, SmoothResult};
 
 /// A borrowed row-major `(n, d)` matrix of `f32` (e.g. a memory-mapped `.npy`).

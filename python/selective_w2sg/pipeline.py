@@ -1,0 +1,141 @@
+"""The whole protocol for one configuration: per seed, splits -> weak -> ceiling -> students ->
+evaluation; then the aggregate over seeds.
+
+Run folder layout (`out`):
+    config.json                       the PipelineConfig of the last run
+    seed<k>/splits.json               question ids per split, the seed, the task
+    seed<k>/results.json              test metrics per model, PGR per student, the stage folders used
+    results.json, results.png         the aggregate over seeds (mean ± s.e.), and its plot
+    cache/<stage>/<key>/...           stage outputs (see stages.py), shared by every run using `out`
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import dist
+from .cache import StageDir
+from .errors import ConfigError
+from .evaluate import evaluate_seed, write_report
+from .io import save_json
+from .stages import (
+    STUDENTS, ModelSpec, Progress, StageContext, run_ceiling, run_named_student, run_weak,
+)
+from .tasks import TASK_NAMES, Splits, build_splits
+from .train import TrainConfig
+
+
+@dataclass
+class PipelineConfig:
+    """One experiment: a task, a weak and a strong model, how to train, which students, which seeds."""
+
+    task: str = "synthetic"  # a registered task (see tasks.TASK_NAMES)
+    weak: str = "tiny-random-bert"  # weak supervisor: built-in name, hub id or local path
+    strong: str = "tiny-random-llama"  # strong student
+    out: str = "runs/w2s"  # run folder (results, and the stage cache under out/cache)
+    data: str | None = None  # local data for the task (save_to_disk folder, .jsonl, .parquet); None: the hub
+    data_split: str | None = None  # which split of a local DatasetDict / hub dataset; None: all / the task's default
+    weak_gguf: str | None = None  # GGUF file inside the weak model's folder
+    strong_gguf: str | None = None  # GGUF file inside the strong model's folder
+    seeds: tuple[int, ...] = (0,)  # one full run per seed (splits and training both depend on it)
+    n_weak: int | None = None  # weak_train questions; None: a share of what the task has
+    n_w2s: int | None = None  # w2s questions (w2s_train + w2s_val)
+    n_test: int | None = None  # test questions
+    val_frac: float = 0.2  # share of w2s questions held out as w2s_val (weak labels only, early stopping)
+    students: tuple[str, ...] = ("naive", "aux_conf")  # which students to train (see stages.STUDENTS)
+    train: TrainConfig = field(default_factory=TrainConfig)  # how every model is trained
+    cache_dir: str | None = None  # stage cache; None: out/cache
+    force: bool = False  # recompute stages even if a finished one exists
+
+    def validate(self) -> PipelineConfig:
+        if self.task not in TASK_NAMES:
+            raise ConfigError(f"unknown task {self.task!r}; known tasks: {', '.join(TASK_NAMES)}")
+        if self.data is not None and not Path(self.data).exists():
+            from .errors import DataError
+
+            raise DataError(f"data path {self.data!r} does not exist")
+        from .models import check_model_name
+
+        check_model_name(self.weak)
+        check_model_name(self.strong)
+        if not self.seeds:
+            raise ConfigError("at least one seed is needed")
+        for s in self.students:
+            if s not in STUDENTS:
+                raise ConfigError(f"unknown student {s!r}; known: {', '.join(STUDENTS)}")
+        if self.train.resolved().mode == "lora":
+            try:
+                import peft  # noqa: F401
+            except ModuleNotFoundError:
+                raise ConfigError("--mode lora needs peft: pip install 'selective-w2sg[lora]'") from None
+        return self
+
+    @property
+    def cache_root(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = None) -> StageContext:
+    """Splits for `seed` (saved as seed<k>/splits.json) and the context stages run in."""
+    splits = build_splits(cfg.task, seed=seed, data=cfg.data, data_split=cfg.data_split, n_weak=cfg.n_weak,
+                          n_w2s=cfg.n_w2s, n_test=cfg.n_test, val_frac=cfg.val_frac)
+    if dist.is_main():
+        splits.save(Path(cfg.out) / f"seed{seed}" / "splits.json")
+    return StageContext(splits=splits, cache_root=cfg.cache_root, weak=ModelSpec(cfg.weak, cfg.weak_gguf),
+                        strong=ModelSpec(cfg.strong, cfg.strong_gguf), train=cfg.train, seed=seed,
+                        progress=progress, force=cfg.force)
+
+
+def run_stages(ctx: StageContext, students: Sequence[str], stage_done: Any = None) -> dict[str, StageDir]:
+    """weak, ceiling, then each student; `stage_done(name, StageDir)` after each."""
+    stages: dict[str, StageDir] = {}
+    for name, fn in (("weak", run_weak), ("ceiling", run_ceiling)):
+        stages[name] = fn(ctx)
+        if stage_done:
+            stage_done(name, stages[name])
+    for s in students:
+        stages[s] = run_named_student(ctx, s, stages)
+        if stage_done:
+            stage_done(s, stages[s])
+    return stages
+
+
+def run_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = None, stage_done: Any = None
+             ) -> dict[str, Any]:
+    ctx = prepare_seed(cfg, seed, progress)
+    stages = run_stages(ctx, cfg.students, stage_done)
+    result = evaluate_seed(ctx.splits, stages)
+    if dist.is_main():
+        save_json(Path(cfg.out) / f"seed{seed}" / "results.json", result)
+    return result
+
+
+def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None, stage_done: Any = None) -> dict[str, Any]:
+    """Every seed, then the aggregate (results.json, results.png). Returns the aggregate summary."""
+    cfg.validate()
+    dist.init_from_env()
+    out = Path(cfg.out)
+    if dist.is_main():
+        save_json(out / "config.json", cfg.to_dict())
+    results = [run_seed(cfg, s, progress, stage_done) for s in cfg.seeds]
+    summary: dict[str, Any] = {}
+    if dist.is_main():
+        summary = write_report(out, results)
+    dist.barrier()
+    return summary
+
+
+def load_splits_ids(out: str | os.PathLike[str], seed: int) -> dict[str, Any]:
+    import json
+
+    return json.loads((Path(out) / f"seed{seed}" / "splits.json").read_text())
+
+
+__all__ = ["PipelineConfig", "prepare_seed", "run_stages", "run_seed", "run_pipeline", "Splits"]

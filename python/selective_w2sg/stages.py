@@ -1,0 +1,269 @@
+"""Stages of the weak-to-strong protocol. Each is a function from typed inputs to a cached folder.
+
+Outputs of a training stage (`weak`, `ceiling`, `student-<name>`), in `<cache>/<stage>/<key>/`:
+    config.json                  the stage's full config and input fingerprints (its key's preimage)
+    preds_<split>.npy            float32 (n_examples,): P(y = 1) on each predicted split
+    train_history.json           validation score per evaluation
+    DONE.json                    written last: the files, the run time, a summary
+Probe-mode features live in `<cache>/features/<key>/features.npy`, float32 (n_examples, d).
+No stage reads `test` ground truth: only `evaluate.py` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .cache import StageDir, array_fingerprint, run_cached
+from .errors import DeviceOutOfMemoryError
+from .models import (
+    Backbone, Classifier, Device, LinearHead, apply_lora, extract_features, load_backbone, model_fingerprint,
+    pick_device, tokenize,
+)
+from .tasks import Splits, hash_seed
+from .train import FeatureInputs, Inputs, TokenInputs, TrainConfig, predict_proba, train_classifier
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model by name (built-in, hub id or local path), and a GGUF file inside it if any."""
+
+    name: str
+    gguf_file: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.name, self.gguf_file)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage reads: the splits of one seed, the models, the training config."""
+
+    splits: Splits
+    cache_root: Path
+    weak: ModelSpec
+    strong: ModelSpec
+    train: TrainConfig
+    seed: int
+    progress: Progress | None = None
+    force: bool = False
+    _device: Device | None = field(default=None, repr=False)
+    _frozen: dict[ModelSpec, Backbone] = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> Device:
+        if self._device is None:
+            self._device = pick_device(self.train.device)
+        return self._device
+
+    def frozen_backbone(self, spec: ModelSpec) -> Backbone:
+        """The pretrained model, loaded once per context (probe mode never changes its weights)."""
+        if spec not in self._frozen:
+            self._frozen[spec] = load_backbone(spec.name, gguf_file=spec.gguf_file)
+        return self._frozen[spec]
+
+    def report(self, what: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(what, done, total)
+
+
+# --------------------------------------------------------------------------------------------
+# Features (probe mode)
+
+
+def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | None = None) -> np.ndarray:
+    """Pooled hidden states of `spec` on a split's examples, float32 (n_examples, d); computed
+    once (batched, length-sorted) and cached under `<cache>/features/`."""
+    cfg = ctx.train
+    layer = cfg.layer if layer is None else layer
+    config = {"model": spec.fingerprint, "model_name": spec.name, "pooling": cfg.pooling or "auto",
+              "layer": layer, "max_length": cfg.max_length}
+    inputs = {"examples": ctx.splits.fingerprint(split)}
+
+    def compute(w: Any) -> dict[str, Any]:
+        texts = ctx.splits.texts(split)
+        bb = ctx.frozen_backbone(spec)
+        done = [0]
+
+        def tick(k: int) -> None:
+            done[0] += k
+            ctx.report(f"features {spec.name} {split}", done[0], len(texts))
+
+        feats = extract_features(bb, texts, pooling=cfg.pooling, layers=(layer,), batch_size=cfg.feature_batch_size,
+                                 max_length=cfg.max_length, device=ctx.device, progress=tick)[layer]
+        w.npy("features", feats)
+        return {"n": len(texts), "dim": int(feats.shape[1])}
+
+    d = _guard_oom(lambda: run_cached(ctx.cache_root, "features", config, inputs, compute, force=ctx.force),
+                   f"feature extraction with {spec.name}")
+    return np.asarray(d.npy("features"))
+
+
+# --------------------------------------------------------------------------------------------
+# Training stages
+
+
+def weak_val_mask(splits: Splits, seed: int, frac: float = 0.2) -> np.ndarray:
+    """bool (n_weak_train_examples,): a question-level slice of weak_train that the weak model
+    early-stops on, so it never sees w2s ground truth."""
+    qids = [e.question_id for e in splits.examples["weak_train"]]
+    return np.array([hash_seed(seed, "weak-val", q) % 1000 < frac * 1000 for q in qids])
+
+
+def fit_stage(
+    ctx: StageContext, stage: str, spec: ModelSpec, *, train_split: str, train_labels: np.ndarray,
+    val_split: str, val_labels: np.ndarray, train_idx: np.ndarray | None = None, val_idx: np.ndarray | None = None,
+    loss: str = "xent", predict: tuple[str, ...] = ("w2s_train", "w2s_val", "test"),
+    extra: Mapping[str, Any] | None = None,
+) -> StageDir:
+    """Train `spec` on (`train_split`[`train_idx`], `train_labels`), early-stop on (`val_split`[`val_idx`],
+    `val_labels`), write P(y=1) on each of `predict`. Labels: float P(y=1), one per selected example.
+    The folder key hashes the config, the split fingerprints and the label arrays."""
+    cfg = ctx.train.resolved()
+    n_tr = len(ctx.splits.examples[train_split])
+    n_va = len(ctx.splits.examples[val_split])
+    tr_idx = np.arange(n_tr) if train_idx is None else np.asarray(train_idx)
+    va_idx = np.arange(n_va) if val_idx is None else np.asarray(val_idx)
+    train_labels = np.asarray(train_labels, dtype=np.float32)
+    val_labels = np.asarray(val_labels, dtype=np.float32)
+    config = {"stage": stage, "model": spec.fingerprint, "model_name": spec.name, "train": cfg.to_dict(),
+              "loss": loss, "seed": ctx.seed, **(extra or {})}
+    inputs = {
+        "train": [train_split, ctx.splits.fingerprint(train_split), array_fingerprint(tr_idx),
+                  array_fingerprint(train_labels)],
+        "val": [val_split, ctx.splits.fingerprint(val_split), array_fingerprint(va_idx), array_fingerprint(val_labels)],
+        "predict": {s: ctx.splits.fingerprint(s) for s in predict},
+    }
+
+    def compute(w: Any) -> dict[str, Any]:
+        model, inputs_of = _build_model(ctx, spec, cfg, train_split, tr_idx)
+        tr = inputs_of(train_split).subset(tr_idx)
+        va = inputs_of(val_split).subset(va_idx)
+        res = train_classifier(model, tr, train_labels, va, val_labels, cfg, loss=loss, seed=ctx.seed,
+                               device=ctx.device, progress=lambda s, t: ctx.report(stage, s, t))
+        for s in predict:
+            w.npy(f"preds_{s}", predict_proba(res.model, inputs_of(s), batch_size=cfg.eval_batch_size, device=ctx.device))
+        w.json("train_history", res.history)
+        return {"steps": res.steps, "best_eval": res.best_eval, "stopped_early": res.stopped_early,
+                "train_s": res.train_s}
+
+    return _guard_oom(lambda: run_cached(ctx.cache_root, stage, config, inputs, compute, force=ctx.force),
+                      f"stage {stage} with {spec.name}")
+
+
+def _build_model(
+    ctx: StageContext, spec: ModelSpec, cfg: TrainConfig, train_split: str, tr_idx: np.ndarray,
+) -> tuple[torch.nn.Module, Callable[[str], Inputs]]:
+    torch.manual_seed(ctx.seed)
+    if cfg.mode == "probe":
+        feats: dict[str, FeatureInputs] = {}
+
+        def feature_inputs(split: str) -> Inputs:
+            if split not in feats:
+                feats[split] = FeatureInputs(features(ctx, spec, split))
+            return feats[split]
+
+        f = feature_inputs(train_split).features[tr_idx]  # type: ignore[attr-defined]
+        head = LinearHead(f.shape[1], torch.from_numpy(f.mean(0)), torch.from_numpy(f.std(0)))
+        return head, feature_inputs
+    bb = load_backbone(spec.name, gguf_file=spec.gguf_file)  # fresh weights: training changes them
+    model = Classifier(bb, cfg.pooling, cfg.layer)
+    if cfg.mode == "lora":
+        model = apply_lora(model, r=cfg.lora_r)
+    toks: dict[str, TokenInputs] = {}
+
+    def token_inputs(split: str) -> Inputs:
+        if split not in toks:
+            toks[split] = TokenInputs(tokenize(bb, ctx.splits.texts(split), cfg.max_length),
+                                      bb.tokenizer.pad_token_id, bb.tokenizer.padding_side)
+        return toks[split]
+
+    return model, token_inputs
+
+
+def _guard_oom(fn: Callable[[], Any], what: str) -> Any:
+    try:
+        return fn()
+    except torch.OutOfMemoryError as e:
+        raise DeviceOutOfMemoryError(
+            f"out of memory during {what}: lower --batch-size / --micro-batch-size / --max-length, or use --mode probe "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+
+
+def run_weak(ctx: StageContext) -> StageDir:
+    """Weak supervisor: trained on weak_train ground truth (early stopping on a question-level slice
+    of it); P(y=1) on every split."""
+    y = ctx.splits.labels("weak_train").astype(np.float32)
+    val = weak_val_mask(ctx.splits, ctx.seed)
+    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    return fit_stage(ctx, "weak", ctx.weak, train_split="weak_train", train_labels=y[tr_idx], train_idx=tr_idx,
+                     val_split="weak_train", val_labels=y[va_idx], val_idx=va_idx,
+                     predict=("weak_train", "w2s_train", "w2s_val", "test"))
+
+
+def run_ceiling(ctx: StageContext) -> StageDir:
+    """Strong ceiling: trained on w2s_train ground truth, early stopping on w2s_val ground truth
+    (the reference may see what students may not)."""
+    return fit_stage(ctx, "ceiling", ctx.strong, train_split="w2s_train",
+                     train_labels=ctx.splits.labels("w2s_train").astype(np.float32),
+                     val_split="w2s_val", val_labels=ctx.splits.labels("w2s_val").astype(np.float32))
+
+
+def run_student(
+    ctx: StageContext, name: str, train_labels: np.ndarray, val_labels: np.ndarray, *, loss: str = "xent",
+    extra: Mapping[str, Any] | None = None,
+) -> StageDir:
+    """A strong student trained on w2s_train with `train_labels` (float32 P(y=1), one per w2s_train
+    example, from anywhere: weak predictions, selected labels ...), early stopping on w2s_val with
+    `val_labels` (weak-derived: never ground truth)."""
+    return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
+                     val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})})
+
+
+# --------------------------------------------------------------------------------------------
+# Students: name -> where its labels come from and which loss it uses. Later methods add entries.
+
+LabelSource = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    name: str
+    loss: str  # xent | aux_conf
+    labels: LabelSource  # (ctx, finished stages by name) -> (w2s_train labels, w2s_val labels)
+    description: str = ""
+
+
+def weak_soft_labels(ctx: StageContext, stages: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
+    """The weak model's soft predictions on w2s_train and w2s_val."""
+    weak = stages["weak"]
+    return weak.npy("preds_w2s_train"), weak.npy("preds_w2s_val")
+
+
+STUDENTS: dict[str, StudentSpec] = {
+    "naive": StudentSpec("naive", "xent", weak_soft_labels, "strong on weak soft labels, cross-entropy"),
+    "aux_conf": StudentSpec("aux_conf", "aux_conf", weak_soft_labels, "strong on weak labels, aux-confidence loss"),
+}
+
+
+def register_student(spec: StudentSpec) -> None:
+    STUDENTS[spec.name] = spec
+
+
+def run_named_student(ctx: StageContext, name: str, stages: Mapping[str, StageDir]) -> StageDir:
+    from .errors import ConfigError
+
+    if name not in STUDENTS:
+        raise ConfigError(f"unknown student {name!r}; known: {', '.join(STUDENTS)}")
+    spec = STUDENTS[name]
+    tr, va = spec.labels(ctx, stages)
+    return run_student(ctx, name, tr, va, loss=spec.loss)

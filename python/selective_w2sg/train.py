@@ -1,0 +1,315 @@
+"""Training a binary classifier from soft labels, with early stopping on a validation split.
+
+One loop for every mode: the model is a `LinearHead` over cached features (`probe`) or a
+`Classifier` over token ids (`full`, `lora`). Under torchrun / accelerate launch each rank takes
+its share of every global batch and gradients are summed over ranks, so one process and N
+processes take the same optimiser steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import dist
+from .errors import ConfigError
+from .losses import make_loss, soft_cross_entropy
+from .models import Device, pad_batch, pick_device
+
+MODES = ("probe", "full", "lora")
+
+
+@dataclass
+class TrainConfig:
+    """How one model is trained. `None` fields take a per-mode default in `resolved()`."""
+
+    mode: str = "probe"  # probe: frozen backbone + linear head on cached features (CPU); full: all weights; lora: adapters
+    pooling: str | None = None  # last | mean; None: last real token for causal LMs, mean for encoders
+    layer: int = -1  # which hidden state the head reads (-1: the last layer)
+    epochs: int | None = None  # passes over the training data; None: 40 (probe, cheap) or 2 (full/lora, as Burns et al.)
+    batch_size: int = 32  # examples per optimiser step, over all ranks and accumulation steps
+    micro_batch_size: int | None = None  # examples per forward pass on one rank; None: batch_size (probe) or 8
+    lr: float | None = None  # peak learning rate; None: 1e-2 (probe head), 5e-5 (full), 1e-4 (lora)
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    warmup_frac: float = 0.1  # share of steps with a linearly rising learning rate, then cosine decay to 0
+    max_grad_norm: float = 1.0  # gradient clipping (after the sum over ranks, so every rank clips alike)
+    max_length: int = 256  # tokens per example; longer texts are truncated
+    patience: int | None = None  # evaluations without a better val score before stopping; None: 8 probe, 2 full/lora
+    evals_per_epoch: int = 1  # validation passes per epoch (early stopping granularity)
+    aux_weight: float = 0.75  # aux_conf: final weight of the model's own hardened predictions (Burns et al.)
+    aux_warmup_frac: float = 0.2  # aux_conf: share of steps over which that weight ramps up from 0
+    aux_window: int = 512  # aux_conf: recent predictions whose quantile sets the hardening threshold
+    feature_batch_size: int = 64  # probe: examples per feature-extraction forward pass
+    eval_batch_size: int = 64  # examples per forward pass when predicting
+    lora_r: int = 8  # lora: adapter rank
+    device: str = "auto"  # auto (CUDA if available, else CPU) | cpu | cuda
+
+    def resolved(self) -> TrainConfig:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        probe = self.mode == "probe"
+        c = replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
+            micro_batch_size=self.micro_batch_size or (self.batch_size if probe else min(8, self.batch_size)),
+            lr=self.lr if self.lr is not None else (1e-2 if probe else (5e-5 if self.mode == "full" else 1e-4)),
+            patience=self.patience if self.patience is not None else (8 if probe else 2),
+        )
+        for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
+            if getattr(c, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(c, name)}")
+        if c.lr <= 0:  # type: ignore[operator]
+            raise ConfigError(f"lr must be > 0, got {c.lr}")
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: what a batch of examples looks like to the model.
+
+
+class Inputs(Protocol):
+    def __len__(self) -> int: ...
+
+    @property
+    def lengths(self) -> np.ndarray | None: ...
+
+    def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]: ...
+
+    def subset(self, idx: np.ndarray) -> Inputs: ...
+
+
+class FeatureInputs:
+    """Cached features float32 (n, d) -> {"x": (b, d)} for a `LinearHead`."""
+
+    def __init__(self, features: np.ndarray) -> None:
+        self.features = np.asarray(features, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def lengths(self) -> None:
+        return None
+
+    def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"x": torch.from_numpy(self.features[idx]).to(device)}
+
+    def subset(self, idx: np.ndarray) -> FeatureInputs:
+        return FeatureInputs(self.features[idx])
+
+
+class TokenInputs:
+    """Token id lists -> dynamically padded {"input_ids", "attention_mask"} for a `Classifier`,
+    padded with the tokenizer's own pad id on its own side."""
+
+    def __init__(self, ids: list[list[int]], pad_id: int, padding_side: str) -> None:
+        self.ids = ids
+        self.pad_id = pad_id
+        self.padding_side = padding_side
+        self._lengths = np.array([len(x) for x in ids])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        ids, mask = pad_batch([self.ids[i] for i in idx], self.pad_id, self.padding_side)
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+    def subset(self, idx: np.ndarray) -> TokenInputs:
+        return TokenInputs([self.ids[i] for i in idx], self.pad_id, self.padding_side)
+
+
+# --------------------------------------------------------------------------------------------
+# Batching
+
+
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None) -> list[np.ndarray]:
+    """A shuffled epoch in global batches. With `lengths`, examples are sorted by length within
+    chunks of 50 batches and the batches shuffled: little padding, still random."""
+    perm = rng.permutation(n)
+    if lengths is None:
+        return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, n, chunk):
+        part = perm[c : c + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def predict_batches(n: int, batch_size: int, lengths: np.ndarray | None) -> list[np.ndarray]:
+    order = np.arange(n) if lengths is None else np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction and training
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, inputs: Inputs, *, batch_size: int = 64, device: Device | None = None) -> np.ndarray:
+    """P(y = 1) for every example, float32 (n,). Batches are shared out over ranks and gathered."""
+    device = device or pick_device()
+    was_training = model.training
+    model.eval()
+    n = len(inputs)
+    mine = predict_batches(n, batch_size, inputs.lengths)[dist.rank() :: dist.world_size()]
+    idx = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+    out = np.empty(len(idx), dtype=np.float32)
+    off = 0
+    for b in mine:
+        with device.autocast():
+            logits = model(**inputs.batch(b, device.device))
+        out[off : off + len(b)] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
+        off += len(b)
+    model.train(was_training)
+    return dist.gather_rows(out, idx, n)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    best_eval: int  # index of the evaluation whose weights were kept (-1: no validation)
+    steps: int  # optimiser steps taken
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_s: float = 0.0
+
+
+def val_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy against hard labels, soft cross-entropy): higher accuracy wins, then lower loss."""
+    acc = float(np.mean((probs > 0.5) == (labels > 0.5)))
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    loss = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return acc, loss
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Run with `n` intra-op CPU threads: a linear head's tiny matmuls are slower with more
+    threads (spin-waiting, worse on a shared machine)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_classifier(
+    model: nn.Module, train: Inputs, train_labels: np.ndarray, val: Inputs | None, val_labels: np.ndarray | None,
+    cfg: TrainConfig, *, loss: str = "xent", seed: int = 0, device: Device | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train `model` (returning logits (b, 2)) on soft labels P(y=1) float (n,), keeping the
+    weights with the best score on (`val`, `val_labels`). `progress(step, total_steps)`."""
+    cfg = cfg.resolved()
+    device = device or pick_device(cfg.device)
+    one_thread = 1 if (cfg.mode == "probe" and device.device.type == "cpu") else None
+    with _cpu_threads(one_thread):
+        return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress)
+
+
+def _train(
+    model: nn.Module, train: Inputs, train_labels: np.ndarray, val: Inputs | None, val_labels: np.ndarray | None,
+    cfg: TrainConfig, loss: str, seed: int, device: Device, progress: Callable[[int, int], None] | None,
+) -> TrainResult:
+    t0 = time.perf_counter()
+    y = torch.from_numpy(np.array(train_labels, dtype=np.float32))  # a copy: labels may be a read-only memmap
+    if y.ndim != 1 or len(y) != len(train):
+        raise ConfigError(f"train labels have shape {tuple(y.shape)}, expected ({len(train)},)")
+    if torch.isnan(y).any() or (y < 0).any() or (y > 1).any():
+        raise ConfigError("train labels must be probabilities in [0, 1]")
+    torch.manual_seed(seed)
+    model.to(device.device)
+    dist.broadcast_params(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs  # type: ignore[operator]
+    warm = max(1, int(cfg.warmup_frac * total))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    loss_fn = make_loss(loss, total_steps=total, aux_weight=cfg.aux_weight, aux_warmup_frac=cfg.aux_warmup_frac,
+                        aux_window=cfg.aux_window, gather=dist.gather_cat)
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    best: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_eval, bad, stopped = -1, 0, False
+    history: list[dict[str, float]] = []
+    world, rk = dist.world_size(), dist.rank()
+    mbs: int = cfg.micro_batch_size  # type: ignore[assignment]
+    step = 0
+    model.train()
+    for epoch in range(cfg.epochs):  # type: ignore[arg-type]
+        rng = np.random.default_rng([seed, epoch])
+        for gbatch in epoch_batches(n, cfg.batch_size, rng, train.lengths):
+            local = gbatch[rk::world]
+            for m in range(math.ceil(len(local) / mbs)):
+                mi = local[m * mbs : (m + 1) * mbs]
+                if len(mi) == 0:
+                    continue
+                with device.autocast():
+                    logits = model(**train.batch(mi, device.device))
+                per_ex = loss_fn(logits, y[mi].to(device.device), step)
+                (per_ex.sum() / len(gbatch)).backward()
+            loss_fn.end_step()  # collective under DDP: once per step on every rank
+            dist.allreduce_grads(params)
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if progress is not None:
+                progress(step, total)
+            if val is not None and (step % eval_every == 0 or step == total):
+                probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device)
+                acc, vloss = val_score(probs, np.asarray(val_labels, dtype=np.float32))
+                history.append({"step": step, "epoch": epoch, "val_acc": acc, "val_loss": vloss})
+                if best is None or acc > best[0] or (acc == best[0] and vloss < best[1]):
+                    best, best_eval, bad = (acc, vloss), len(history) - 1, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:  # type: ignore[operator]
+                        stopped = True
+                        break
+        if stopped:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_eval, step, stopped, history, time.perf_counter() - t0)
+
+
+__all__ = [
+    "MODES", "TrainConfig", "Inputs", "FeatureInputs", "TokenInputs", "epoch_batches", "predict_proba",
+    "train_classifier", "TrainResult", "val_score", "soft_cross_entropy",
+]

@@ -1,0 +1,474 @@
+//! Approximate kNN graphs: NN-descent (Dong, Charikar, Li 2011) seeded by a forest of
+//! random-projection trees, as in pynndescent.
+//!
+//! Determinism: every random choice comes from a hash of (seed, what is being chosen), never
+//! from a shared generator, and every graph update is applied as "offer a candidate to a bounded
+//! best-K list ordered by (distance, index)". Such a list ends up holding the best K of all that
+//! was offered whatever the order of the offers, so the result depends on the seed only, not on
+//! the thread count or scheduling. Work is cut into blocks of fixed size (not per thread).
+//!
+//! Locality: rows are copied once in the leaf order of the first tree (normalised under cosine),
+//! so that neighbours tend to sit close in memory; the copy is the only O(n·d) allocation.
+
+use crate::kernel::{dot4_fn, dot_fn, Dot4Fn, DotFn};
+use crate::knn::{check_cancel, Prepared};
+use crate::rng::{hash3, mix64, SplitMix64};
+use crate::{Metric, Result};
+use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
+
+/// Neighbours kept per node while NN-descent runs.
+pub(crate) fn auto_build_k(k: usize, n: usize, user: usize) -> usize {
+    let b = if user > 0 { user } else { (2 * k).max(20) };
+    b.max(k).min(n - 1)
+}
+
+/// NN-descent iteration cap (as pynndescent: max(5, log2 n)).
+pub(crate) fn auto_iters(n: usize) -> usize {
+    ((n as f64).log2().round() as usize).max(5)
+}
+
+fn auto_trees(n: usize) -> usize {
+    (4 + ((n as f64).powf(0.25) / 2.0).round() as usize).min(32)
+}
+
+/// Nodes per local-join block: updates are applied between blocks.
+const JOIN_BLOCK: usize = 16384;
+/// Rows per chunk when applying updates in parallel.
+const APPLY_CHUNK: usize = 1024;
+/// Stop when fewer than this fraction of the n*K graph entries changed in an iteration.
+const DELTA: f64 = 0.001;
+
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Upd {
+    target: u32,
+    cand: u32,
+    dist: f32,
+}
+
+/// Per-node best-K lists, ascending (dist, index). flag: 0 old, 1 new, 2 inserted this round.
+struct Graph {
+    kk: usize,
+    idx: Vec<u32>,
+    dist: Vec<f32>,
+    flag: Vec<u8>,
+}
+
+#[inline]
+fn better(d: f32, j: u32, t: f32, tj: u32) -> bool {
+    d < t || (d == t && j < tj)
+}
+
+/// Offer (j, d) to one row; true when it went in.
+#[inline]
+fn row_insert(idx: &mut [u32], dist: &mut [f32], flag: &mut [u8], j: u32, d: f32, f: u8) -> bool {
+    let kk = idx.len();
+    if !better(d, j, dist[kk - 1], idx[kk - 1]) || idx.contains(&j) {
+        return false;
+    }
+    let mut pos = kk - 1;
+    while pos > 0 && better(d, j, dist[pos - 1], idx[pos - 1]) {
+        idx[pos] = idx[pos - 1];
+        dist[pos] = dist[pos - 1];
+        flag[pos] = flag[pos - 1];
+        pos -= 1;
+    }
+    idx[pos] = j;
+    dist[pos] = d;
+    flag[pos] = f;
+    true
+}
+
+impl Graph {
+    fn new(n: usize, kk: usize) -> Self {
+        Self { kk, idx: vec![EMPTY; n * kk], dist: vec![f32::INFINITY; n * kk], flag: vec![0; n * kk] }
+    }
+
+    #[inline]
+    fn thr(&self, i: usize) -> f32 {
+        self.dist[i * self.kk + self.kk - 1]
+    }
+
+    fn apply(&mut self, ups: &mut [Upd], flag: u8) {
+        ups.par_sort_unstable_by_key(|u| u.target);
+        let kk = self.kk;
+        let ups = &*ups;
+        self.idx
+            .par_chunks_mut(APPLY_CHUNK * kk)
+            .zip(self.dist.par_chunks_mut(APPLY_CHUNK * kk))
+            .zip(self.flag.par_chunks_mut(APPLY_CHUNK * kk))
+            .enumerate()
+            .for_each(|(ci, ((ir, dr), fr))| {
+                let r0 = ci * APPLY_CHUNK;
+                let r1 = r0 + ir.len() / kk;
+                let lo = ups.partition_point(|u| (u.target as usize) < r0);
+                let hi = ups.partition_point(|u| (u.target as usize) < r1);
+                for u in &ups[lo..hi] {
+                    let r = (u.target as usize - r0) * kk;
+                    row_insert(&mut ir[r..r + kk], &mut dr[r..r + kk], &mut fr[r..r + kk], u.cand, u.dist, flag);
+                }
+            });
+    }
+}
+
+/// Row-major internal copy of the data, in the internal (permuted) order.
+struct Points {
+    x: Vec<f32>,
+    d: usize,
+    /// SquaredL2 only: squared norms
+    sqn: Option<Vec<f32>>,
+    dot: DotFn,
+    dot4: Dot4Fn,
+}
+
+impl Points {
+    #[inline]
+    fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+
+    /// Lower is better: minus the similarity, or the squared distance, from a dot product.
+    #[inline]
+    fn dist_from_dot(&self, a: usize, b: usize, ip: f32) -> f32 {
+        match &self.sqn {
+            Some(s) => (s[a] + s[b]) - 2.0 * ip,
+            None => -ip,
+        }
+    }
+
+    /// Offer every pair (i < j, i < na) among `ids` whose distance beats an endpoint's list.
+    /// All distances come from one dot-product routine (the 4-wide variant is bit-identical),
+    /// so a pair gets the same value wherever it is computed, which the order-independence
+    /// of updates relies on.
+    fn join(&self, g: &Graph, ids: &[u32], na: usize, acc: &mut Vec<Upd>) {
+        for i in 0..na {
+            let a = ids[i];
+            let ra = self.row(a as usize);
+            let rest = &ids[i + 1..];
+            let mut q = rest.chunks_exact(4);
+            for c in &mut q {
+                let ds = (self.dot4)(ra, [self.row(c[0] as usize), self.row(c[1] as usize), self.row(c[2] as usize), self.row(c[3] as usize)]);
+                for t in 0..4 {
+                    if c[t] != a {
+                        let dd = self.dist_from_dot(a as usize, c[t] as usize, ds[t]);
+                        push_pair(g, acc, a, c[t], dd);
+                    }
+                }
+            }
+            for &b in q.remainder() {
+                if b != a {
+                    let dd = self.dist_from_dot(a as usize, b as usize, (self.dot)(ra, self.row(b as usize)));
+                    push_pair(g, acc, a, b, dd);
+                }
+            }
+        }
+    }
+
+    fn dist(&self, a: usize, b: usize) -> f32 {
+        self.dist_from_dot(a, b, (self.dot)(self.row(a), self.row(b)))
+    }
+}
+
+/// Build an approximate kNN graph; returns (indices, scores) in the caller's row order,
+/// scores as `KnnResult` defines them.
+pub(crate) fn nn_descent(
+    prep: &Prepared<'_>,
+    k: usize,
+    build_k: usize,
+    n_trees: usize,
+    max_iters: usize,
+    seed: u64,
+    cancel: &AtomicBool,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let (n, d) = (prep.data.n, prep.data.d);
+    let kk = auto_build_k(k, n, build_k);
+    let iters = if max_iters > 0 { max_iters } else { auto_iters(n) };
+    let trees = if n_trees > 0 { n_trees } else { auto_trees(n) };
+    let leaf = kk.max(16);
+    let angular = prep.metric == Metric::Cosine;
+    let dot = dot_fn();
+
+    // Tree 0 on the caller's rows fixes the internal order.
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    let src_row = |i: usize| prep.data.row(i);
+    let src_scale = |i: usize| prep.scale(i);
+    let leaves0 = build_tree(&mut perm, &src_row, &src_scale, angular, d, leaf, hash3(seed, 0x7472_6565, 0), 0, dot);
+    check_cancel(cancel)?;
+    let mut x = vec![0.0f32; n * d];
+    x.par_chunks_mut(d).zip(perm.par_iter()).for_each(|(dst, &o)| {
+        let s = prep.scale(o as usize);
+        for (a, &b) in dst.iter_mut().zip(prep.data.row(o as usize)) {
+            *a = b * s;
+        }
+    });
+    let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
+    let pts = Points { x, d, sqn, dot, dot4: dot4_fn() };
+
+    let mut g = Graph::new(n, kk);
+    // Seed the graph with all pairs inside the leaves of every tree.
+    let mut start = 0usize;
+    let mut leaves: Vec<(usize, usize)> = leaves0.iter().map(|&l| { let s = start; start += l as usize; (s, l as usize) }).collect();
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    for t in 0..trees {
+        check_cancel(cancel)?;
+        if t > 0 {
+            ids.iter_mut().enumerate().for_each(|(i, v)| *v = i as u32);
+            let row = |i: usize| pts.row(i);
+            let one = |_: usize| 1.0f32;
+            let ls = build_tree(&mut ids, &row, &one, angular, d, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
+            let mut s0 = 0usize;
+            leaves = ls.iter().map(|&l| { let s = s0; s0 += l as usize; (s, l as usize) }).collect();
+        }
+        let members: &[u32] = if t == 0 { &[] } else { &ids };
+        let gr = &g;
+        let mut ups: Vec<Upd> = leaves
+            .par_iter()
+            .fold(
+                || (Vec::new(), Vec::new()),
+                |(mut acc, mut ids), &(s, l)| {
+                    ids.clear();
+                    ids.extend((0..l).map(|q| if t == 0 { (s + q) as u32 } else { members[s + q] }));
+                    pts.join(gr, &ids, l, &mut acc);
+                    (acc, ids)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(Vec::new, concat);
+        g.apply(&mut ups, 1);
+    }
+    fill_random(&mut g, &pts, seed);
+    g.flag.par_iter_mut().for_each(|f| *f = 1);
+
+    // NN-descent proper.
+    let mc = kk;
+    for it in 0..iters {
+        check_cancel(cancel)?;
+        let sit = hash3(seed, 0x6974_6572, it as u64);
+        let (new_c, old_c) = sample_candidates(&g, mc, sit);
+        // Entries sampled as new candidates are joined this round: mark them old.
+        g.idx
+            .par_chunks(kk)
+            .zip(g.flag.par_chunks_mut(kk))
+            .zip(new_c.par_chunks(mc))
+            .for_each(|((ir, fr), nc)| {
+                for (f, j) in fr.iter_mut().zip(ir) {
+                    if *f != 0 && nc.contains(j) {
+                        *f = 0;
+                    }
+                }
+            });
+        for b0 in (0..n).step_by(JOIN_BLOCK) {
+            check_cancel(cancel)?;
+            let b1 = (b0 + JOIN_BLOCK).min(n);
+            let gr = &g;
+            let mut ups: Vec<Upd> = (b0..b1)
+                .into_par_iter()
+                .fold(
+                    || (Vec::new(), Vec::new()),
+                    |(mut acc, mut ids), v| {
+                        ids.clear();
+                        ids.extend(new_c[v * mc..(v + 1) * mc].iter().copied().filter(|&j| j != EMPTY));
+                        let na = ids.len();
+                        ids.extend(old_c[v * mc..(v + 1) * mc].iter().copied().filter(|&j| j != EMPTY));
+                        pts.join(gr, &ids, na, &mut acc);
+                        (acc, ids)
+                    },
+                )
+                .map(|(acc, _)| acc)
+                .reduce(Vec::new, concat);
+            g.apply(&mut ups, 2);
+        }
+        let changed: usize = g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum();
+        if std::env::var_os("SW2S_DEBUG").is_some() {
+            eprintln!("iter {it}: changed {changed}");
+        }
+        if (changed as f64) <= DELTA * (n * kk) as f64 {
+            break;
+        }
+    }
+    check_cancel(cancel)?;
+
+    // Back to the caller's order; ties re-broken by the caller's indices.
+    let metric = prep.metric;
+    let mut out_idx = vec![0u32; n * k];
+    let mut out_sc = vec![0.0f32; n * k];
+    let mut inv = vec![0u32; n];
+    for (i, &o) in perm.iter().enumerate() {
+        inv[o as usize] = i as u32;
+    }
+    out_idx.par_chunks_mut(k).zip(out_sc.par_chunks_mut(k)).enumerate().for_each(|(o, (oi, os))| {
+        let i = inv[o] as usize;
+        let mut row: Vec<(f32, u32)> = (0..kk).map(|t| (g.dist[i * kk + t], perm[g.idx[i * kk + t] as usize])).collect();
+        row.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+        for t in 0..k {
+            oi[t] = row[t].1;
+            os[t] = match metric {
+                Metric::SquaredL2 => row[t].0.max(0.0),
+                _ => -row[t].0,
+            };
+        }
+    });
+    Ok((out_idx, out_sc))
+}
+
+fn concat(mut a: Vec<Upd>, mut b: Vec<Upd>) -> Vec<Upd> {
+    if a.len() < b.len() {
+        std::mem::swap(&mut a, &mut b);
+    }
+    a.extend_from_slice(&b);
+    a
+}
+
+#[inline]
+fn push_pair(g: &Graph, acc: &mut Vec<Upd>, a: u32, b: u32, d: f32) {
+    if d <= g.thr(a as usize) {
+        acc.push(Upd { target: a, cand: b, dist: d });
+    }
+    if d <= g.thr(b as usize) {
+        acc.push(Upd { target: b, cand: a, dist: d });
+    }
+}
+
+/// Fill the rows the trees left short with seeded random nodes.
+fn fill_random(g: &mut Graph, pts: &Points, seed: u64) {
+    let kk = g.kk;
+    let n = g.idx.len() / kk;
+    g.idx.par_chunks_mut(kk).zip(g.dist.par_chunks_mut(kk)).zip(g.flag.par_chunks_mut(kk)).enumerate().for_each(
+        |(i, ((ir, dr), fr))| {
+            if ir[kk - 1] != EMPTY {
+                return;
+            }
+            let mut rng = SplitMix64::new(hash3(seed, 0x66_696c_6c, i as u64));
+            while ir[kk - 1] == EMPTY {
+                let j = rng.below(n);
+                if j != i && !ir.contains(&(j as u32)) {
+                    let dd = pts.dist(i, j);
+                    if !row_insert(ir, dr, fr, j as u32, dd, 1) && !ir.contains(&(j as u32)) {
+                        // Only possible with a NaN distance: place it anyway at the end.
+                        ir[kk - 1] = j as u32;
+                        dr[kk - 1] = f32::INFINITY;
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// Per node, up to `mc` new and `mc` old candidates (forward and reverse neighbours), the ones
+/// with the smallest hash priority. Rows are split into ranges; each range scans the whole
+/// graph and keeps what lands in it, so no locks are needed.
+fn sample_candidates(g: &Graph, mc: usize, sit: u64) -> (Vec<u32>, Vec<u32>) {
+    let kk = g.kk;
+    let n = g.idx.len() / kk;
+    let parts = rayon::current_num_threads().max(1);
+    let rows_per = n.div_ceil(parts).max(1);
+    let mut new_c = vec![EMPTY; n * mc];
+    let mut old_c = vec![EMPTY; n * mc];
+    new_c.par_chunks_mut(rows_per * mc).zip(old_c.par_chunks_mut(rows_per * mc)).enumerate().for_each(|(p, (nc, oc))| {
+        let r0 = p * rows_per;
+        let r1 = (r0 + rows_per).min(n);
+        let m = r1 - r0;
+        let mut npri = vec![u64::MAX; m * mc];
+        let mut opri = vec![u64::MAX; m * mc];
+        let mut offer = |t: usize, c: u32, is_new: bool| {
+            let pri = hash3(sit, t as u64, c as u64);
+            let r = (t - r0) * mc;
+            let (ci, pr) = if is_new { (&mut nc[r..r + mc], &mut npri[r..r + mc]) } else { (&mut oc[r..r + mc], &mut opri[r..r + mc]) };
+            let last = mc - 1;
+            if pri > pr[last] || (pri == pr[last] && c >= ci[last]) || ci.contains(&c) {
+                return;
+            }
+            let mut pos = last;
+            while pos > 0 && (pri < pr[pos - 1] || (pri == pr[pos - 1] && c < ci[pos - 1])) {
+                ci[pos] = ci[pos - 1];
+                pr[pos] = pr[pos - 1];
+                pos -= 1;
+            }
+            ci[pos] = c;
+            pr[pos] = pri;
+        };
+        for u in 0..n {
+            for s in 0..kk {
+                let v = g.idx[u * kk + s];
+                if v == EMPTY {
+                    continue;
+                }
+                let is_new = g.flag[u * kk + s] != 0;
+                if (r0..r1).contains(&u) {
+                    offer(u, v, is_new);
+                }
+                if (r0..r1).contains(&(v as usize)) {
+                    offer(v as usize, u as u32, is_new);
+                }
+            }
+        }
+    });
+    (new_c, old_c)
+}
+
+/// Random-projection tree over `ids` (reordered in place so every leaf is a contiguous run);
+/// returns the leaf sizes in order. Splits: the hyperplane bisecting two random points
+/// (through the origin between their directions when `angular`).
+#[allow(clippy::too_many_arguments)]
+fn build_tree<'a, R, S>(ids: &mut [u32], row: &R, scale: &S, angular: bool, d: usize, leaf: usize, seed: u64, depth: usize, dot: DotFn) -> Vec<u32>
+where
+    R: Fn(usize) -> &'a [f32] + Sync,
+    S: Fn(usize) -> f32 + Sync,
+{
+    let m = ids.len();
+    if m <= leaf || depth >= 64 {
+        return vec![m as u32];
+    }
+    let mut rng = SplitMix64::new(seed);
+    let a = ids[rng.below(m)] as usize;
+    let mut b = ids[rng.below(m)] as usize;
+    if b == a {
+        b = ids[(ids.iter().position(|&v| v as usize == a).unwrap_or(0) + 1 + rng.below(m - 1)) % m] as usize;
+    }
+    let (xa, xb) = (row(a), row(b));
+    let (mut sa, mut sb) = (scale(a), scale(b));
+    if angular {
+        // directions: rows scaled to unit length
+        let na = dot(xa, xa).sqrt() * sa;
+        let nb = dot(xb, xb).sqrt() * sb;
+        sa /= na.max(f32::MIN_POSITIVE);
+        sb /= nb.max(f32::MIN_POSITIVE);
+    }
+    let normal: Vec<f32> = xa.iter().zip(xb).map(|(&p, &q)| p * sa - q * sb).collect();
+    let offset = if angular { 0.0 } else { -xa.iter().zip(xb).zip(&normal).map(|((&p, &q), &w)| w * (p * sa + q * sb) * 0.5).sum::<f32>() };
+    let side = |i: u32| -> bool {
+        let mg = scale(i as usize) * dot(&normal, row(i as usize)) + offset;
+        if mg == 0.0 {
+            hash3(seed, i as u64, 1) & 1 == 1
+        } else {
+            mg > 0.0
+        }
+    };
+    let sides: Vec<bool> = if m > 4096 { ids.par_iter().map(|&i| side(i)).collect() } else { ids.iter().map(|&i| side(i)).collect() };
+    let nl = sides.iter().filter(|&&s| s).count();
+    let mut tmp = Vec::with_capacity(m);
+    if nl == 0 || nl == m {
+        // Degenerate split (duplicates): halve by position.
+        tmp.extend_from_slice(ids);
+    } else {
+        tmp.extend(ids.iter().zip(&sides).filter(|(_, &s)| s).map(|(&i, _)| i));
+        tmp.extend(ids.iter().zip(&sides).filter(|(_, &s)| !s).map(|(&i, _)| i));
+    }
+    let nl = if nl == 0 || nl == m { m / 2 } else { nl };
+    ids.copy_from_slice(&tmp);
+    drop(tmp);
+    let (l, r) = ids.split_at_mut(nl);
+    let (sl, sr) = (mix64(seed.wrapping_mul(2).wrapping_add(1)), mix64(seed.wrapping_mul(2).wrapping_add(2)));
+    let (mut a, b) = if m > 8192 {
+        rayon::join(
+            || build_tree(l, row, scale, angular, d, leaf, sl, depth + 1, dot),
+            || build_tree(r, row, scale, angular, d, leaf, sr, depth + 1, dot),
+        )
+    } else {
+        (build_tree(l, row, scale, angular, d, leaf, sl, depth + 1, dot), build_tree(r, row, scale, angular, d, leaf, sr, depth + 1, dot))
+    };
+    a.extend(b);
+    a
+}

@@ -1,0 +1,77 @@
+"""`sw2s train` end to end, the stage commands, `sw2s report`, and errors as one line + exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from selective_w2sg.cli import app, main
+
+torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
+
+SMALL = ["--n-weak", "40", "--n-w2s", "60", "--n-test", "40", "--epochs", "8", "--device", "cpu"]
+
+
+def test_train_end_to_end_then_report(tmp_path) -> None:
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--task", "synthetic", "--weak", "tiny-random-bert", "--strong",
+                                 "tiny-random-llama", "--out", str(out), "--seeds", "0,1", *SMALL])
+    assert r.exit_code == 0, r.output
+    assert "PGR" in r.output and "aux_conf" in r.output
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["seeds"] == [0, 1] and set(summary["models"]) == {"weak", "ceiling", "naive", "aux_conf"}
+    (out / "results.png").unlink()
+    r = CliRunner().invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "results.png").exists() and "ceiling" in r.output
+
+
+def test_stage_commands(tmp_path) -> None:
+    out = tmp_path / "run"
+    base = ["--out", str(out), *SMALL]
+    r = CliRunner().invoke(app, ["weak", *base])
+    assert r.exit_code == 0, r.output
+    weak_dir = r.output.strip().splitlines()[-1]
+    assert weak_dir.endswith(tuple("0123456789abcdef")) and "/weak/" in weak_dir
+    r = CliRunner().invoke(app, ["student", "--name", "naive", *base])
+    assert r.exit_code == 0, r.output
+    n_tr = np.load(f"{weak_dir}/preds_w2s_train.npy").shape[0]
+    n_va = np.load(f"{weak_dir}/preds_w2s_val.npy").shape[0]
+    np.save(tmp_path / "l.npy", np.full(n_tr, 0.8, np.float32))
+    np.save(tmp_path / "v.npy", np.full(n_va, 0.8, np.float32))
+    r = CliRunner().invoke(app, ["student", "--name", "mine", "--labels", str(tmp_path / "l.npy"), "--val-labels",
+                                 str(tmp_path / "v.npy"), *base])
+    assert r.exit_code == 0, r.output
+    assert "student-mine" in r.output
+    np.save(tmp_path / "bad.npy", np.zeros(3, np.float32))
+    r = CliRunner().invoke(app, ["student", "--name", "mine", "--labels", str(tmp_path / "bad.npy"), "--val-labels",
+                                 str(tmp_path / "v.npy"), *base])
+    assert r.exit_code != 0 and "shape" in str(r.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--task", "nope"], "unknown task 'nope'"),
+        (["train", "--task", "sciq", "--data", "/no/such/dir"], "does not exist"),
+        (["train", "--n-weak", "3"], "need at least 20"),
+        (["train", "--weak", "/no/such/model", "--n-weak", "40", "--n-w2s", "60", "--n-test", "40"], "does not exist"),
+        (["train", "--seeds", "a,b"], "--seeds"),
+        (["report", "/no/such/run"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_exit_1(tmp_path, monkeypatch, capsys, args, message) -> None:
+    monkeypatch.setattr(sys, "argv", ["sw2s", *args, *(["--out", str(tmp_path / "o")] if args[0] == "train" else [])])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and message in " ".join(err.split())
+    assert "Traceback" not in err
+    # nothing left that looks finished
+    assert not list((tmp_path / "o").rglob("DONE.json"))

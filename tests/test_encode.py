@@ -1,0 +1,87 @@
+"""The encode pass: one forward per distinct text, self-labels from option scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_splits
+from selective_w2sg.models import load_backbone
+from selective_w2sg.tasks import build_splits, format_example
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return build_splits("synthetic", seed=0, n_weak=20, n_w2s=60, n_test=20)
+
+
+def count_rows(backbone):
+    """Wrap the model's forward to count the rows (texts) it sees."""
+    seen = {"rows": 0}
+    orig = backbone.model.forward
+
+    def forward(*args, **kw):
+        seen["rows"] += int(kw["input_ids"].shape[0])
+        return orig(*args, **kw)
+
+    backbone.model.forward = forward
+    return seen
+
+
+@torch.inference_mode()
+def reference_option_ll(backbone, question: str, option: str) -> float:
+    """Mean log-likelihood of the option's tokens, one unpadded example at a time."""
+    tok = backbone.tokenizer
+    full = tok(format_example(question, option))["input_ids"]
+    prefix = tok(format_example(question, "").rstrip())["input_ids"]
+    start = next((i for i, (a, b) in enumerate(zip(full, prefix)) if a != b), len(prefix))
+    special = set(tok.all_special_ids) - {tok.unk_token_id}
+    logits = backbone.model(input_ids=torch.tensor([full])).logits[0].float()
+    logp = torch.log_softmax(logits, -1)
+    return float(np.mean([logp[p - 1, full[p]].item() for p in range(start, len(full)) if full[p] not in special]))
+
+
+def test_causal_self_labels_match_one_at_a_time_reference(splits):
+    bb = load_backbone("tiny-random-llama")
+    out = encode_splits(bb, splits.examples, splits.questions, batch_size=7)
+    for split in ("weak_train", "test"):
+        for i, e in list(enumerate(splits.examples[split]))[:6]:
+            lls = np.array([reference_option_ll(bb, e.question, o) for o in e.options])
+            probs = np.exp(lls - lls.max()) / np.exp(lls - lls.max()).sum()
+            assert out[split].self_prob[i] == pytest.approx(probs[e.option_index], abs=2e-4)
+            assert out[split].self_label[i] == float(np.argmax(probs) == e.option_index)
+
+
+def test_encoder_self_labels_are_question_answer_cosine(splits):
+    bb = load_backbone("tiny-random-bert")
+    out = encode_splits(bb, splits.examples, splits.questions)
+    from selective_w2sg.models import extract_features
+
+    e = splits.examples["w2s_train"][3]
+    vecs = extract_features(bb, [e.question, *e.options])[-1]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    cos = vecs[1:] @ vecs[0]
+    z = np.exp((cos - cos.max()) / COSINE_TEMPERATURE)
+    assert out["w2s_train"].self_prob[3] == pytest.approx(z[e.option_index] / z.sum(), abs=1e-4)
+
+
+@pytest.mark.parametrize("model", ["tiny-random-llama", "tiny-random-bert"])
+def test_one_pass_per_distinct_text(splits, model):
+    bb = load_backbone(model)
+    seen = count_rows(bb)
+    stats = EncodeStats()
+    out = encode_splits(bb, splits.examples, splits.questions, stats=stats)
+    qs = [q for s in splits.questions.values() for q in s]
+    distinct = {format_example(q.question, o) for q in qs for o in q.options}
+    if not bb.is_causal:
+        distinct |= {q.question for q in qs} | {o for q in qs for o in q.options}
+    assert seen["rows"] == len(distinct) == stats.texts
+    for split, exs in splits.examples.items():
+        o = out[split]
+        assert o.embedding.shape == (len(exs), bb.hidden_size) and o.features.shape == o.embedding.shape
+        np.testing.assert_allclose(np.linalg.norm(o.embedding, axis=1), 1.0, atol=1e-5)
+        assert set(np.unique(o.self_label)) <= {0.0, 1.0}
+        # every question has exactly one own answer among its options; a pair of examples holds at most one
+        pairs = o.self_label.reshape(-1, 2).sum(1)
+        assert pairs.max() <= 1

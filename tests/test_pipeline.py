@@ -1,0 +1,184 @@
+"""Stages, cache reuse and invalidation, resume after an interrupted stage, evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from selective_w2sg import stages as stages_mod
+from selective_w2sg.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
+from selective_w2sg.evaluate import aggregate, binary_metrics, mean_se, pgr
+from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_pipeline, run_stages
+from selective_w2sg.train import TrainConfig
+
+torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
+
+SMALL = dict(n_weak=40, n_w2s=60, n_test=40)
+
+
+def _cfg(tmp_path, **kw) -> PipelineConfig:
+    train = kw.pop("train", TrainConfig(epochs=8, device="cpu"))
+    return PipelineConfig(out=str(tmp_path / "run"), train=train, **{**SMALL, **kw})
+
+
+def _run(cfg: PipelineConfig, seed: int = 0) -> dict[str, StageDir]:
+    ctx = prepare_seed(cfg, seed)
+    return run_stages(ctx, cfg.students)
+
+
+# ------------------------------------------------------------------------------------------ cache
+
+
+def test_run_cached_reuses_and_redoes(tmp_path) -> None:
+    calls = []
+
+    def compute(w):
+        calls.append(1)
+        w.npy("x", np.arange(3))
+        return {"ok": True}
+
+    a = run_cached(tmp_path, "s", {"a": 1}, {"in": "f"}, compute)
+    assert not a.reused and a.done and a.npy("x").tolist() == [0, 1, 2]
+    assert json.loads((a.path / "config.json").read_text())["config"] == {"a": 1}
+    b = run_cached(tmp_path, "s", {"a": 1}, {"in": "f"}, compute)
+    assert b.reused and b.path == a.path and len(calls) == 1
+    c = run_cached(tmp_path, "s", {"a": 2}, {"in": "f"}, compute)
+    assert c.path != a.path and len(calls) == 2
+    # an output lost after DONE: not complete, redone
+    (a.path / "x.npy").unlink()
+    assert not run_cached(tmp_path, "s", {"a": 1}, {"in": "f"}, compute).reused
+
+
+def test_interrupted_stage_is_wiped_and_redone(tmp_path) -> None:
+    def crash(w):
+        w.npy("half", np.zeros(2))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cached(tmp_path, "s", {}, {}, crash)
+    (path,) = (tmp_path / "s").iterdir()
+    assert (path / "half.npy").exists() and not (path / DONE).exists()
+    d = run_cached(tmp_path, "s", {}, {}, lambda w: w.npy("full", np.ones(2)))
+    assert d.path == path and not d.reused and not (path / "half.npy").exists()
+
+
+def test_keys() -> None:
+    assert stage_key({"a": 1, "b": 2}, {}) == stage_key({"b": 2, "a": 1}, {})
+    assert array_fingerprint(np.zeros(3, np.float32)) != array_fingerprint(np.zeros(3, np.float64))
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def test_stages_reuse_and_invalidation(tmp_path) -> None:
+    cfg = _cfg(tmp_path)
+    first = _run(cfg)
+    assert set(first) == {"weak", "ceiling", "naive", "aux_conf"} and not any(d.reused for d in first.values())
+    n = len(prepare_seed(cfg, 0).splits.examples["w2s_train"])
+    assert first["weak"].npy("preds_w2s_train").shape == (n,)
+    second = _run(cfg)
+    assert all(d.reused for d in second.values())
+    assert {k: d.path for k, d in first.items()} == {k: d.path for k, d in second.items()}
+    # another learning rate: every training stage is redone; probe features are reused
+    feats_before = set((cfg.cache_root / "features").iterdir())
+    third = _run(_cfg(tmp_path, train=TrainConfig(epochs=8, lr=0.05, device="cpu")))
+    assert not any(d.reused for d in third.values())
+    assert set((cfg.cache_root / "features").iterdir()) == feats_before
+    # another seed: other splits, other folders
+    other = _run(cfg, seed=1)
+    assert other["weak"].path != first["weak"].path
+
+
+def test_student_keyed_by_its_labels(tmp_path) -> None:
+    cfg = _cfg(tmp_path)
+    ctx = prepare_seed(cfg, 0)
+    n_tr, n_va = (len(ctx.splits.examples[s]) for s in ("w2s_train", "w2s_val"))
+    a = stages_mod.run_student(ctx, "custom", np.full(n_tr, 0.3, np.float32), np.full(n_va, 0.3, np.float32))
+    b = stages_mod.run_student(ctx, "custom", np.full(n_tr, 0.3, np.float32), np.full(n_va, 0.3, np.float32))
+    c = stages_mod.run_student(ctx, "custom", np.full(n_tr, 0.7, np.float32), np.full(n_va, 0.3, np.float32))
+    assert b.reused and b.path == a.path and c.path != a.path
+
+
+def test_resume_after_interrupted_stage(tmp_path, monkeypatch) -> None:
+    cfg = _cfg(tmp_path)
+    real = stages_mod.train_classifier
+
+    def dies_on_aux(*args, **kw):
+        if kw.get("loss") == "aux_conf":
+            raise KeyboardInterrupt  # the run is killed while the aux-conf student trains
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stages_mod, "train_classifier", dies_on_aux)
+    with pytest.raises(KeyboardInterrupt):
+        _run(cfg)
+    partial = list((cfg.cache_root / "student-aux_conf").iterdir())
+    assert len(partial) == 1 and not (partial[0] / DONE).exists()
+    monkeypatch.setattr(stages_mod, "train_classifier", real)
+    resumed = _run(cfg)
+    assert [k for k, d in resumed.items() if d.reused] == ["weak", "ceiling", "naive"]
+    assert resumed["aux_conf"].done and resumed["aux_conf"].path == partial[0]
+
+
+def test_weak_never_sees_w2s_ground_truth(tmp_path) -> None:
+    cfg = _cfg(tmp_path)
+    ctx = prepare_seed(cfg, 0)
+    d = stages_mod.run_weak(ctx)
+    cfg_json = json.loads((d.path / "config.json").read_text())
+    assert cfg_json["inputs"]["train"][0] == "weak_train" and cfg_json["inputs"]["val"][0] == "weak_train"
+    mask = stages_mod.weak_val_mask(ctx.splits, 0)
+    val_q = {e.question_id for e, m in zip(ctx.splits.examples["weak_train"], mask) if m}
+    tr_q = {e.question_id for e, m in zip(ctx.splits.examples["weak_train"], mask) if not m}
+    assert val_q and tr_q and not val_q & tr_q
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+def test_metrics_and_pgr() -> None:
+    m = binary_metrics(np.array([0.9, 0.2, 0.6, 0.4]), np.array([1, 0, 0, 1]))
+    assert m == {"accuracy": 0.5, "auroc": 0.75}
+    assert pgr(0.7, 0.6, 0.8) == pytest.approx(0.5)
+    assert pgr(0.7, 0.8, 0.8) is None
+    mean, se = mean_se([1.0, 2.0, 3.0])
+    assert mean == 2.0 and se == pytest.approx(1.0 / math.sqrt(3))
+    assert mean_se([5.0]) == (5.0, 0.0)
+
+
+def test_aggregate_flags_bad_seeds() -> None:
+    def res(seed, w, c, s):
+        return {"task": "t", "seed": seed, "metric": "accuracy",
+                "models": {"weak": {"accuracy": w, "auroc": w}, "ceiling": {"accuracy": c, "auroc": c},
+                           "naive": {"accuracy": s, "auroc": s}},
+                "pgr": {"naive": pgr(s, w, c)}, "ceiling_beats_weak": c > w}
+
+    summary = aggregate([res(0, 0.6, 0.8, 0.7), res(1, 0.6, 0.8, 0.8), res(2, 0.7, 0.65, 0.7)])
+    assert summary["flagged_seeds"] == [2]
+    assert summary["models"]["naive"]["pgr"] == pytest.approx(0.75)
+    assert summary["models"]["naive"]["pgr_n"] == 2
+
+
+def test_run_pipeline_writes_results(tmp_path) -> None:
+    cfg = _cfg(tmp_path, seeds=(0, 1))
+    summary = run_pipeline(cfg)
+    out = tmp_path / "run"
+    assert (out / "results.png").stat().st_size > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"]["seeds"] == [0, 1] == summary["seeds"]
+    for s in (0, 1):
+        r = json.loads((out / f"seed{s}" / "results.json").read_text())
+        assert set(r["models"]) == {"weak", "ceiling", "naive", "aux_conf"}
+        assert json.loads((out / f"seed{s}" / "splits.json").read_text())["seed"] == s
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 8
+
+
+def test_full_mode_pipeline(tmp_path) -> None:
+    cfg = _cfg(tmp_path, students=("naive",), train=TrainConfig(mode="full", epochs=1, lr=1e-3, device="cpu"))
+    stages = _run(cfg)
+    assert set(stages) == {"weak", "ceiling", "naive"}
+    assert not (cfg.cache_root / "features").exists()  # full mode tokenises; it caches no features
+    p = stages["naive"].npy("preds_test")
+    assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))

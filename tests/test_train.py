@@ -1,0 +1,130 @@
+"""Training loop: convergence, early stopping, gradient accumulation, and DDP (2 CPU processes,
+gloo) giving the same model as one process."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from selective_w2sg.errors import ConfigError
+from selective_w2sg.models import Classifier, LinearHead, load_backbone, pick_device, tokenize
+from selective_w2sg.train import (
+    FeatureInputs, TokenInputs, TrainConfig, epoch_batches, predict_proba, train_classifier, val_score,
+)
+
+torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
+
+CPU = pick_device("cpu")
+
+
+def _data(n: int = 200, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.float32)
+    return x, y
+
+
+def _fit(x, y, cfg, loss="xent", seed=0):
+    head = LinearHead(x.shape[1], torch.from_numpy(x.mean(0)), torch.from_numpy(x.std(0)))
+    res = train_classifier(head, FeatureInputs(x[:150]), y[:150], FeatureInputs(x[150:]), y[150:], cfg, loss=loss,
+                           seed=seed, device=CPU)
+    return res, predict_proba(res.model, FeatureInputs(x), device=CPU)
+
+
+def test_resolved_defaults() -> None:
+    p = TrainConfig().resolved()
+    assert (p.epochs, p.lr, p.micro_batch_size) == (40, 1e-2, 32)
+    f = TrainConfig(mode="full").resolved()
+    assert (f.epochs, f.lr, f.micro_batch_size) == (2, 5e-5, 8)
+    with pytest.raises(ConfigError, match="mode"):
+        TrainConfig(mode="qlora").resolved()
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0).resolved()
+
+
+def test_probe_head_learns_and_is_deterministic() -> None:
+    x, y = _data()
+    res, p = _fit(x, y, TrainConfig(epochs=20))
+    assert np.mean((p > 0.5) == y) > 0.9
+    assert res.history and res.best_eval >= 0
+    _, p2 = _fit(x, y, TrainConfig(epochs=20))
+    np.testing.assert_array_equal(p, p2)
+
+
+def test_early_stopping_keeps_best() -> None:
+    x, y = _data()
+    res, _ = _fit(x, y, TrainConfig(epochs=200, patience=2, lr=0.5))
+    assert res.stopped_early
+    best = max(h["val_acc"] for h in res.history)
+    assert res.history[res.best_eval]["val_acc"] == best
+    acc, _ = val_score(predict_proba(res.model, FeatureInputs(x[150:]), device=CPU), y[150:])
+    assert acc == best
+
+
+def test_gradient_accumulation_matches_one_big_batch() -> None:
+    x, y = _data()
+    _, a = _fit(x, y, TrainConfig(epochs=3, batch_size=16, micro_batch_size=16), loss="aux_conf")
+    _, b = _fit(x, y, TrainConfig(epochs=3, batch_size=16, micro_batch_size=16), loss="aux_conf")
+    _, c = _fit(x, y, TrainConfig(epochs=3, batch_size=16, micro_batch_size=4))
+    _, d = _fit(x, y, TrainConfig(epochs=3, batch_size=16, micro_batch_size=16))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(c, d, atol=1e-5)
+
+
+def test_bad_labels_refused() -> None:
+    x, y = _data()
+    with pytest.raises(ConfigError, match="shape"):
+        train_classifier(LinearHead(8), FeatureInputs(x), y[:10], None, None, TrainConfig(), device=CPU)
+    with pytest.raises(ConfigError, match="probabilities"):
+        train_classifier(LinearHead(8), FeatureInputs(x), y + 1, None, None, TrainConfig(), device=CPU)
+
+
+def test_epoch_batches_length_grouped() -> None:
+    lengths = np.arange(100)
+    batches = epoch_batches(100, 10, np.random.default_rng(0), lengths)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(100))
+    assert all(lengths[b].max() - lengths[b].min() == 9 for b in batches)  # one chunk: perfectly grouped
+    assert [b.min() for b in batches] != sorted(b.min() for b in batches)  # but the batch order is shuffled
+
+
+def test_full_mode_trains_tiny_model() -> None:
+    bb = load_backbone("tiny-random-bert")
+    texts = [f"t{i % 4} which\nAnswer: w{i % 7}" for i in range(48)]
+    y = np.array([float(i % 7 < 3) for i in range(48)], dtype=np.float32)
+    inp = TokenInputs(tokenize(bb, texts, 32), bb.tokenizer.pad_token_id, bb.tokenizer.padding_side)
+    res = train_classifier(Classifier(bb), inp, y, inp, y, TrainConfig(mode="full", epochs=3, batch_size=16,
+                           micro_batch_size=8, lr=1e-3), device=CPU)
+    p = predict_proba(res.model, inp, device=CPU)
+    assert p.shape == (48,) and np.all((p >= 0) & (p <= 1))
+    assert res.steps > 0
+
+
+# ------------------------------------------------------------------------------------------
+# DDP: the same training under 2 gloo processes and under 1.
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    import torch.distributed as tdist
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        x, y = _data(n=203)  # odd sizes: uneven shares per rank
+        _, p = _fit(x, y, TrainConfig(epochs=4, batch_size=17, micro_batch_size=4, aux_window=40), loss="aux_conf")
+        if rank == 0:
+            np.save(out, p)
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_ddp_two_processes_match_one(tmp_path) -> None:
+    import torch.multiprocessing as mp
+
+    x, y = _data(n=203)
+    _, single = _fit(x, y, TrainConfig(epochs=4, batch_size=17, micro_batch_size=4, aux_window=40), loss="aux_conf")
+    out = str(tmp_path / "ddp.npy")
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), out), nprocs=2, join=True)
+    np.testing.assert_allclose(np.load(out), single, atol=1e-4)
