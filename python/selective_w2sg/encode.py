@@ -123,10 +123,29 @@ def _softmax_rows(scores: list[np.ndarray], temperature: float) -> list[np.ndarr
     return out
 
 
-def encode_splits(
+@dataclass
+class EncodedQuestions:
+    """Per-option arrays for a set of questions, options of question ``i`` in rows
+    ``offsets[qid] .. offsets[qid] + n_options``."""
+
+    offsets: dict[str, int]
+    embedding: np.ndarray  # (n_options_total, d) float32, L2-normalised pooled last layer
+    hidden: np.ndarray  # (n_options_total, d) float32, the same pooled last layer, unnormalised
+    features: np.ndarray  # (n_options_total, d) float32, pooled `feature_layer`
+    option_prob: np.ndarray  # (n_options_total,) float32: softmax of the option scores per question
+    is_own_answer: np.ndarray  # (n_options_total,) float32 in {0, 1}: the argmax option
+
+    def rows(self, examples: Sequence[Example]) -> np.ndarray:
+        return np.array([self.offsets[e.question_id] + e.option_index for e in examples], dtype=np.int64)
+
+    def for_examples(self, examples: Sequence[Example]) -> EncodeOutput:
+        r = self.rows(examples)
+        return EncodeOutput(self.embedding[r], self.features[r], self.option_prob[r], self.is_own_answer[r])
+
+
+def encode_questions(
     backbone: Backbone,
-    examples: dict[str, list[Example]],
-    questions: dict[str, list[Question]],
+    questions: Sequence[Question],
     *,
     feature_layer: int | None = None,
     batch_size: int = 32,
@@ -134,13 +153,13 @@ def encode_splits(
     device: Device | None = None,
     progress: Callable[[int], None] | None = None,
     stats: EncodeStats | None = None,
-) -> dict[str, EncodeOutput]:
-    """Encode every split in one pass over the distinct texts of all of them."""
+) -> EncodedQuestions:
+    """Encode every option of every question in one pass over the distinct texts."""
     t0 = time.perf_counter()
     stats = stats if stats is not None else EncodeStats()
     device = device or pick_device()
     layer = middle_layer(backbone) if feature_layer is None else feature_layer
-    all_q = {q.question_id: q for qs in questions.values() for q in qs}
+    all_q = {q.question_id: q for q in questions}
     # Distinct texts: every option of every question in context (for the graph, P(IK) and, for
     # causal LMs, the option likelihoods); encoders also need each question and option alone.
     text_index: dict[str, int] = {}
@@ -154,9 +173,9 @@ def encode_splits(
             prefixes.append(prefix)
         return text_index[text]
 
-    prefix_of = lambda q: format_example(q.question, "").rstrip()  # noqa: E731  "...\nAnswer:"
     option_rows = {
-        qid: [add(format_example(q.question, o), prefix_of(q)) for o in q.options] for qid, q in all_q.items()
+        qid: [add(format_example(q.question, o), format_example(q.question, "").rstrip()) for o in q.options]
+        for qid, q in all_q.items()
     }
     if not backbone.is_causal:
         q_rows = {qid: add(q.question, "") for qid, q in all_q.items()}
@@ -167,25 +186,38 @@ def encode_splits(
         batch_size=batch_size, max_length=max_length, device=device, stats=stats, progress=progress,
     )
     last = feats[-1]
-    norms = np.linalg.norm(last, axis=1, keepdims=True)
-    unit = last / np.maximum(norms, 1e-12)
+    unit = last / np.maximum(np.linalg.norm(last, axis=1, keepdims=True), 1e-12)
     if backbone.is_causal:
         assert ll is not None
-        scores = {qid: ll[rows] for qid, rows in option_rows.items()}
-        probs = dict(zip(scores, _softmax_rows(list(scores.values()), 1.0)))
+        scores = [ll[option_rows[qid]] for qid in all_q]
+        probs = _softmax_rows(scores, 1.0)
     else:
-        scores = {qid: unit[alone_rows[qid]] @ unit[q_rows[qid]] for qid in all_q}
-        probs = dict(zip(scores, _softmax_rows(list(scores.values()), COSINE_TEMPERATURE)))
-    out: dict[str, EncodeOutput] = {}
-    for split, exs in examples.items():
-        rows = np.array([option_rows[e.question_id][e.option_index] for e in exs], dtype=np.int64)
-        p = np.array([probs[e.question_id][e.option_index] for e in exs], np.float32)
-        own = np.array([float(np.argmax(probs[e.question_id]) == e.option_index) for e in exs], np.float32)
-        out[split] = EncodeOutput(
-            embedding=np.ascontiguousarray(unit[rows], np.float32),
-            features=np.ascontiguousarray(feats[layer][rows], np.float32),
-            self_prob=p,
-            self_label=own,
-        )
+        scores = [unit[alone_rows[qid]] @ unit[q_rows[qid]] for qid in all_q]
+        probs = _softmax_rows(scores, COSINE_TEMPERATURE)
+    offsets: dict[str, int] = {}
+    order: list[int] = []
+    for qid, p in zip(all_q, probs):
+        offsets[qid] = len(order)
+        order.extend(option_rows[qid])
+    rows = np.array(order, dtype=np.int64)
+    own = np.concatenate([(np.arange(len(p)) == np.argmax(p)).astype(np.float32) for p in probs])
     stats.wall_s += time.perf_counter() - t0
-    return out
+    return EncodedQuestions(
+        offsets=offsets,
+        embedding=np.ascontiguousarray(unit[rows], np.float32),
+        hidden=np.ascontiguousarray(last[rows], np.float32),
+        features=np.ascontiguousarray(feats[layer][rows], np.float32),
+        option_prob=np.concatenate(probs).astype(np.float32),
+        is_own_answer=own,
+    )
+
+
+def encode_splits(
+    backbone: Backbone,
+    examples: dict[str, list[Example]],
+    questions: dict[str, list[Question]],
+    **kw: object,
+) -> dict[str, EncodeOutput]:
+    """Encode the questions of every split in one pass; per-example arrays per split."""
+    enc = encode_questions(backbone, [q for qs in questions.values() for q in qs], **kw)  # type: ignore[arg-type]
+    return {split: enc.for_examples(exs) for split, exs in examples.items()}

@@ -44,7 +44,8 @@ def pgr(student: float, weak: float, ceiling: float) -> float | None:
 def evaluate_seed(splits: Splits, stages: Mapping[str, StageDir], *, metric: str = "accuracy") -> dict[str, Any]:
     """Test metrics of every stage with `preds_test`, and PGR of each student (by `metric`)."""
     y = splits.labels("test")
-    models = {name: binary_metrics(d.npy("preds_test"), y) for name, d in stages.items()}
+    models = {name: binary_metrics(d.npy("preds_test"), y) for name, d in stages.items()
+              if (d.path / "preds_test.npy").is_file()}
     weak, ceil = models["weak"][metric], models["ceiling"][metric]
     students = [n for n in models if n not in BASELINES]
     ok = ceil > weak
@@ -57,7 +58,20 @@ def evaluate_seed(splits: Splits, stages: Mapping[str, StageDir], *, metric: str
         "pgr": {s: pgr(models[s][metric], weak, ceil) for s in students},
         "ceiling_beats_weak": bool(ok),
         "stage_dirs": {n: str(d.path) for n, d in stages.items()},
+        **({"pik_test": pik_test_metrics(splits, stages)} if "pik" in stages else {}),
     }
+
+
+def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, Any]:
+    """P(IK) on test: AUROC and calibration against whether the self-label is right there."""
+    from .pik import auroc, reliability
+    from .selective import load_encoded
+
+    enc = load_encoded(stages["encode"])
+    self_l = enc.is_own_answer[enc.rows(splits.examples["test"])]
+    knows = self_l == splits.labels("test")
+    p = stages["pik"].npy("pik_test")
+    return {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

@@ -26,7 +26,16 @@ from .stages import (
     STUDENTS, ModelSpec, Progress, StageContext, run_ceiling, run_named_student, run_weak,
 )
 from .tasks import TASK_NAMES, Splits, build_splits
+from .select import SelectiveConfig
+from .selective import analyse
 from .train import TrainConfig
+
+# --method -> students trained (weak and ceiling always run)
+METHODS: dict[str, tuple[str, ...]] = {
+    "w2s": ("naive", "aux_conf"),
+    "selective": ("selective",),
+    "all": ("naive", "aux_conf", "selective", "pik_only", "smooth_only"),
+}
 
 
 @dataclass
@@ -46,7 +55,9 @@ class PipelineConfig:
     n_w2s: int | None = None  # w2s questions (w2s_train + w2s_val)
     n_test: int | None = None  # test questions
     val_frac: float = 0.2  # share of w2s questions held out as w2s_val (weak labels only, early stopping)
-    students: tuple[str, ...] = ("naive", "aux_conf")  # which students to train (see stages.STUDENTS)
+    method: str = "w2s"  # w2s: naive + aux_conf students; selective: the selective student; all: both + ablations
+    students: tuple[str, ...] | None = None  # explicit student list (see stages.STUDENTS); None: from `method`
+    selective: SelectiveConfig = field(default_factory=SelectiveConfig)  # k, alpha, rule, P(IK) ...
     train: TrainConfig = field(default_factory=TrainConfig)  # how every model is trained
     cache_dir: str | None = None  # stage cache; None: out/cache
     force: bool = False  # recompute stages even if a finished one exists
@@ -64,7 +75,10 @@ class PipelineConfig:
         check_model_name(self.strong)
         if not self.seeds:
             raise ConfigError("at least one seed is needed")
-        for s in self.students:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+        self.selective.validate()
+        for s in self.student_names:
             if s not in STUDENTS:
                 raise ConfigError(f"unknown student {s!r}; known: {', '.join(STUDENTS)}")
         if self.train.resolved().mode == "lora":
@@ -73,6 +87,10 @@ class PipelineConfig:
             except ModuleNotFoundError:
                 raise ConfigError("--mode lora needs peft: pip install 'selective-w2sg[lora]'") from None
         return self
+
+    @property
+    def student_names(self) -> tuple[str, ...]:
+        return tuple(self.students) if self.students is not None else METHODS[self.method]
 
     @property
     def cache_root(self) -> Path:
@@ -90,7 +108,7 @@ def prepare_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = Non
         splits.save(Path(cfg.out) / f"seed{seed}" / "splits.json")
     return StageContext(splits=splits, cache_root=cfg.cache_root, weak=ModelSpec(cfg.weak, cfg.weak_gguf),
                         strong=ModelSpec(cfg.strong, cfg.strong_gguf), train=cfg.train, seed=seed,
-                        progress=progress, force=cfg.force)
+                        progress=progress, force=cfg.force, selective=cfg.selective)
 
 
 def run_stages(ctx: StageContext, students: Sequence[str], stage_done: Any = None) -> dict[str, StageDir]:
@@ -101,17 +119,24 @@ def run_stages(ctx: StageContext, students: Sequence[str], stage_done: Any = Non
         if stage_done:
             stage_done(name, stages[name])
     for s in students:
-        stages[s] = run_named_student(ctx, s, stages)
+        before = set(stages)
+        d = run_named_student(ctx, s, stages)  # may add its prerequisite stages to `stages`
         if stage_done:
-            stage_done(s, stages[s])
+            for name in [n for n in stages if n not in before]:
+                stage_done(name, stages[name])
+            stage_done(s, d)
+        stages[s] = d
     return stages
 
 
 def run_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = None, stage_done: Any = None
              ) -> dict[str, Any]:
     ctx = prepare_seed(cfg, seed, progress)
-    stages = run_stages(ctx, cfg.students, stage_done)
+    stages = run_stages(ctx, cfg.student_names, stage_done)
     result = evaluate_seed(ctx.splits, stages)
+    analysis = analyse(ctx, stages)
+    if analysis:
+        result["selective"] = analysis
     if dist.is_main():
         save_json(Path(cfg.out) / f"seed{seed}" / "results.json", result)
     return result

@@ -3,13 +3,47 @@ else the (smoothed) weak label."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .errors import InputError, ParameterError
+from .pik import PikConfig
 
 RULES = ("tau", "compare")
+
+
+@dataclass
+class SelectiveConfig:
+    """Settings of the selective method (encode -> P(IK) -> smooth -> select). Any tuning is
+    done on weak_train or weak-labelled w2s_val, never on test."""
+
+    k: int = 10  # neighbours in the kNN graph over strong embeddings (see README: defaults)
+    alpha: float = 0.5  # label-spreading weight of the neighbours; 0 = no smoothing
+    smooth_iters: int = 50  # label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)
+    graph_method: str = "auto"  # exact | approx | auto
+    rule: str = "compare"  # "compare": self-label where P(IK) > the weak label's calibrated confidence; "tau"
+    tau: float = 0.5  # threshold on P(IK) for rule="tau"
+    feature_layer: int | None = None  # P(IK) features: hidden layer; None = the middle one
+    pik: PikConfig = field(default_factory=PikConfig)
+    encode_batch_size: int = 32
+
+    def validate(self) -> SelectiveConfig:
+        if self.k < 1:
+            raise ParameterError(f"k={self.k} must be at least 1")
+        if not 0.0 <= self.alpha < 1.0:
+            raise ParameterError(f"alpha={self.alpha} must be in [0, 1)")
+        if self.rule not in RULES:
+            raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
+        if not 0.0 <= self.tau <= 1.0:
+            raise ParameterError(f"tau={self.tau} must be in [0, 1]")
+        if self.pik.kind not in ("logreg", "mlp"):
+            raise ParameterError(f"P(IK) kind={self.pik.kind!r} is not 'logreg' or 'mlp'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

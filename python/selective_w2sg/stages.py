@@ -25,6 +25,7 @@ from .models import (
     Backbone, Classifier, Device, LinearHead, apply_lora, extract_features, load_backbone, model_fingerprint,
     pick_device, tokenize,
 )
+from .select import SelectiveConfig
 from .tasks import Splits, hash_seed
 from .train import FeatureInputs, Inputs, TokenInputs, TrainConfig, predict_proba, train_classifier
 
@@ -55,6 +56,7 @@ class StageContext:
     seed: int
     progress: Progress | None = None
     force: bool = False
+    selective: SelectiveConfig = field(default_factory=SelectiveConfig)  # used by the selective stages
     _device: Device | None = field(default=None, repr=False)
     _frozen: dict[ModelSpec, Backbone] = field(default_factory=dict, repr=False)
 
@@ -79,14 +81,19 @@ class StageContext:
 # Features (probe mode)
 
 
+def _features_key(ctx: StageContext, spec: ModelSpec, split: str, layer: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    cfg = ctx.train
+    config = {"model": spec.fingerprint, "model_name": spec.name, "pooling": cfg.pooling or "auto",
+              "layer": layer, "max_length": cfg.max_length}
+    return config, {"examples": ctx.splits.fingerprint(split)}
+
+
 def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | None = None) -> np.ndarray:
     """Pooled hidden states of `spec` on a split's examples, float32 (n_examples, d); computed
     once (batched, length-sorted) and cached under `<cache>/features/`."""
     cfg = ctx.train
     layer = cfg.layer if layer is None else layer
-    config = {"model": spec.fingerprint, "model_name": spec.name, "pooling": cfg.pooling or "auto",
-              "layer": layer, "max_length": cfg.max_length}
-    inputs = {"examples": ctx.splits.fingerprint(split)}
+    config, inputs = _features_key(ctx, spec, split, layer)
 
     def compute(w: Any) -> dict[str, Any]:
         texts = ctx.splits.texts(split)
@@ -105,6 +112,18 @@ def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | Non
     d = _guard_oom(lambda: run_cached(ctx.cache_root, "features", config, inputs, compute, force=ctx.force),
                    f"feature extraction with {spec.name}")
     return np.asarray(d.npy("features"))
+
+
+def store_features(ctx: StageContext, spec: ModelSpec, split: str, layer: int, array: np.ndarray) -> None:
+    """Put features computed elsewhere (the selective encode pass) into the cache `features`
+    reads, so probe-mode training of `spec` reuses them instead of a second forward pass."""
+    config, inputs = _features_key(ctx, spec, split, layer)
+
+    def compute(w: Any) -> dict[str, Any]:
+        w.npy("features", np.ascontiguousarray(array, dtype=np.float32))
+        return {"n": int(array.shape[0]), "dim": int(array.shape[1]), "from": "encode"}
+
+    run_cached(ctx.cache_root, "features", config, inputs, compute)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +260,8 @@ class StudentSpec:
     loss: str  # xent | aux_conf
     labels: LabelSource  # (ctx, finished stages by name) -> (w2s_train labels, w2s_val labels)
     description: str = ""
+    # stages this student's labels need, run (once) before it: (ctx, stages) -> {name: StageDir}
+    prerequisites: Callable[[StageContext, Mapping[str, StageDir]], Mapping[str, StageDir]] | None = None
 
 
 def weak_soft_labels(ctx: StageContext, stages: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
@@ -259,11 +280,14 @@ def register_student(spec: StudentSpec) -> None:
     STUDENTS[spec.name] = spec
 
 
-def run_named_student(ctx: StageContext, name: str, stages: Mapping[str, StageDir]) -> StageDir:
+def run_named_student(ctx: StageContext, name: str, stages: dict[str, StageDir]) -> StageDir:
+    """Train student `name`; its prerequisite stages (if any) are added to `stages` first."""
     from .errors import ConfigError
 
     if name not in STUDENTS:
         raise ConfigError(f"unknown student {name!r}; known: {', '.join(STUDENTS)}")
     spec = STUDENTS[name]
+    if spec.prerequisites is not None:
+        stages.update(spec.prerequisites(ctx, stages))
     tr, va = spec.labels(ctx, stages)
     return run_student(ctx, name, tr, va, loss=spec.loss)

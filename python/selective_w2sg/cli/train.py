@@ -30,7 +30,14 @@ NWeak = Annotated[int | None, typer.Option("--n-weak", help="weak_train question
 NW2s = Annotated[int | None, typer.Option("--n-w2s", help="w2s questions (w2s_train + w2s_val).")]
 NTest = Annotated[int | None, typer.Option("--n-test", help="test questions.")]
 ValFrac = Annotated[float, typer.Option("--val-frac", help="Share of w2s questions held out as w2s_val.")]
-Students = Annotated[str, typer.Option("--students", help="Comma-separated students: naive, aux_conf.")]
+Students = Annotated[str | None, typer.Option("--students", help="Comma-separated students (overrides --method): naive, aux_conf, selective, pik_only, smooth_only.")]
+Method = Annotated[str, typer.Option("--method", help="w2s (naive + aux_conf) | selective | all (w2s + selective + ablations).")]
+KNeighbours = Annotated[int, typer.Option("--k", help="Selective: neighbours in the kNN graph.")]
+Alpha = Annotated[float, typer.Option("--alpha", help="Selective: label-spreading weight of the neighbours, [0, 1).")]
+Rule = Annotated[str, typer.Option("--rule", help="Selective: compare (P(IK) > weak calibrated confidence) | tau.")]
+Tau = Annotated[float, typer.Option("--tau", help="Selective: P(IK) threshold for --rule tau.")]
+PikKind = Annotated[str, typer.Option("--pik", help="Selective: P(IK) probe, logreg | mlp.")]
+FeatureLayer = Annotated[int | None, typer.Option("--feature-layer", help="Selective: hidden layer for P(IK) features (default: middle).")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Epochs (default: 40 probe, 2 full/lora).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per optimiser step (all ranks).")]
 MicroBatch = Annotated[int | None, typer.Option("--micro-batch-size", help="Examples per forward pass (grad accumulation).")]
@@ -62,9 +69,20 @@ def build_config(**kw: Any) -> Any:
                         micro_batch_size=kw.pop("micro_batch_size"), lr=kw.pop("lr"), max_length=kw.pop("max_length"),
                         pooling=kw.pop("pooling"), device=kw.pop("device"))
     seeds = parse_ints(kw.pop("seeds"), "--seeds")
-    students = tuple(s.strip() for s in kw.pop("students").split(",") if s.strip())
+    raw = kw.pop("students", None)
+    students = None if raw is None else tuple(s.strip() for s in raw.split(",") if s.strip())
+    from ..pik import PikConfig
+    from ..select import SelectiveConfig
+
+    sel_defaults = SelectiveConfig()
+    selective = SelectiveConfig(
+        k=kw.pop("k", sel_defaults.k), alpha=kw.pop("alpha", sel_defaults.alpha), rule=kw.pop("rule", sel_defaults.rule),
+        tau=kw.pop("tau", sel_defaults.tau), feature_layer=kw.pop("feature_layer", None),
+        pik=PikConfig(kind=kw.pop("pik", "logreg")),
+    )
     data = kw.pop("data")
-    return PipelineConfig(train=train, seeds=seeds, students=students, data=None if data is None else str(data),
+    return PipelineConfig(train=train, seeds=seeds, students=students, selective=selective,
+                          data=None if data is None else str(data),
                           out=str(kw.pop("out")), **kw).validate()
 
 
@@ -102,11 +120,14 @@ def train(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, students: Students = "naive,aux_conf", epochs: Epochs = None, batch_size: BatchSize = 32,
+    val_frac: ValFrac = 0.2, method: Method = "w2s", students: Students = None, k: KNeighbours = 10,
+    alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5, pik: PikKind = "logreg",
+    feature_layer: FeatureLayer = None, epochs: Epochs = None, batch_size: BatchSize = 32,
     micro_batch_size: MicroBatch = None, lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
-    """Run every stage (weak, ceiling, students) for every seed; print and save the results."""
+    """Run every stage for every seed (weak, ceiling, the --method's students and, for selective,
+    encode -> P(IK) -> smooth -> select); print and save the results."""
     cfg = build_config(**locals())
     from ..pipeline import run_pipeline
 

@@ -17,9 +17,10 @@ use crate::{Metric, Result};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
-/// Neighbours kept per node while NN-descent runs.
+/// Neighbours kept per node while NN-descent runs: `max(2k, 30)` (a pool larger than k is
+/// what buys recall; 30 matches pynndescent's default), capped at n-1.
 pub(crate) fn auto_build_k(k: usize, n: usize, user: usize) -> usize {
-    let b = if user > 0 { user } else { (2 * k).max(20) };
+    let b = if user > 0 { user } else { (2 * k).max(30) };
     b.max(k).min(n - 1)
 }
 
@@ -28,9 +29,14 @@ pub(crate) fn auto_iters(n: usize) -> usize {
     ((n as f64).log2().round() as usize).max(5)
 }
 
+/// Trees only seed the graph; NN-descent does the rest (measured: 5 trees at n=100k give the
+/// recall of 13 at two thirds of the time).
 fn auto_trees(n: usize) -> usize {
-    (4 + ((n as f64).powf(0.25) / 2.0).round() as usize).min(32)
+    ((2.0 + (n as f64).powf(0.25) / 4.0).round() as usize).clamp(3, 16)
 }
+
+/// Candidates sampled per node and round (as pynndescent: at most 60).
+const MAX_CANDIDATES: usize = 60;
 
 /// Nodes per local-join block: updates are applied between blocks.
 const JOIN_BLOCK: usize = 16384;
@@ -242,7 +248,7 @@ pub(crate) fn nn_descent(
     g.flag.par_iter_mut().for_each(|f| *f = 1);
 
     // NN-descent proper.
-    let mc = kk;
+    let mc = kk.min(MAX_CANDIDATES);
     for it in 0..iters {
         check_cancel(cancel)?;
         let sit = hash3(seed, 0x6974_6572, it as u64);

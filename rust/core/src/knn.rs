@@ -34,7 +34,7 @@ pub struct ApproxParams {
     pub min_recall: f64,
     /// number of sampled query points used to estimate recall
     pub recall_sample: usize,
-    /// neighbours kept per node while NN-descent runs (0: automatic, `max(2k, 20)` capped at n-1);
+    /// neighbours kept per node while NN-descent runs (0: automatic, `max(2k, 30)` capped at n-1);
     /// a pool larger than `k` is what buys recall
     pub build_k: usize,
     /// random-projection trees seeding NN-descent (0: automatic)
@@ -268,20 +268,48 @@ impl TopK {
     }
 
     /// Offer tile row `r` (keys of candidates `j0..j0+cols`) to list `row`, skipping `skip`.
+    /// Chunks of 16 are first tested branch-free (vectorised) against the threshold; only
+    /// chunks holding a possible winner take the scalar path.
     #[inline]
     fn scan_row(&mut self, row: usize, keys: &[f32], j0: usize, skip: usize) {
         let (mut t, mut tj) = self.worst(row);
-        for (c, &s) in keys.iter().enumerate() {
-            if s >= t {
-                let j = j0 + c;
-                if j != skip && beats(s, j as u32, t, tj) {
-                    self.insert(row, s, j as u32);
-                    (t, tj) = self.worst(row);
+        for (q, ch) in keys.chunks(SCAN_CHUNK).enumerate() {
+            if !ch.iter().fold(false, |any, &s| any | (s >= t)) {
+                continue;
+            }
+            for (c, &s) in ch.iter().enumerate() {
+                if s >= t {
+                    let j = j0 + q * SCAN_CHUNK + c;
+                    if j != skip && beats(s, j as u32, t, tj) {
+                        self.insert(row, s, j as u32);
+                        (t, tj) = self.worst(row);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offer tile row `keys` (the candidate `gi` scored against rows `0..cols` of this list)
+    /// to every list; `tv`/`ti` cache the lists' thresholds.
+    #[inline]
+    fn scan_col(&mut self, keys: &[f32], gi: u32, tv: &mut [f32], ti: &mut [u32]) {
+        for (q, (ch, tch)) in keys.chunks(SCAN_CHUNK).zip(tv.chunks(SCAN_CHUNK)).enumerate() {
+            if !ch.iter().zip(tch).fold(false, |any, (&s, &t)| any | (s >= t)) {
+                continue;
+            }
+            for c in q * SCAN_CHUNK..q * SCAN_CHUNK + ch.len() {
+                let s = keys[c];
+                if s >= tv[c] && beats(s, gi, tv[c], ti[c]) {
+                    self.insert(c, s, gi);
+                    (tv[c], ti[c]) = self.worst(c);
                 }
             }
         }
     }
 }
+
+/// Width of the branch-free pre-test in the top-k scans.
+const SCAN_CHUNK: usize = 16;
 
 /// Exact all-pairs search over the upper triangle of block pairs; each tile feeds both its
 /// row block's and its column block's lists.
@@ -323,15 +351,7 @@ fn exact_all(prep: &Prepared<'_>, k: usize, cancel: &AtomicBool) -> Result<(Vec<
                     ti.push(tj);
                 }
                 for r in 0..mr {
-                    let gi = (i0 + r) as u32;
-                    let row = &tile[r * nb..r * nb + nc];
-                    for c in 0..nc {
-                        let s = row[c];
-                        if s >= tv[c] && beats(s, gi, tv[c], ti[c]) {
-                            lj.insert(c, s, gi);
-                            (tv[c], ti[c]) = lj.worst(c);
-                        }
-                    }
+                    lj.scan_col(&tile[r * nb..r * nb + nc], (i0 + r) as u32, tv, ti);
                 }
             }
         },

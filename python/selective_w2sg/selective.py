@@ -1,0 +1,266 @@
+"""The selective method's stages (DESIGN.md §1, stages 3-6) and its students.
+
+    encode  ONE frozen pass of the pretrained strong model over every option of every question
+            (`encode.py`): graph embeddings, P(IK) features, self-labels. Keyed by the strong
+            model and the set of questions, so seeds that share questions share the pass. Its
+            last-layer features also seed the probe-mode feature cache (no second pass).
+    pik     P(IK) probe on weak_train (target: the self-label is right); held-out AUROC/ECE on a
+            question-level slice of weak_train; P(IK) on every split.
+    smooth  kNN graph over the w2s_train + w2s_val embeddings (Rust core), label spreading of the
+            weak soft labels.
+    select  calibrates the weak model's confidence on its held-out slice of weak_train, then
+            builds the training labels of the students `selective`, `pik_only`, `smooth_only`.
+
+Stage folders (under `<cache>/<stage>/<key>/`, see cache.py):
+    encode/  embedding.npy hidden.npy features.npy (n_options, d) float32; option_prob.npy,
+             is_own_answer.npy (n_options,) float32; offsets.json {question_id: first row}
+    pik/     pik_<split>.npy (n_examples,) float32; metrics.json
+    smooth/  smoothed_w2s_train.npy, smoothed_w2s_val.npy (n,) float32; graph.json
+    select/  labels_<student>_<split>.npy, use_self_<student>_<split>.npy; selection.json
+No stage here reads test ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from .cache import StageDir, run_cached
+from .encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
+from .graph import knn_graph
+from .pik import PikProbe, reliability
+from .select import Selection, select_labels, weak_confidence
+from .smoothing import SmoothResult, smooth_labels
+from .stages import STUDENTS, StageContext, StudentSpec, _guard_oom, store_features, weak_val_mask
+from .tasks import SPLITS, hash_seed
+
+SELECTIVE_STUDENTS = ("selective", "pik_only", "smooth_only")
+W2S_SPLITS = ("w2s_train", "w2s_val")
+
+
+def _all_questions(ctx: StageContext) -> list[Any]:
+    qs = [q for s in SPLITS for q in ctx.splits.questions[s]]
+    return sorted(qs, key=lambda q: q.question_id)
+
+
+def run_encode(ctx: StageContext) -> StageDir:
+    cfg = ctx.train
+    questions = _all_questions(ctx)
+    config = {"model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
+              "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length}
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for q in questions:
+        h.update(json.dumps([q.question_id, q.question, list(q.options)]).encode())  # no gold: not needed
+    inputs = {"questions": h.hexdigest()[:16]}
+
+    def compute(w: Any) -> dict[str, Any]:
+        bb = ctx.frozen_backbone(ctx.strong)
+        stats = EncodeStats()
+        total = sum(len(q.options) for q in questions)
+        done = [0]
+
+        def tick(k: int) -> None:
+            done[0] += k
+            ctx.report(f"encode {ctx.strong.name}", done[0], total)
+
+        enc = encode_questions(bb, questions, feature_layer=ctx.selective.feature_layer,
+                               batch_size=ctx.selective.encode_batch_size, max_length=cfg.max_length,
+                               device=ctx.device, progress=tick, stats=stats)
+        for name in ("embedding", "hidden", "features", "option_prob", "is_own_answer"):
+            w.npy(name, getattr(enc, name))
+        w.json("offsets", enc.offsets)
+        layer = middle_layer(bb) if ctx.selective.feature_layer is None else ctx.selective.feature_layer
+        return {"texts": stats.texts, "forward_calls": stats.forward_calls, "seconds": stats.wall_s,
+                "feature_layer": layer, "is_causal": bb.is_causal}
+
+    d = _guard_oom(lambda: run_cached(ctx.cache_root, "encode", config, inputs, compute, force=ctx.force),
+                   f"encode pass with {ctx.strong.name}")
+    if cfg.pooling in (None, "auto") and cfg.layer == -1:
+        enc = load_encoded(d)
+        for split in SPLITS:
+            store_features(ctx, ctx.strong, split, -1, enc.hidden[enc.rows(ctx.splits.examples[split])])
+    return d
+
+
+def load_encoded(d: StageDir) -> EncodedQuestions:
+    return EncodedQuestions(
+        offsets=d.json("offsets"),
+        embedding=d.npy("embedding", mmap=True),
+        hidden=d.npy("hidden", mmap=True),
+        features=d.npy("features", mmap=True),
+        option_prob=d.npy("option_prob"),
+        is_own_answer=d.npy("is_own_answer"),
+    )
+
+
+def _self_labels(ctx: StageContext, enc: EncodedQuestions, split: str) -> np.ndarray:
+    return enc.is_own_answer[enc.rows(ctx.splits.examples[split])]
+
+
+def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
+    """P(IK) probe: trained on weak_train (ground truth allowed there), scored everywhere."""
+    sel = ctx.selective
+    config = {"pik": asdict(sel.pik), "seed": ctx.seed}
+    inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
+
+    def compute(w: Any) -> dict[str, Any]:
+        enc = load_encoded(encode)
+        ex = ctx.splits.examples["weak_train"]
+        x = np.asarray(enc.features[enc.rows(ex)])
+        knows = _self_labels(ctx, enc, "weak_train") == ctx.splits.labels("weak_train")
+        # Held-out quality on a question-level slice of weak_train, then refit on all of it.
+        held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
+        metrics: dict[str, Any] = {"train_base_rate": float(knows.mean()), "n_train": int(len(knows))}
+        if knows[~held].any() and not knows[~held].all() and held.any():
+            probe = PikProbe(sel.pik).fit(x[~held], knows[~held])
+            metrics["heldout"] = probe.evaluate(x[held], knows[held])
+        probe = PikProbe(sel.pik).fit(x, knows)
+        for s in SPLITS:
+            w.npy(f"pik_{s}", probe.predict(np.asarray(enc.features[enc.rows(ctx.splits.examples[s])])))
+        w.json("metrics", metrics)
+        return {"heldout_auroc": metrics.get("heldout", {}).get("auroc")}
+
+    return run_cached(ctx.cache_root, "pik", config, inputs, compute, force=ctx.force)
+
+
+def run_smooth(ctx: StageContext, encode: StageDir, weak: StageDir) -> StageDir:
+    """Label spreading of the weak soft labels over the kNN graph of the w2s embeddings."""
+    sel = ctx.selective
+    config = {"k": sel.k, "alpha": sel.alpha, "iters": sel.smooth_iters, "method": sel.graph_method,
+              "seed": ctx.seed}
+    inputs = {"encode": encode.path.name, "weak": weak.path.name,
+              **{s: ctx.splits.fingerprint(s) for s in W2S_SPLITS}}
+
+    def compute(w: Any) -> dict[str, Any]:
+        enc = load_encoded(encode)
+        emb = np.concatenate([enc.embedding[enc.rows(ctx.splits.examples[s])] for s in W2S_SPLITS])
+        weak_p = np.concatenate([weak.npy(f"preds_{s}") for s in W2S_SPLITS]).astype(np.float32)
+        k = min(sel.k, len(emb) - 1)
+        graph = knn_graph(emb, k, metric="cosine", method=sel.graph_method, seed=ctx.seed)
+        res = smooth_labels(graph, weak_p, alpha=sel.alpha, max_iter=sel.smooth_iters, return_info=True)
+        assert isinstance(res, SmoothResult)
+        n_tr = len(ctx.splits.examples["w2s_train"])
+        w.npy("smoothed_w2s_train", res.labels[:n_tr])
+        w.npy("smoothed_w2s_val", res.labels[n_tr:])
+        info = {"n": int(len(emb)), "k": k, "method": graph.method, "estimated_recall": graph.estimated_recall,
+                "iterations": res.iterations, "converged": res.converged, "residual": res.residual,
+                "mean_abs_change": float(np.mean(np.abs(res.labels - weak_p)))}
+        w.json("graph", info)
+        return info
+
+    return run_cached(ctx.cache_root, "smooth", config, inputs, compute, force=ctx.force)
+
+
+def calibrate_weak(ctx: StageContext, weak: StageDir) -> Any:
+    """Isotonic map from the weak model's confidence max(p, 1-p) to P(its hard label is right),
+    fitted on the slice of weak_train the weak model did not train on (its early-stopping slice)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    held = weak_val_mask(ctx.splits, ctx.seed)
+    p = np.asarray(weak.npy("preds_weak_train"))[held]
+    right = (p > 0.5) == (ctx.splits.labels("weak_train")[held] == 1)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+    return iso.fit(weak_confidence(p), right.astype(np.float64))
+
+
+def run_select(ctx: StageContext, encode: StageDir, pik: StageDir, smooth: StageDir, weak: StageDir) -> StageDir:
+    sel = ctx.selective
+    config = {"rule": sel.rule, "tau": sel.tau}
+    inputs = {"encode": encode.path.name, "pik": pik.path.name, "smooth": smooth.path.name,
+              "weak": weak.path.name, **{s: ctx.splits.fingerprint(s) for s in W2S_SPLITS}}
+
+    def compute(w: Any) -> dict[str, Any]:
+        enc = load_encoded(encode)
+        iso = calibrate_weak(ctx, weak) if sel.rule == "compare" else None
+        summary: dict[str, Any] = {}
+        for s in W2S_SPLITS:
+            self_l = _self_labels(ctx, enc, s)
+            p_ik = pik.npy(f"pik_{s}")
+            raw = weak.npy(f"preds_{s}")
+            smoothed = smooth.npy(f"smoothed_{s}")
+            chosen: dict[str, Selection] = {}
+            for name, base in (("selective", smoothed), ("pik_only", raw)):
+                conf = None if iso is None else iso.predict(weak_confidence(base)).astype(np.float32)
+                chosen[name] = select_labels(self_l, base, p_ik, rule=sel.rule, tau=sel.tau, weak_conf=conf)
+            chosen["smooth_only"] = Selection(smoothed.astype(np.float32), np.zeros(len(smoothed), bool))
+            for name, c in chosen.items():
+                w.npy(f"labels_{name}_{s}", c.labels)
+                w.npy(f"use_self_{name}_{s}", c.use_self)
+                summary[f"coverage_{name}_{s}"] = c.coverage
+        w.json("selection", summary)
+        return summary
+
+    return run_cached(ctx.cache_root, "select", config, inputs, compute, force=ctx.force)
+
+
+def run_selective_stages(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, StageDir]:
+    """encode -> pik -> smooth -> select; each cached, so later students reuse them."""
+    if "select" in stages:
+        return {}
+    ctx.selective.validate()
+    out: dict[str, StageDir] = {"encode": run_encode(ctx)}
+    out["pik"] = run_pik(ctx, out["encode"])
+    out["smooth"] = run_smooth(ctx, out["encode"], stages["weak"])
+    out["select"] = run_select(ctx, out["encode"], out["pik"], out["smooth"], stages["weak"])
+    return out
+
+
+def _selected(name: str) -> Any:
+    def labels(ctx: StageContext, stages: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
+        d = stages["select"]
+        return d.npy(f"labels_{name}_w2s_train"), d.npy(f"labels_{name}_w2s_val")
+
+    return labels
+
+
+for _name, _desc in (
+    ("selective", "self-labels where P(IK) says the strong model knows, smoothed weak labels elsewhere"),
+    ("pik_only", "ablation: self-labels where P(IK) says so, raw weak labels elsewhere"),
+    ("smooth_only", "ablation: smoothed weak labels everywhere"),
+):
+    STUDENTS[_name] = StudentSpec(_name, "xent", _selected(_name), _desc, prerequisites=run_selective_stages)
+
+
+def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]:
+    """For analysis only (never fed back into training): accuracy of each label source against
+    the hidden w2s_train ground truth, coverage, P(IK) quality, graph and encode summaries."""
+    if "select" not in stages:
+        return {}
+    y = ctx.splits.labels("w2s_train") == 1
+    enc = load_encoded(stages["encode"])
+    sel, pik, smooth, weak = stages["select"], stages["pik"], stages["smooth"], stages["weak"]
+    self_l = _self_labels(ctx, enc, "w2s_train")
+    def acc(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> float:
+        return float(np.mean((np.asarray(p)[mask] > 0.5) == y[mask]))
+
+    out: dict[str, Any] = {
+        "label_accuracy_w2s_train": {
+            "weak": acc(weak.npy("preds_w2s_train")),
+            "smoothed": acc(smooth.npy("smoothed_w2s_train")),
+            "self": acc(self_l),
+            **{n: acc(sel.npy(f"labels_{n}_w2s_train")) for n in ("selective", "pik_only")},
+        },
+        "coverage_w2s_train": {n: float(np.mean(sel.npy(f"use_self_{n}_w2s_train")))
+                               for n in ("selective", "pik_only")},
+        "pik": pik.json("metrics"),
+        "graph": smooth.json("graph"),
+    }
+    use = sel.npy("use_self_selective_w2s_train").astype(bool)
+    out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
+    out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
+    p_ik = pik.npy("pik_w2s_train")
+    knows = self_l == y
+    from .pik import auroc
+
+    out["pik_w2s_train"] = {"auroc": auroc(knows, p_ik), **reliability(knows, p_ik)}
+    done = stages["encode"].path / "DONE.json"
+    import json
+
+    out["encode"] = json.loads(done.read_text()).get("summary", {})
+    return out
