@@ -27,7 +27,7 @@ def _cfg(tmp_path, **kw) -> PipelineConfig:
 
 def _run(cfg: PipelineConfig, seed: int = 0) -> dict[str, StageDir]:
     ctx = prepare_seed(cfg, seed)
-    return run_stages(ctx, cfg.students)
+    return run_stages(ctx, cfg.student_names)
 
 
 # ------------------------------------------------------------------------------------------ cache

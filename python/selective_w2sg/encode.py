@@ -134,6 +134,8 @@ class EncodedQuestions:
     features: np.ndarray  # (n_options_total, d) float32, pooled `feature_layer`
     option_prob: np.ndarray  # (n_options_total,) float32: softmax of the option scores per question
     is_own_answer: np.ndarray  # (n_options_total,) float32 in {0, 1}: the argmax option
+    question_confidence: np.ndarray  # (n_options_total,) float32: max option prob of the row's question
+    question_entropy: np.ndarray  # (n_options_total,) float32: option entropy / log(n_options), in [0, 1]
 
     def rows(self, examples: Sequence[Example]) -> np.ndarray:
         return np.array([self.offsets[e.question_id] + e.option_index for e in examples], dtype=np.int64)
@@ -141,6 +143,17 @@ class EncodedQuestions:
     def for_examples(self, examples: Sequence[Example]) -> EncodeOutput:
         r = self.rows(examples)
         return EncodeOutput(self.embedding[r], self.features[r], self.option_prob[r], self.is_own_answer[r])
+
+    def pik_inputs(self, examples: Sequence[Example], with_confidence: bool = True) -> np.ndarray:
+        """P(IK) inputs per example: the hidden features and, by default, the strong model's own
+        answer confidence (candidate prob, its question's max prob and normalised entropy) --
+        the cheapest strong signal of whether it knows the answer."""
+        r = self.rows(examples)
+        x = np.asarray(self.features[r], dtype=np.float32)
+        if not with_confidence:
+            return x
+        conf = np.stack([self.option_prob[r], self.question_confidence[r], self.question_entropy[r]], axis=1)
+        return np.concatenate([x, conf.astype(np.float32)], axis=1)
 
 
 def encode_questions(
@@ -201,6 +214,8 @@ def encode_questions(
         order.extend(option_rows[qid])
     rows = np.array(order, dtype=np.int64)
     own = np.concatenate([(np.arange(len(p)) == np.argmax(p)).astype(np.float32) for p in probs])
+    conf = np.concatenate([np.full(len(p), p.max()) for p in probs]).astype(np.float32)
+    ent = np.concatenate([np.full(len(p), -(p * np.log(np.maximum(p, 1e-30))).sum() / np.log(len(p))) for p in probs])
     stats.wall_s += time.perf_counter() - t0
     return EncodedQuestions(
         offsets=offsets,
@@ -209,6 +224,8 @@ def encode_questions(
         features=np.ascontiguousarray(feats[layer][rows], np.float32),
         option_prob=np.concatenate(probs).astype(np.float32),
         is_own_answer=own,
+        question_confidence=conf,
+        question_entropy=ent.astype(np.float32),
     )
 
 

@@ -26,6 +26,7 @@ class SelectiveConfig:
     rule: str = "compare"  # "compare": self-label where P(IK) > the weak label's calibrated confidence; "tau"
     tau: float = 0.5  # threshold on P(IK) for rule="tau"
     feature_layer: int | None = None  # P(IK) features: hidden layer; None = the middle one
+    pik_confidence_inputs: bool = True  # also feed P(IK) the strong model's own answer confidence
     pik: PikConfig = field(default_factory=PikConfig)
     encode_batch_size: int = 32
 

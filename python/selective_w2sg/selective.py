@@ -39,6 +39,7 @@ from .tasks import SPLITS, hash_seed
 
 SELECTIVE_STUDENTS = ("selective", "pik_only", "smooth_only")
 W2S_SPLITS = ("w2s_train", "w2s_val")
+ENCODE_FORMAT = 2  # bump when the encode stage's outputs change, so old cache folders are not reused
 
 
 def _all_questions(ctx: StageContext) -> list[Any]:
@@ -49,7 +50,7 @@ def _all_questions(ctx: StageContext) -> list[Any]:
 def run_encode(ctx: StageContext) -> StageDir:
     cfg = ctx.train
     questions = _all_questions(ctx)
-    config = {"model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
+    config = {"format": ENCODE_FORMAT, "model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
               "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length}
     import hashlib
     import json
@@ -72,7 +73,8 @@ def run_encode(ctx: StageContext) -> StageDir:
         enc = encode_questions(bb, questions, feature_layer=ctx.selective.feature_layer,
                                batch_size=ctx.selective.encode_batch_size, max_length=cfg.max_length,
                                device=ctx.device, progress=tick, stats=stats)
-        for name in ("embedding", "hidden", "features", "option_prob", "is_own_answer"):
+        for name in ("embedding", "hidden", "features", "option_prob", "is_own_answer", "question_confidence",
+                     "question_entropy"):
             w.npy(name, getattr(enc, name))
         w.json("offsets", enc.offsets)
         layer = middle_layer(bb) if ctx.selective.feature_layer is None else ctx.selective.feature_layer
@@ -96,6 +98,8 @@ def load_encoded(d: StageDir) -> EncodedQuestions:
         features=d.npy("features", mmap=True),
         option_prob=d.npy("option_prob"),
         is_own_answer=d.npy("is_own_answer"),
+        question_confidence=d.npy("question_confidence"),
+        question_entropy=d.npy("question_entropy"),
     )
 
 
@@ -106,13 +110,13 @@ def _self_labels(ctx: StageContext, enc: EncodedQuestions, split: str) -> np.nda
 def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
     """P(IK) probe: trained on weak_train (ground truth allowed there), scored everywhere."""
     sel = ctx.selective
-    config = {"pik": asdict(sel.pik), "seed": ctx.seed}
+    config = {"pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
 
     def compute(w: Any) -> dict[str, Any]:
         enc = load_encoded(encode)
         ex = ctx.splits.examples["weak_train"]
-        x = np.asarray(enc.features[enc.rows(ex)])
+        x = enc.pik_inputs(ex, sel.pik_confidence_inputs)
         knows = _self_labels(ctx, enc, "weak_train") == ctx.splits.labels("weak_train")
         # Held-out quality on a question-level slice of weak_train, then refit on all of it.
         held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
@@ -122,7 +126,7 @@ def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
             metrics["heldout"] = probe.evaluate(x[held], knows[held])
         probe = PikProbe(sel.pik).fit(x, knows)
         for s in SPLITS:
-            w.npy(f"pik_{s}", probe.predict(np.asarray(enc.features[enc.rows(ctx.splits.examples[s])])))
+            w.npy(f"pik_{s}", probe.predict(enc.pik_inputs(ctx.splits.examples[s], sel.pik_confidence_inputs)))
         w.json("metrics", metrics)
         return {"heldout_auroc": metrics.get("heldout", {}).get("auroc")}
 

@@ -195,6 +195,9 @@ pub(crate) fn nn_descent(
     let leaf = kk.max(16);
     let angular = prep.metric == Metric::Cosine;
     let dot = dot_fn();
+    let dbg = std::env::var_os("SW2S_DEBUG").is_some();
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| if dbg { eprintln!("[{:8.3}s] {what}", t0.elapsed().as_secs_f64()) };
 
     // Tree 0 on the caller's rows fixes the internal order.
     let mut perm: Vec<u32> = (0..n as u32).collect();
@@ -211,6 +214,7 @@ pub(crate) fn nn_descent(
     });
     let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
     let pts = Points { x, d, sqn, dot, dot4: dot4_fn() };
+    lap("tree 0 + copy");
 
     let mut g = Graph::new(n, kk);
     // Seed the graph with all pairs inside the leaves of every tree.
@@ -242,7 +246,9 @@ pub(crate) fn nn_descent(
             )
             .map(|(acc, _)| acc)
             .reduce(Vec::new, concat);
+        lap("tree join");
         g.apply(&mut ups, 1);
+        lap("tree apply");
     }
     fill_random(&mut g, &pts, seed);
     g.flag.par_iter_mut().for_each(|f| *f = 1);
@@ -253,6 +259,7 @@ pub(crate) fn nn_descent(
         check_cancel(cancel)?;
         let sit = hash3(seed, 0x6974_6572, it as u64);
         let (new_c, old_c) = sample_candidates(&g, mc, sit);
+        lap("sample");
         // Entries sampled as new candidates are joined this round: mark them old.
         g.idx
             .par_chunks(kk)
@@ -287,9 +294,7 @@ pub(crate) fn nn_descent(
             g.apply(&mut ups, 2);
         }
         let changed: usize = g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum();
-        if std::env::var_os("SW2S_DEBUG").is_some() {
-            eprintln!("iter {it}: changed {changed}");
-        }
+        lap(&format!("iter {it}: changed {changed}"));
         if (changed as f64) <= DELTA * (n * kk) as f64 {
             break;
         }

@@ -293,11 +293,12 @@ impl TopK {
     /// to every list; `tv`/`ti` cache the lists' thresholds.
     #[inline]
     fn scan_col(&mut self, keys: &[f32], gi: u32, tv: &mut [f32], ti: &mut [u32]) {
-        for (q, (ch, tch)) in keys.chunks(SCAN_CHUNK).zip(tv.chunks(SCAN_CHUNK)).enumerate() {
-            if !ch.iter().zip(tch).fold(false, |any, (&s, &t)| any | (s >= t)) {
+        for q0 in (0..keys.len()).step_by(SCAN_CHUNK) {
+            let q1 = (q0 + SCAN_CHUNK).min(keys.len());
+            if !keys[q0..q1].iter().zip(&tv[q0..q1]).fold(false, |any, (&s, &t)| any | (s >= t)) {
                 continue;
             }
-            for c in q * SCAN_CHUNK..q * SCAN_CHUNK + ch.len() {
+            for c in q0..q1 {
                 let s = keys[c];
                 if s >= tv[c] && beats(s, gi, tv[c], ti[c]) {
                     self.insert(c, s, gi);
