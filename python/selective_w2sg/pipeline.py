@@ -112,20 +112,25 @@ def prepare_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = Non
 
 
 def run_stages(ctx: StageContext, students: Sequence[str], stage_done: Any = None) -> dict[str, StageDir]:
-    """weak, ceiling, then each student; `stage_done(name, StageDir)` after each."""
+    """weak, the students' prerequisite stages (the selective encode pass first, so the ceiling
+    and students reuse its strong features), ceiling, then each student; `stage_done(name,
+    StageDir)` after each."""
     stages: dict[str, StageDir] = {}
-    for name, fn in (("weak", run_weak), ("ceiling", run_ceiling)):
-        stages[name] = fn(ctx)
+
+    def add(name: str, d: StageDir) -> None:
+        stages[name] = d
         if stage_done:
-            stage_done(name, stages[name])
+            stage_done(name, d)
+
+    add("weak", run_weak(ctx))
     for s in students:
-        before = set(stages)
-        d = run_named_student(ctx, s, stages)  # may add its prerequisite stages to `stages`
-        if stage_done:
-            for name in [n for n in stages if n not in before]:
-                stage_done(name, stages[name])
-            stage_done(s, d)
-        stages[s] = d
+        pre = STUDENTS[s].prerequisites if s in STUDENTS else None
+        if pre is not None:
+            for name, d in pre(ctx, stages).items():
+                add(name, d)
+    add("ceiling", run_ceiling(ctx))
+    for s in students:
+        add(s, run_named_student(ctx, s, stages))
     return stages
 
 

@@ -195,15 +195,12 @@ pub(crate) fn nn_descent(
     let leaf = kk.max(16);
     let angular = prep.metric == Metric::Cosine;
     let dot = dot_fn();
-    let dbg = std::env::var_os("SW2S_DEBUG").is_some();
-    let t0 = std::time::Instant::now();
-    let lap = |what: &str| if dbg { eprintln!("[{:8.3}s] {what}", t0.elapsed().as_secs_f64()) };
 
     // Tree 0 on the caller's rows fixes the internal order.
     let mut perm: Vec<u32> = (0..n as u32).collect();
     let src_row = |i: usize| prep.data.row(i);
     let src_scale = |i: usize| prep.scale(i);
-    let leaves0 = build_tree(&mut perm, &src_row, &src_scale, angular, d, leaf, hash3(seed, 0x7472_6565, 0), 0, dot);
+    let leaves0 = build_tree(&mut perm, &src_row, &src_scale, angular, leaf, hash3(seed, 0x7472_6565, 0), 0, dot);
     check_cancel(cancel)?;
     let mut x = vec![0.0f32; n * d];
     x.par_chunks_mut(d).zip(perm.par_iter()).for_each(|(dst, &o)| {
@@ -214,7 +211,7 @@ pub(crate) fn nn_descent(
     });
     let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
     let pts = Points { x, d, sqn, dot, dot4: dot4_fn() };
-    lap("tree 0 + copy");
+
 
     let mut g = Graph::new(n, kk);
     // Seed the graph with all pairs inside the leaves of every tree.
@@ -227,7 +224,7 @@ pub(crate) fn nn_descent(
             ids.iter_mut().enumerate().for_each(|(i, v)| *v = i as u32);
             let row = |i: usize| pts.row(i);
             let one = |_: usize| 1.0f32;
-            let ls = build_tree(&mut ids, &row, &one, angular, d, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
+            let ls = build_tree(&mut ids, &row, &one, angular, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
             let mut s0 = 0usize;
             leaves = ls.iter().map(|&l| { let s = s0; s0 += l as usize; (s, l as usize) }).collect();
         }
@@ -246,9 +243,7 @@ pub(crate) fn nn_descent(
             )
             .map(|(acc, _)| acc)
             .reduce(Vec::new, concat);
-        lap("tree join");
         g.apply(&mut ups, 1);
-        lap("tree apply");
     }
     fill_random(&mut g, &pts, seed);
     g.flag.par_iter_mut().for_each(|f| *f = 1);
@@ -259,7 +254,6 @@ pub(crate) fn nn_descent(
         check_cancel(cancel)?;
         let sit = hash3(seed, 0x6974_6572, it as u64);
         let (new_c, old_c) = sample_candidates(&g, mc, sit);
-        lap("sample");
         // Entries sampled as new candidates are joined this round: mark them old.
         g.idx
             .par_chunks(kk)
@@ -294,7 +288,6 @@ pub(crate) fn nn_descent(
             g.apply(&mut ups, 2);
         }
         let changed: usize = g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum();
-        lap(&format!("iter {it}: changed {changed}"));
         if (changed as f64) <= DELTA * (n * kk) as f64 {
             break;
         }
@@ -351,7 +344,7 @@ fn fill_random(g: &mut Graph, pts: &Points, seed: u64) {
             if ir[kk - 1] != EMPTY {
                 return;
             }
-            let mut rng = SplitMix64::new(hash3(seed, 0x66_696c_6c, i as u64));
+            let mut rng = SplitMix64::new(hash3(seed, 0x6669_6c6c, i as u64));
             while ir[kk - 1] == EMPTY {
                 let j = rng.below(n);
                 if j != i && !ir.contains(&(j as u32)) {
@@ -423,7 +416,7 @@ fn sample_candidates(g: &Graph, mc: usize, sit: u64) -> (Vec<u32>, Vec<u32>) {
 /// returns the leaf sizes in order. Splits: the hyperplane bisecting two random points
 /// (through the origin between their directions when `angular`).
 #[allow(clippy::too_many_arguments)]
-fn build_tree<'a, R, S>(ids: &mut [u32], row: &R, scale: &S, angular: bool, d: usize, leaf: usize, seed: u64, depth: usize, dot: DotFn) -> Vec<u32>
+fn build_tree<'a, R, S>(ids: &mut [u32], row: &R, scale: &S, angular: bool, leaf: usize, seed: u64, depth: usize, dot: DotFn) -> Vec<u32>
 where
     R: Fn(usize) -> &'a [f32] + Sync,
     S: Fn(usize) -> f32 + Sync,
@@ -474,11 +467,11 @@ where
     let (sl, sr) = (mix64(seed.wrapping_mul(2).wrapping_add(1)), mix64(seed.wrapping_mul(2).wrapping_add(2)));
     let (mut a, b) = if m > 8192 {
         rayon::join(
-            || build_tree(l, row, scale, angular, d, leaf, sl, depth + 1, dot),
-            || build_tree(r, row, scale, angular, d, leaf, sr, depth + 1, dot),
+            || build_tree(l, row, scale, angular, leaf, sl, depth + 1, dot),
+            || build_tree(r, row, scale, angular, leaf, sr, depth + 1, dot),
         )
     } else {
-        (build_tree(l, row, scale, angular, d, leaf, sl, depth + 1, dot), build_tree(r, row, scale, angular, d, leaf, sr, depth + 1, dot))
+        (build_tree(l, row, scale, angular, leaf, sl, depth + 1, dot), build_tree(r, row, scale, angular, leaf, sr, depth + 1, dot))
     };
     a.extend(b);
     a

@@ -319,7 +319,7 @@ mod tests {
         let m = dense(&w);
         assert_eq!(m[1], 0.9); // max(0.9, 0.8)
         assert_eq!(m[4], 0.9);
-        assert_eq!(m[1 * 4 + 2], 0.0); // negative similarity dropped
+        assert_eq!(m[4 + 2], 0.0); // W[1][2]: negative similarity dropped
         assert_eq!(m[3 * 4], 0.3);
         assert_eq!(m[2 * 4 + 3], 0.2);
         assert_eq!((0..4).map(|i| m[i * 4 + i]).sum::<f32>(), 0.0);

@@ -10,6 +10,9 @@
 //! Every output entry accumulates over `p = 0..d` in the same order, whatever its position in
 //! the tile, so identical rows give bit-identical scores (ties are then broken by index).
 
+// Index loops over small register arrays are the clearest way to write micro-kernels.
+#![allow(clippy::needless_range_loop)]
+
 use rayon::prelude::*;
 
 /// Rows per packed panel.
@@ -73,7 +76,9 @@ where
 /// `c[i * nb + j] = sum_p a_i[p] * b_j[p]` for a packed `a` of `mb` rows and a packed `b` of
 /// `nb` rows (`mb`, `nb` multiples of [`PW`]).
 pub(crate) fn gemm_tile(a: &[f32], b: &[f32], d: usize, mb: usize, nb: usize, c: &mut [f32]) {
-    assert!(mb % PW == 0 && nb % PW == 0);
+    #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87
+    let aligned = mb % PW == 0 && nb % PW == 0;
+    assert!(aligned);
     assert!(a.len() >= mb * d && b.len() >= nb * d && c.len() >= mb * nb);
     #[cfg(target_arch = "x86_64")]
     {

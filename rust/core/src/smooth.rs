@@ -160,6 +160,7 @@ pub(crate) fn normalized_operator(w: &Csr) -> NormOp {
 const ROW_CHUNK: usize = 4096;
 
 /// One iteration `g = alpha S f + (1 - alpha) y` (clamped rows: `g = y`); returns max |g - f|.
+#[allow(clippy::too_many_arguments)]
 fn step(s: &NormOp, f: &[f32], g: &mut [f32], y: &[f32], c: usize, alpha: f32, oma: f32, clamped: Option<&[bool]>) -> f32 {
     g.par_chunks_mut(ROW_CHUNK * c)
         .enumerate()

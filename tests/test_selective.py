@@ -1,0 +1,220 @@
+"""The selective method end to end on tiny models: a strong model that "knows" a known subset
+of the synthetic task, P(IK), the graph smoothing, selection, and the data-flow guarantees."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import selective_w2sg as sw
+from selective_w2sg import stages as stages_mod
+from selective_w2sg.pik import auroc
+from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_seed, run_stages
+from selective_w2sg.select import SelectiveConfig
+from selective_w2sg.selective import load_encoded
+from selective_w2sg.tasks import Question, format_example, synthetic_questions
+from selective_w2sg.train import TrainConfig
+
+torch.set_num_threads(1)
+
+SMALL = dict(n_weak=120, n_w2s=200, n_test=80)
+
+
+@pytest.fixture(scope="module")
+def knower(tmp_path_factory) -> str:
+    """tiny-random-llama after a short language-model fit on the gold answers of *easy* synthetic
+    questions (from a question pool the experiments never use): it then knows the easy subset --
+    the word-goodness of easy options -- and not the rest. Saved as a local model folder."""
+    from selective_w2sg.models import load_backbone
+
+    torch.manual_seed(0)
+    bb = load_backbone("tiny-random-llama")
+    qs = [q for q in synthetic_questions(2000, seed=777) if q.meta["easy"]]
+    enc = bb.tokenizer([format_example(q.question, q.options[q.gold]) for q in qs], padding=True, return_tensors="pt")
+    model = bb.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(120):
+        idx = torch.randint(0, len(qs), (32,))
+        ids, mask = enc["input_ids"][idx], enc["attention_mask"][idx]
+        loss = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                     labels=ids.masked_fill(mask == 0, -100)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    path = tmp_path_factory.mktemp("knower") / "model"
+    model.save_pretrained(path)
+    bb.tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _cfg(tmp_path: Path, **kw) -> PipelineConfig:
+    train = kw.pop("train", TrainConfig(epochs=8, device="cpu"))
+    return PipelineConfig(out=str(tmp_path / "run"), train=train, **{**SMALL, **kw})
+
+
+def _easy(ctx, split: str) -> np.ndarray:
+    meta = {q.question_id: q.meta["easy"] for q in ctx.splits.questions[split]}
+    return np.array([meta[e.question_id] for e in ctx.splits.examples[split]])
+
+
+def test_pik_recovers_the_known_subset(tmp_path, knower):
+    cfg = _cfg(tmp_path, strong=knower, method="selective")
+    ctx = prepare_seed(cfg, 0)
+    stages = run_stages(ctx, cfg.student_names)
+    enc = load_encoded(stages["encode"])
+    p_ik = stages["pik"].npy("pik_w2s_train")
+    easy = _easy(ctx, "w2s_train")
+    self_l = enc.is_own_answer[enc.rows(ctx.splits.examples["w2s_train"])]
+    knows = self_l == ctx.splits.labels("w2s_train")
+    assert knows[easy].mean() > 0.95, "the knower should answer the easy subset"
+    assert auroc(knows, p_ik) > 0.75
+    assert auroc(easy, p_ik) > 0.8  # P(IK) singles out the known subset
+    metrics = stages["pik"].json("metrics")
+    assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
+    # The selection takes self-labels mostly where the strong model knows, and they are better there.
+    use = stages["select"].npy("use_self_selective_w2s_train").astype(bool)
+    assert easy[use].mean() > easy.mean()
+    assert knows[use].mean() > (stages["weak"].npy("preds_w2s_train")[use] > 0.5).__eq__(
+        ctx.splits.labels("w2s_train")[use] == 1).mean()
+
+
+def test_selection_labels_follow_the_rule(tmp_path, knower):
+    for rule, tau in (("tau", 0.6), ("compare", 0.5)):
+        cfg = _cfg(tmp_path, strong=knower, method="all", selective=SelectiveConfig(rule=rule, tau=tau))
+        ctx = prepare_seed(cfg, 0)
+        stages = run_stages(ctx, ())
+        stages.update(stages_mod.STUDENTS["selective"].prerequisites(ctx, stages))
+        enc = load_encoded(stages["encode"])
+        sel = stages["select"]
+        self_l = enc.is_own_answer[enc.rows(ctx.splits.examples["w2s_train"])]
+        p_ik = stages["pik"].npy("pik_w2s_train")
+        smoothed = stages["smooth"].npy("smoothed_w2s_train")
+        raw = stages["weak"].npy("preds_w2s_train")
+        use = sel.npy("use_self_selective_w2s_train").astype(bool)
+        if rule == "tau":
+            np.testing.assert_array_equal(use, p_ik > tau)
+        else:  # P(IK) above the calibrated confidence of the label it would replace
+            from selective_w2sg.selective import calibrate_weak
+            from selective_w2sg.select import weak_confidence
+
+            conf = calibrate_weak(ctx, stages["weak"]).predict(weak_confidence(smoothed))
+            np.testing.assert_array_equal(use, p_ik > conf)
+        np.testing.assert_allclose(sel.npy("labels_selective_w2s_train"), np.where(use, self_l, smoothed))
+        use_p = sel.npy("use_self_pik_only_w2s_train").astype(bool)
+        np.testing.assert_allclose(sel.npy("labels_pik_only_w2s_train"), np.where(use_p, self_l, raw))
+        np.testing.assert_allclose(sel.npy("labels_smooth_only_w2s_train"), smoothed)
+
+
+def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):
+    cfg = _cfg(tmp_path, method="selective", selective=SelectiveConfig(k=7, alpha=0.8))
+    ctx = prepare_seed(cfg, 0)
+    stages = run_stages(ctx, ("selective",))
+    enc = load_encoded(stages["encode"])
+    w2s = ctx.splits.examples["w2s_train"] + ctx.splits.examples["w2s_val"]
+    emb = enc.embedding[enc.rows(w2s)]
+    weak = np.concatenate([stages["weak"].npy("preds_w2s_train"), stages["weak"].npy("preds_w2s_val")])
+    expected = sw.smooth_labels(sw.knn_graph(emb, 7, method="exact"), weak, alpha=0.8)
+    n = len(ctx.splits.examples["w2s_train"])
+    np.testing.assert_allclose(stages["smooth"].npy("smoothed_w2s_train"), expected[:n], atol=1e-6)
+    np.testing.assert_allclose(stages["smooth"].npy("smoothed_w2s_val"), expected[n:], atol=1e-6)
+    info = stages["smooth"].json("graph")
+    assert info["k"] == 7 and info["n"] == len(w2s) and info["converged"]
+
+
+def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch):
+    """--method all in probe mode: the encode pass is the only forward pass of the strong model
+    (ceiling and students reuse its features), one row per distinct text."""
+    rows = {"n": 0}
+    real = stages_mod.load_backbone
+
+    def counting(name, **kw):
+        bb = real(name, **kw)
+        if name == "tiny-random-llama":
+            fwd = bb.model.forward
+
+            def forward(*a, **k):
+                rows["n"] += int(k["input_ids"].shape[0])
+                return fwd(*a, **k)
+
+            bb.model.forward = forward
+        return bb
+
+    monkeypatch.setattr(stages_mod, "load_backbone", counting)
+    cfg = _cfg(tmp_path, method="all")
+    ctx = prepare_seed(cfg, 0)
+    run_stages(ctx, cfg.student_names)
+    qs = [q for s in ctx.splits.questions.values() for q in s]
+    assert rows["n"] == len({format_example(q.question, o) for q in qs for o in q.options})
+    # a second run reuses everything: no forward pass at all
+    rows["n"] = 0
+    run_stages(prepare_seed(cfg, 0), cfg.student_names)
+    assert rows["n"] == 0
+
+
+def _swap_test_gold(splits):
+    """The same test examples (same texts) with every label flipped: each test question's gold
+    moves to the wrong candidate of its pair."""
+    from selective_w2sg.tasks import Splits
+
+    pairs: dict[str, list[int]] = {}
+    for e in splits.examples["test"]:
+        pairs.setdefault(e.question_id, []).append(e.option_index)
+    new_gold = {q: next(i for i in idx if i != g) for q, idx in pairs.items()
+                for g in [next(e.gold for e in splits.examples["test"] if e.question_id == q)]}
+    qs = dict(splits.questions)
+    qs["test"] = [dataclasses.replace(q, gold=new_gold[q.question_id]) for q in qs["test"]]
+    ex = dict(splits.examples)
+    ex["test"] = [dataclasses.replace(e, gold=new_gold[e.question_id]) for e in ex["test"]]
+    return Splits(splits.task, splits.seed, qs, ex)
+
+
+def test_no_stage_reads_test_ground_truth(tmp_path, monkeypatch):
+    """Flip every test label (same texts): every stage output -- predictions of every model on
+    every split, the encode arrays, P(IK), smoothing, selection -- stays identical; only the
+    evaluation changes."""
+    from selective_w2sg import pipeline as pipeline_mod
+
+    results = []
+    for flip in (False, True):
+        orig = pipeline_mod.build_splits
+        if flip:
+            monkeypatch.setattr(pipeline_mod, "build_splits", lambda task, **kw: _swap_test_gold(orig(task, **kw)))
+        results.append(run_seed(_cfg(tmp_path / f"flip{flip}", method="all"), 0))
+        monkeypatch.setattr(pipeline_mod, "build_splits", orig)
+    r0, r1 = results
+    assert np.array_equal(np.array(r0["models"]["weak"]["accuracy"]), 1 - np.array(r1["models"]["weak"]["accuracy"]))
+    assert set(r0["stage_dirs"]) == set(r1["stage_dirs"])
+    compared = 0
+    for name, p0 in r0["stage_dirs"].items():
+        p1 = Path(r1["stage_dirs"][name])
+        for f in sorted(Path(p0).glob("*.npy")):
+            np.testing.assert_array_equal(np.load(f), np.load(p1 / f.name), err_msg=f"{name}/{f.name}")
+            compared += 1
+    assert compared > 30
+
+
+def test_cli_train_method_all(tmp_path):
+    from typer.testing import CliRunner
+
+    from selective_w2sg.cli import app
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--task", "synthetic", "--method", "all", "--out", str(out),
+                                 "--n-weak", "60", "--n-w2s", "100", "--n-test", "40", "--epochs", "5",
+                                 "--k", "5", "--alpha", "0.5", "--seeds", "0,1"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["summary"]["models"]) == {"weak", "ceiling", "naive", "aux_conf", "selective", "pik_only",
+                                             "smooth_only"}
+    for seed in res["seeds"]:
+        assert 0.0 <= seed["selective"]["coverage_w2s_train"]["selective"] <= 1.0
+        assert "pik_test" in seed and "label_accuracy_w2s_train" in seed["selective"]
+    assert (out / "results.png").stat().st_size > 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method"] == "all" and cfg["selective"]["k"] == 5
