@@ -268,3 +268,33 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
 
     out["encode"] = json.loads(done.read_text()).get("summary", {})
     return out
+
+
+def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], eval_tasks: list[str],
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Cross-task P(IK): for each train task A, a probe fitted on A's weak_train; scored on each
+    eval task B's test split (AUROC, ECE against whether the strong model's self-label is right
+    there). Every context must use the same strong model. Returns {A: {B: metrics}}."""
+    from .errors import ConfigError
+
+    strong = {c.strong.fingerprint for c in contexts.values()}
+    if len(strong) != 1:
+        raise ConfigError("cross-task P(IK) needs one strong model for every task")
+    encoded = {t: load_encoded(run_encode(contexts[t])) for t in {*train_tasks, *eval_tasks}}
+
+    def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        ctx, enc = contexts[task], encoded[task]
+        ex = ctx.splits.examples[split]
+        knows = enc.is_own_answer[enc.rows(ex)] == ctx.splits.labels(split)
+        return enc.pik_inputs(ex, ctx.selective.pik_confidence_inputs), knows
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for a in train_tasks:
+        x, y = inputs(a, "weak_train")
+        probe = PikProbe(contexts[a].selective.pik).fit(x, y)
+        out[a] = {}
+        for b in eval_tasks:
+            xb, yb = inputs(b, "test")
+            m = probe.evaluate(xb, yb)
+            out[a][b] = {"auroc": m["auroc"], "ece": m["ece"], "base_rate": m["base_rate"], "n": m["n"]}
+    return out

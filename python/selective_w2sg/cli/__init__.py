@@ -9,6 +9,7 @@ from ._app import app
 from . import graph as _graph  # noqa: F401  (registers knn, smooth)
 
 try:  # the training commands need the [train] extra (torch, transformers)
+    from . import selective as _selective  # noqa: F401
     from . import train as _train  # noqa: F401
 except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
     _TRAIN_IMPORT_ERROR: ModuleNotFoundError | None = e

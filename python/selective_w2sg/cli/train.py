@@ -126,8 +126,7 @@ def train(
     micro_batch_size: MicroBatch = None, lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
-    """Run every stage for every seed (weak, ceiling, the --method's students and, for selective,
-    encode -> P(IK) -> smooth -> select); print and save the results."""
+    """Run every stage for every seed (weak, ceiling, the --method's students; for selective also encode, P(IK), smooth, select); print and save the results."""
     cfg = build_config(**locals())
     from ..pipeline import run_pipeline
 

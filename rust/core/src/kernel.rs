@@ -383,6 +383,17 @@ mod tests {
         let mut c2 = vec![0.0; mb * nb];
         gemm_tile(&a, &b, d, mb, nb, &mut c1);
         tile_scalar(&a, &b, d, mb, nb, &mut c2);
+        let mut c3 = vec![0.0; mb * nb];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: features detected; buffers sized above.
+            unsafe { x86::tile_avx2(a.as_ptr(), b.as_ptr(), d, mb, nb, c3.as_mut_ptr()) };
+            for (u, v) in c1.iter().zip(&c3) {
+                assert!((u - v).abs() < 1e-4);
+            }
+            let (p, q) = (&x[..d], &y[..d]);
+            assert!((x86::dot_avx2_safe(p, q) - dot_scalar(p, q)).abs() < 1e-4);
+        }
         let dot = dot_fn();
         for i in 0..m {
             for j in 0..n {

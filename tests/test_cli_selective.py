@@ -1,0 +1,44 @@
+"""`sw2s encode`, `sw2s pik` (in-task and cross-task) and `sw2s select`."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from selective_w2sg.cli import app
+
+torch.set_num_threads(1)
+SIZES = ["--n-weak", "60", "--n-w2s", "100", "--n-test", "40"]
+
+
+def test_stage_commands_share_the_cache(tmp_path):
+    out = str(tmp_path / "run")
+    runner = CliRunner()
+    r = runner.invoke(app, ["encode", "--out", out, *SIZES])
+    assert r.exit_code == 0, r.output
+    assert "done encode" in r.output
+    r = runner.invoke(app, ["select", "--out", out, "--rule", "tau", "--tau", "0.5", *SIZES])
+    assert r.exit_code == 0, r.output
+    assert "reused encode" in r.output and "coverage" in r.output
+    r = runner.invoke(app, ["pik", "--out", out, *SIZES])
+    assert r.exit_code == 0 and "reused pik" in r.output and "AUROC" in r.output
+
+
+def test_cross_task_pik_table(tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["pik", "--out", str(out), "--train-task", "synthetic", "--eval-task", "synthetic",
+                                 *SIZES])
+    assert r.exit_code == 0, r.output
+    table = json.loads((out / "pik_transfer_seed0.json").read_text())
+    assert 0.0 <= table["synthetic"]["synthetic"]["auroc"] <= 1.0
+
+
+def test_bad_selective_options(tmp_path):
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--method", "magic"])
+    assert r.exit_code != 0 and "magic" in str(r.exception)
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--method", "all", "--alpha", "1.5"])
+    assert r.exit_code != 0 and "alpha=1.5" in str(r.exception)
+    r = CliRunner().invoke(app, ["pik", "--out", str(tmp_path), "--train-task", "synthetic"])
+    assert r.exit_code != 0 and "--eval-task" in str(r.exception)
