@@ -623,6 +623,20 @@ mod tests {
     }
 
     #[test]
+    fn approx_on_tiny_inputs_is_complete() {
+        let c = AtomicBool::new(false);
+        for n in [2usize, 3, 10, 40] {
+            let x = data(n, 6, n as u64, false, 0);
+            for metric in [Metric::Cosine, Metric::SquaredL2] {
+                let mut p = params(n - 1, metric, Method::Approx);
+                p.approx.recall_sample = n;
+                let r = knn_graph(MatrixView::new(&x, n, 6).unwrap(), &p, &c).unwrap();
+                assert_eq!(r.estimated_recall, Some(1.0), "n={n} {metric:?}");
+            }
+        }
+    }
+
+    #[test]
     fn auto_small_is_exact_and_large_reports_recall() {
         let c = AtomicBool::new(false);
         let x = clustered(500, 8, 5, 0.5, 3);

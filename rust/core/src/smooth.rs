@@ -113,13 +113,14 @@ pub fn smooth_labels(
 }
 
 /// The spreading operator `S = D^-1/2 W D^-1/2` as f32 CSR (zero rows for isolated nodes).
-pub(crate) struct NormOp {
+pub(crate) struct NormOp<'a> {
     indptr: Vec<usize>,
-    indices: Vec<u32>,
+    /// borrowed from `W` (same structure)
+    indices: &'a [u32],
     data: Vec<f32>,
 }
 
-pub(crate) fn normalized_operator(w: &Csr) -> NormOp {
+pub(crate) fn normalized_operator(w: &Csr) -> NormOp<'_> {
     let n = w.n;
     let inv_sqrt: Vec<f32> = (0..n)
         .into_par_iter()
@@ -153,7 +154,7 @@ pub(crate) fn normalized_operator(w: &Csr) -> NormOp {
             }
         }
     });
-    NormOp { indptr, indices: w.indices.clone(), data }
+    NormOp { indptr, indices: &w.indices, data }
 }
 
 /// Rows per parallel task of one iteration.
@@ -161,7 +162,7 @@ const ROW_CHUNK: usize = 4096;
 
 /// One iteration `g = alpha S f + (1 - alpha) y` (clamped rows: `g = y`); returns max |g - f|.
 #[allow(clippy::too_many_arguments)]
-fn step(s: &NormOp, f: &[f32], g: &mut [f32], y: &[f32], c: usize, alpha: f32, oma: f32, clamped: Option<&[bool]>) -> f32 {
+fn step(s: &NormOp<'_>, f: &[f32], g: &mut [f32], y: &[f32], c: usize, alpha: f32, oma: f32, clamped: Option<&[bool]>) -> f32 {
     g.par_chunks_mut(ROW_CHUNK * c)
         .enumerate()
         .map(|(ci, gc)| {
@@ -187,11 +188,15 @@ fn step(s: &NormOp, f: &[f32], g: &mut [f32], y: &[f32], c: usize, alpha: f32, o
                     for (t, out) in gc.chunks_exact_mut(2).enumerate() {
                         let i = r0 + t;
                         let (mut a0, mut a1) = (0.0f32, 0.0f32);
-                        for e in s.indptr[i]..s.indptr[i + 1] {
-                            let j = s.indices[e] as usize;
-                            let w = s.data[e];
-                            a0 += w * f[2 * j];
-                            a1 += w * f[2 * j + 1];
+                        let (e0, e1) = (s.indptr[i], s.indptr[i + 1]);
+                        for (&j, &w) in s.indices[e0..e1].iter().zip(&s.data[e0..e1]) {
+                            let j = j as usize;
+                            debug_assert!(2 * j + 1 < f.len());
+                            // SAFETY: column indices were validated < n (`Csr::validate`), and
+                            // `f` has n * 2 entries.
+                            let (x0, x1) = unsafe { (*f.get_unchecked(2 * j), *f.get_unchecked(2 * j + 1)) };
+                            a0 += w * x0;
+                            a1 += w * x1;
                         }
                         let (mut v0, mut v1) = (alpha * a0 + oma * y[2 * i], alpha * a1 + oma * y[2 * i + 1]);
                         if clamped.is_some_and(|cl| cl[i]) {
