@@ -136,3 +136,26 @@ def test_device_cpu_and_lora_needs_peft(backbone) -> None:
     except ModuleNotFoundError:
         with pytest.raises(ConfigError, match="peft"):
             apply_lora(Classifier(backbone))
+
+
+def test_lora_trains_adapters_and_head_only() -> None:
+    pytest.importorskip("peft")
+    torch.manual_seed(0)
+    bb = load_backbone("tiny-random-llama")
+    clf = apply_lora(Classifier(bb))
+    trainable = {n for n, p in clf.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    frozen_before = {n: p.detach().clone() for n, p in clf.named_parameters() if not p.requires_grad}
+    ids = torch.tensor([[4, 10, 11, 12, 5], [4, 13, 14, 15, 5]])
+    mask = torch.ones_like(ids)
+    opt = torch.optim.SGD([p for p in clf.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(clf(ids, mask), torch.tensor([0, 1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for n, p in clf.named_parameters():
+        if n in frozen_before:
+            assert torch.equal(p, frozen_before[n]), n
+    lora_b = [p for n, p in clf.named_parameters() if "lora_B" in n]
+    assert any(p.abs().sum() > 0 for p in lora_b)  # LoRA B starts at zero; training moved it

@@ -29,6 +29,14 @@ pub fn clustered(n: usize, d: usize, centres: usize, sigma: f32, seed: u64) -> V
     x
 }
 
+/// user+sys CPU seconds of this process (Linux /proc; 0 elsewhere).
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("exact");
@@ -39,13 +47,23 @@ fn main() {
         "exact" | "approx" | "auto" => {
             let method = match what { "exact" => Method::Exact, "approx" => Method::Approx, _ => Method::Auto };
             let ev = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(0usize);
-            let approx = ApproxParams { build_k: ev("BK"), n_trees: ev("NT"), max_iters: ev("IT"), ..ApproxParams::default() };
-            let sigma: f32 = std::env::var("SIGMA").ok().and_then(|v| v.parse().ok()).unwrap_or(0.5);
+            let mut approx = ApproxParams { build_k: ev("BK"), n_trees: ev("NT"), max_iters: ev("IT"), ..ApproxParams::default() };
+            if ev("RS") > 0 {
+                approx.recall_sample = ev("RS");
+            }
+            // 0.35: benches/bench_graph.py's clustered() (noise 0.35 x centre scale)
+            let sigma: f32 = std::env::var("SIGMA").ok().and_then(|v| v.parse().ok()).unwrap_or(0.35);
             let x = clustered(n, d, 100, sigma, 1);
             let p = KnnParams { k: 10, metric: Metric::Cosine, method, seed: 0, approx };
-            let t = Instant::now();
+            let (t, c0) = (Instant::now(), cpu_s());
             let r = knn_graph(MatrixView::new(&x, n, d).unwrap(), &p, &cancel).unwrap();
-            println!("{what} n={n} d={d} k=10: {:.3} s, method {:?}, recall {:?}", t.elapsed().as_secs_f64(), r.method_used, r.estimated_recall);
+            println!(
+                "{what} n={n} d={d} k=10 sigma={sigma}: {:.3} s wall, {:.2} s cpu (incl. recall check), method {:?}, recall {:?}",
+                t.elapsed().as_secs_f64(),
+                cpu_s() - c0,
+                r.method_used,
+                r.estimated_recall
+            );
         }
         "smooth" => {
             let k = 10;

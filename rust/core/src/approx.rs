@@ -10,12 +10,15 @@
 //! Locality: rows are copied once in the leaf order of the first tree (normalised under cosine),
 //! so that neighbours tend to sit close in memory; the copy is the only O(n·d) allocation.
 
-use crate::kernel::{dot4_fn, dot_fn, Dot4Fn, DotFn};
+use crate::kernel::{dot_fn, DotFn};
 use crate::knn::{check_cancel, Prepared};
 use crate::rng::{hash3, mix64, SplitMix64};
 use crate::{Metric, Result};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
+
+#[path = "pairdot.rs"]
+mod pairdot;
 
 /// Neighbours kept per node while NN-descent runs: `max(2k, 30)` (a pool larger than k is
 /// what buys recall; 30 matches pynndescent's default), capped at n-1.
@@ -119,62 +122,147 @@ impl Graph {
     }
 }
 
-/// Row-major internal copy of the data, in the internal (permuted) order.
-struct Points {
-    x: Vec<f32>,
-    d: usize,
-    /// SquaredL2 only: squared norms
-    sqn: Option<Vec<f32>>,
-    dot: DotFn,
-    dot4: Dot4Fn,
+
+/// The caller's rows, read in place (no copy of the data). Every distance comes from
+/// [`pairdot`], whose per-pair arithmetic does not depend on where or with what else a pair is
+/// computed, and the scales enter symmetrically, so a pair gets the same value wherever it is
+/// computed, which the order-independence of updates relies on.
+struct Points<'a> {
+    prep: &'a Prepared<'a>,
+    sqn: Option<&'a [f32]>,
+    inv: Option<&'a [f32]>,
 }
 
-impl Points {
+/// Per-thread buffers.
+#[derive(Default)]
+struct Scratch {
+    tile: Vec<f32>,
+    ld: Vec<f32>,
+    li: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+/// Rows per block inside a leaf.
+const LEAF_RB: usize = 32;
+
+impl Points<'_> {
     #[inline]
     fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.d..(i + 1) * self.d]
+        self.prep.data.row(i)
     }
 
-    /// Lower is better: minus the similarity, or the squared distance, from a dot product.
+    /// Lower is better: minus the similarity, or the squared distance, from a dot product
+    /// of the caller's (unscaled) rows.
     #[inline]
     fn dist_from_dot(&self, a: usize, b: usize, ip: f32) -> f32 {
-        match &self.sqn {
-            Some(s) => (s[a] + s[b]) - 2.0 * ip,
-            None => -ip,
+        if let Some(s) = self.sqn {
+            (s[a] + s[b]) - 2.0 * ip
+        } else if let Some(v) = self.inv {
+            -(ip * (v[a] * v[b]))
+        } else {
+            -ip
         }
     }
 
-    /// Offer every pair (i < j, i < na) among `ids` whose distance beats an endpoint's list.
-    /// All distances come from one dot-product routine (the 4-wide variant is bit-identical),
-    /// so a pair gets the same value wherever it is computed, which the order-independence
-    /// of updates relies on.
-    fn join(&self, g: &Graph, ids: &[u32], na: usize, acc: &mut Vec<Upd>) {
-        for i in 0..na {
-            let a = ids[i];
-            let ra = self.row(a as usize);
-            let rest = &ids[i + 1..];
-            let mut q = rest.chunks_exact(4);
-            for c in &mut q {
-                let ds = (self.dot4)(ra, [self.row(c[0] as usize), self.row(c[1] as usize), self.row(c[2] as usize), self.row(c[3] as usize)]);
-                for t in 0..4 {
-                    if c[t] != a {
-                        let dd = self.dist_from_dot(a as usize, c[t] as usize, ds[t]);
-                        push_pair(g, acc, a, c[t], dd);
+    fn dist(&self, a: usize, b: usize) -> f32 {
+        self.dist_from_dot(a, b, pairdot::dot1(self.row(a), self.row(b)))
+    }
+
+    /// Exact kNN inside one leaf (upper triangle, in blocks of rows; per-row best-`kl`
+    /// lists), then offer each row's list to the graph.
+    fn leaf_knn(&self, g: &Graph, ids: &[u32], sc: &mut Scratch, acc: &mut Vec<Upd>) {
+        let l = ids.len();
+        if l < 2 {
+            return;
+        }
+        let kl = g.kk.min(l - 1);
+        sc.ld.clear();
+        sc.ld.resize(l * kl, f32::INFINITY);
+        sc.li.clear();
+        sc.li.resize(l * kl, EMPTY);
+        let (ld, li) = (&mut sc.ld, &mut sc.li);
+        let rows: Vec<&[f32]> = ids.iter().map(|&i| self.row(i as usize)).collect();
+        for r0 in (0..l).step_by(LEAF_RB) {
+            let mr = LEAF_RB.min(l - r0);
+            let nc = l - r0;
+            sc.tile.resize(mr * nc, 0.0);
+            pairdot::cross(&rows[r0..r0 + mr], &rows[r0..], &mut sc.tile);
+            for r in 0..mr {
+                let a = ids[r0 + r];
+                let trow = &sc.tile[r * nc..(r + 1) * nc];
+                for c in r + 1..nc {
+                    let b = ids[r0 + c];
+                    let dd = self.dist_from_dot(a as usize, b as usize, trow[c]);
+                    let (ra, rb) = ((r0 + r) * kl, (r0 + c) * kl);
+                    if better(dd, b, ld[ra + kl - 1], li[ra + kl - 1]) {
+                        list_insert(&mut li[ra..ra + kl], &mut ld[ra..ra + kl], b, dd);
+                    }
+                    if better(dd, a, ld[rb + kl - 1], li[rb + kl - 1]) {
+                        list_insert(&mut li[rb..rb + kl], &mut ld[rb..rb + kl], a, dd);
                     }
                 }
             }
-            for &b in q.remainder() {
+        }
+        for (r, &a) in ids.iter().enumerate() {
+            let t = g.thr(a as usize);
+            for q in r * kl..(r + 1) * kl {
+                if li[q] == EMPTY || ld[q] > t {
+                    break;
+                }
+                acc.push(Upd { target: a, cand: li[q], dist: ld[q] });
+            }
+        }
+    }
+
+    /// Local join: offer every pair (i < j, i < na) among `ids` whose distance beats an
+    /// endpoint's list; the `na` new candidates against all, as one block of dot products.
+    fn join(&self, g: &Graph, ids: &[u32], na: usize, sc: &mut Scratch, acc: &mut Vec<Upd>) {
+        let m = ids.len();
+        if na == 0 || m < 2 {
+            return;
+        }
+        let rows: Vec<&[f32]> = ids.iter().map(|&i| self.row(i as usize)).collect();
+        sc.tile.resize(na * m, 0.0);
+        pairdot::cross(&rows[..na], &rows, &mut sc.tile);
+        for i in 0..na {
+            let a = ids[i];
+            let trow = &sc.tile[i * m..(i + 1) * m];
+            for j in i + 1..m {
+                let b = ids[j];
                 if b != a {
-                    let dd = self.dist_from_dot(a as usize, b as usize, (self.dot)(ra, self.row(b as usize)));
+                    let dd = self.dist_from_dot(a as usize, b as usize, trow[j]);
                     push_pair(g, acc, a, b, dd);
                 }
             }
         }
     }
+}
 
-    fn dist(&self, a: usize, b: usize) -> f32 {
-        self.dist_from_dot(a, b, (self.dot)(self.row(a), self.row(b)))
+/// Insert (j, d) into a sorted list known to be beaten by it (no duplicate check: leaf rows
+/// offer each candidate once).
+#[inline]
+fn list_insert(idx: &mut [u32], dist: &mut [f32], j: u32, d: f32) {
+    let mut pos = idx.len() - 1;
+    while pos > 0 && better(d, j, dist[pos - 1], idx[pos - 1]) {
+        idx[pos] = idx[pos - 1];
+        dist[pos] = dist[pos - 1];
+        pos -= 1;
     }
+    idx[pos] = j;
+    dist[pos] = d;
+}
+
+/// Leaf size of the seeding trees: leaves are searched exactly with the GEMM kernel, so
+/// large leaves are cheap per pair and give a much better starting graph.
+fn auto_leaf(kk: usize) -> usize {
+    if let Some(v) = dbg_env("SW2S_LEAF") {
+        return v.max(kk + 1);
+    }
+    (4 * kk).max(256)
+}
+
+fn dbg_env(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// Build an approximate kNN graph; returns (indices, scores) in the caller's row order,
@@ -188,62 +276,54 @@ pub(crate) fn nn_descent(
     seed: u64,
     cancel: &AtomicBool,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
-    let (n, d) = (prep.data.n, prep.data.d);
+    let n = prep.data.n;
     let kk = auto_build_k(k, n, build_k);
     let iters = if max_iters > 0 { max_iters } else { auto_iters(n) };
     let trees = if n_trees > 0 { n_trees } else { auto_trees(n) };
-    let leaf = kk.max(16);
+    let leaf = auto_leaf(kk);
     let angular = prep.metric == Metric::Cosine;
     let dot = dot_fn();
-
-    // Tree 0 on the caller's rows fixes the internal order.
-    let mut perm: Vec<u32> = (0..n as u32).collect();
-    let src_row = |i: usize| prep.data.row(i);
-    let src_scale = |i: usize| prep.scale(i);
-    let leaves0 = build_tree(&mut perm, &src_row, &src_scale, angular, leaf, hash3(seed, 0x7472_6565, 0), 0, dot);
-    check_cancel(cancel)?;
-    let mut x = vec![0.0f32; n * d];
-    x.par_chunks_mut(d).zip(perm.par_iter()).for_each(|(dst, &o)| {
-        let s = prep.scale(o as usize);
-        for (a, &b) in dst.iter_mut().zip(prep.data.row(o as usize)) {
-            *a = b * s;
-        }
-    });
-    let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
-    let pts = Points { x, d, sqn, dot, dot4: dot4_fn() };
-
+    let pts = Points { prep, sqn: prep.sqn.as_deref(), inv: prep.inv_norm.as_deref() };
+    let dbg = std::env::var("SW2S_DBG").is_ok();
+    let t0 = std::time::Instant::now();
 
     let mut g = Graph::new(n, kk);
-    // Seed the graph with all pairs inside the leaves of every tree.
-    let mut start = 0usize;
-    let mut leaves: Vec<(usize, usize)> = leaves0.iter().map(|&l| { let s = start; start += l as usize; (s, l as usize) }).collect();
-    let mut ids: Vec<u32> = (0..n as u32).collect();
+    // Seed the graph with the exact kNN inside the leaves of every tree.
+    let mut ids: Vec<u32> = vec![0; n];
     for t in 0..trees {
         check_cancel(cancel)?;
-        if t > 0 {
-            ids.iter_mut().enumerate().for_each(|(i, v)| *v = i as u32);
-            let row = |i: usize| pts.row(i);
-            let one = |_: usize| 1.0f32;
-            let ls = build_tree(&mut ids, &row, &one, angular, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
-            let mut s0 = 0usize;
-            leaves = ls.iter().map(|&l| { let s = s0; s0 += l as usize; (s, l as usize) }).collect();
+        ids.iter_mut().enumerate().for_each(|(i, v)| *v = i as u32);
+        let row = |i: usize| prep.data.row(i);
+        let scale = |i: usize| prep.scale(i);
+        let sizes = build_tree(&mut ids, &row, &scale, angular, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
+        let mut s0 = 0usize;
+        let leaves: Vec<(usize, usize)> = sizes.iter().map(|&l| { let s = s0; s0 += l as usize; (s, l as usize) }).collect();
+        let mut b = 0;
+        while b < leaves.len() {
+            check_cancel(cancel)?;
+            let (mut e, mut cnt) = (b, 0);
+            while e < leaves.len() && cnt < JOIN_BLOCK {
+                cnt += leaves[e].1;
+                e += 1;
+            }
+            let (gr, idr) = (&g, &ids);
+            let mut ups: Vec<Upd> = leaves[b..e]
+                .par_iter()
+                .fold(
+                    || (Vec::new(), Scratch::default()),
+                    |(mut acc, mut sc), &(s, l)| {
+                        pts.leaf_knn(gr, &idr[s..s + l], &mut sc, &mut acc);
+                        (acc, sc)
+                    },
+                )
+                .map(|(acc, _)| acc)
+                .reduce(Vec::new, concat);
+            g.apply(&mut ups, 1);
+            b = e;
         }
-        let members: &[u32] = if t == 0 { &[] } else { &ids };
-        let gr = &g;
-        let mut ups: Vec<Upd> = leaves
-            .par_iter()
-            .fold(
-                || (Vec::new(), Vec::new()),
-                |(mut acc, mut ids), &(s, l)| {
-                    ids.clear();
-                    ids.extend((0..l).map(|q| if t == 0 { (s + q) as u32 } else { members[s + q] }));
-                    pts.join(gr, &ids, l, &mut acc);
-                    (acc, ids)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(Vec::new, concat);
-        g.apply(&mut ups, 1);
+        if dbg {
+            eprintln!("tree {t}: {:.2}s recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, k, cancel));
+        }
     }
     fill_random(&mut g, &pts, seed);
     g.flag.par_iter_mut().for_each(|f| *f = 1);
@@ -273,14 +353,16 @@ pub(crate) fn nn_descent(
             let mut ups: Vec<Upd> = (b0..b1)
                 .into_par_iter()
                 .fold(
-                    || (Vec::new(), Vec::new()),
-                    |(mut acc, mut ids), v| {
+                    || (Vec::new(), Scratch::default()),
+                    |(mut acc, mut sc), v| {
+                        let mut ids = std::mem::take(&mut sc.ids);
                         ids.clear();
                         ids.extend(new_c[v * mc..(v + 1) * mc].iter().copied().filter(|&j| j != EMPTY));
                         let na = ids.len();
                         ids.extend(old_c[v * mc..(v + 1) * mc].iter().copied().filter(|&j| j != EMPTY));
-                        pts.join(gr, &ids, na, &mut acc);
-                        (acc, ids)
+                        pts.join(gr, &ids, na, &mut sc, &mut acc);
+                        sc.ids = ids;
+                        (acc, sc)
                     },
                 )
                 .map(|(acc, _)| acc)
@@ -288,33 +370,43 @@ pub(crate) fn nn_descent(
             g.apply(&mut ups, 2);
         }
         let changed: usize = g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum();
+        if dbg {
+            eprintln!("iter {it}: {:.2}s changed {changed} recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, k, cancel));
+        }
         if (changed as f64) <= DELTA * (n * kk) as f64 {
             break;
         }
     }
     check_cancel(cancel)?;
 
-    // Back to the caller's order; ties re-broken by the caller's indices.
+    // Rows are sorted by (distance, index) already.
     let metric = prep.metric;
     let mut out_idx = vec![0u32; n * k];
     let mut out_sc = vec![0.0f32; n * k];
-    let mut inv = vec![0u32; n];
-    for (i, &o) in perm.iter().enumerate() {
-        inv[o as usize] = i as u32;
-    }
-    out_idx.par_chunks_mut(k).zip(out_sc.par_chunks_mut(k)).enumerate().for_each(|(o, (oi, os))| {
-        let i = inv[o] as usize;
-        let mut row: Vec<(f32, u32)> = (0..kk).map(|t| (g.dist[i * kk + t], perm[g.idx[i * kk + t] as usize])).collect();
-        row.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+    out_idx.par_chunks_mut(k).zip(out_sc.par_chunks_mut(k)).enumerate().for_each(|(i, (oi, os))| {
         for t in 0..k {
-            oi[t] = row[t].1;
+            oi[t] = g.idx[i * kk + t];
+            let dd = g.dist[i * kk + t];
             os[t] = match metric {
-                Metric::SquaredL2 => row[t].0.max(0.0),
-                _ => -row[t].0,
+                Metric::SquaredL2 => dd.max(0.0),
+                _ => -dd,
             };
         }
     });
     Ok((out_idx, out_sc))
+}
+
+/// Debug only: recall@k of the current graph on 300 sampled rows.
+fn dbg_recall(prep: &Prepared<'_>, g: &Graph, k: usize, cancel: &AtomicBool) -> f64 {
+    let n = prep.data.n;
+    let q: Vec<usize> = (0..300).map(|i| (hash3(99, i, 0) % n as u64) as usize).collect();
+    let (ex, _) = crate::knn::exact_queries(prep, &q, k, cancel).unwrap();
+    let mut hits = 0;
+    for (qi, &v) in q.iter().enumerate() {
+        let truth = &ex[qi * k..(qi + 1) * k];
+        hits += g.idx[v * g.kk..v * g.kk + k].iter().filter(|j| truth.contains(j)).count();
+    }
+    hits as f64 / (q.len() * k) as f64
 }
 
 fn concat(mut a: Vec<Upd>, mut b: Vec<Upd>) -> Vec<Upd> {
