@@ -17,7 +17,7 @@ from selective_w2sg.pik import auroc
 from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_seed, run_stages
 from selective_w2sg.select import SelectiveConfig
 from selective_w2sg.selective import load_encoded
-from selective_w2sg.tasks import Question, format_example, synthetic_questions
+from selective_w2sg.tasks import format_example, synthetic_questions
 from selective_w2sg.train import TrainConfig
 
 torch.set_num_threads(1)

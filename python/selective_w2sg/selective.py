@@ -22,6 +22,8 @@ No stage here reads test ground truth.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -31,7 +33,7 @@ import numpy as np
 from .cache import StageDir, run_cached
 from .encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from .graph import knn_graph
-from .pik import PikProbe, reliability
+from .pik import PikProbe, auroc, reliability
 from .select import Selection, select_labels, weak_confidence
 from .smoothing import SmoothResult, smooth_labels
 from .stages import STUDENTS, StageContext, StudentSpec, _guard_oom, store_features, weak_val_mask
@@ -52,9 +54,6 @@ def run_encode(ctx: StageContext) -> StageDir:
     questions = _all_questions(ctx)
     config = {"format": ENCODE_FORMAT, "model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
               "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length}
-    import hashlib
-    import json
-
     h = hashlib.sha256()
     for q in questions:
         h.update(json.dumps([q.question_id, q.question, list(q.options)]).encode())  # no gold: not needed
@@ -260,12 +259,8 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
     p_ik = pik.npy("pik_w2s_train")
     knows = self_l == y
-    from .pik import auroc
-
     out["pik_w2s_train"] = {"auroc": auroc(knows, p_ik), **reliability(knows, p_ik)}
     done = stages["encode"].path / "DONE.json"
-    import json
-
     out["encode"] = json.loads(done.read_text()).get("summary", {})
     return out
 

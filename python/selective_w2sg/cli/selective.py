@@ -3,7 +3,6 @@ runs what it needs first, from the cache when it can) and cross-task P(IK)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -127,10 +127,12 @@ impl Graph {
 /// [`pairdot`], whose per-pair arithmetic does not depend on where or with what else a pair is
 /// computed, and the scales enter symmetrically, so a pair gets the same value wherever it is
 /// computed, which the order-independence of updates relies on.
-struct Points<'a> {
-    prep: &'a Prepared<'a>,
-    sqn: Option<&'a [f32]>,
-    inv: Option<&'a [f32]>,
+struct Points {
+    /// rows in the internal order (normalised under cosine)
+    x: Vec<f32>,
+    d: usize,
+    /// SquaredL2 only: squared norms, internal order
+    sqn: Option<Vec<f32>>,
 }
 
 /// Per-thread buffers.
@@ -145,22 +147,19 @@ struct Scratch {
 /// Rows per block inside a leaf.
 const LEAF_RB: usize = 32;
 
-impl Points<'_> {
+impl Points {
     #[inline]
     fn row(&self, i: usize) -> &[f32] {
-        self.prep.data.row(i)
+        &self.x[i * self.d..(i + 1) * self.d]
     }
 
     /// Lower is better: minus the similarity, or the squared distance, from a dot product
     /// of the caller's (unscaled) rows.
     #[inline]
     fn dist_from_dot(&self, a: usize, b: usize, ip: f32) -> f32 {
-        if let Some(s) = self.sqn {
-            (s[a] + s[b]) - 2.0 * ip
-        } else if let Some(v) = self.inv {
-            -(ip * (v[a] * v[b]))
-        } else {
-            -ip
+        match &self.sqn {
+            Some(s) => (s[a] + s[b]) - 2.0 * ip,
+            None => -ip,
         }
     }
 
@@ -283,9 +282,24 @@ pub(crate) fn nn_descent(
     let leaf = auto_leaf(kk);
     let angular = prep.metric == Metric::Cosine;
     let dot = dot_fn();
-    let pts = Points { prep, sqn: prep.sqn.as_deref(), inv: prep.inv_norm.as_deref() };
     let dbg = std::env::var("SW2S_DBG").is_ok();
     let t0 = std::time::Instant::now();
+
+    // Tree 0 on the caller's rows fixes the internal order: rows are copied once in its
+    // leaf order, so that neighbours tend to sit close in memory.
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    let sizes0 = build_tree(&mut perm, &|i| prep.data.row(i), &|i| prep.scale(i), angular, leaf, hash3(seed, 0x7472_6565, 0), 0, dot);
+    check_cancel(cancel)?;
+    let d = prep.data.d;
+    let mut x = vec![0.0f32; n * d];
+    x.par_chunks_mut(d).zip(perm.par_iter()).for_each(|(dst, &o)| {
+        let s = prep.scale(o as usize);
+        for (a, &b) in dst.iter_mut().zip(prep.data.row(o as usize)) {
+            *a = b * s;
+        }
+    });
+    let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
+    let pts = Points { x, d, sqn };
 
     let mut g = Graph::new(n, kk);
     // Seed the graph with the exact kNN inside the leaves of every tree.
@@ -293,9 +307,11 @@ pub(crate) fn nn_descent(
     for t in 0..trees {
         check_cancel(cancel)?;
         ids.iter_mut().enumerate().for_each(|(i, v)| *v = i as u32);
-        let row = |i: usize| prep.data.row(i);
-        let scale = |i: usize| prep.scale(i);
-        let sizes = build_tree(&mut ids, &row, &scale, angular, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot);
+        let sizes = if t == 0 {
+            sizes0.clone()
+        } else {
+            build_tree(&mut ids, &|i| pts.row(i), &|_| 1.0, angular, leaf, hash3(seed, 0x7472_6565, t as u64), 0, dot)
+        };
         let mut s0 = 0usize;
         let leaves: Vec<(usize, usize)> = sizes.iter().map(|&l| { let s = s0; s0 += l as usize; (s, l as usize) }).collect();
         let mut b = 0;
@@ -322,7 +338,7 @@ pub(crate) fn nn_descent(
             b = e;
         }
         if dbg {
-            eprintln!("tree {t}: {:.2}s recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, k, cancel));
+            eprintln!("tree {t}: {:.2}s recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, &perm, k, cancel));
         }
     }
     fill_random(&mut g, &pts, seed);
@@ -371,7 +387,7 @@ pub(crate) fn nn_descent(
         }
         let changed: usize = g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum();
         if dbg {
-            eprintln!("iter {it}: {:.2}s changed {changed} recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, k, cancel));
+            eprintln!("iter {it}: {:.2}s changed {changed} recall {:.4}", t0.elapsed().as_secs_f64(), dbg_recall(prep, &g, &perm, k, cancel));
         }
         if (changed as f64) <= DELTA * (n * kk) as f64 {
             break;
@@ -379,17 +395,23 @@ pub(crate) fn nn_descent(
     }
     check_cancel(cancel)?;
 
-    // Rows are sorted by (distance, index) already.
+    // Back to the caller's order; ties re-broken by the caller's indices.
     let metric = prep.metric;
     let mut out_idx = vec![0u32; n * k];
     let mut out_sc = vec![0.0f32; n * k];
-    out_idx.par_chunks_mut(k).zip(out_sc.par_chunks_mut(k)).enumerate().for_each(|(i, (oi, os))| {
+    let mut inv = vec![0u32; n];
+    for (i, &o) in perm.iter().enumerate() {
+        inv[o as usize] = i as u32;
+    }
+    out_idx.par_chunks_mut(k).zip(out_sc.par_chunks_mut(k)).enumerate().for_each(|(o, (oi, os))| {
+        let i = inv[o] as usize;
+        let mut row: Vec<(f32, u32)> = (0..kk).map(|t| (g.dist[i * kk + t], perm[g.idx[i * kk + t] as usize])).collect();
+        row.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
         for t in 0..k {
-            oi[t] = g.idx[i * kk + t];
-            let dd = g.dist[i * kk + t];
+            oi[t] = row[t].1;
             os[t] = match metric {
-                Metric::SquaredL2 => dd.max(0.0),
-                _ => -dd,
+                Metric::SquaredL2 => row[t].0.max(0.0),
+                _ => -row[t].0,
             };
         }
     });
@@ -397,14 +419,15 @@ pub(crate) fn nn_descent(
 }
 
 /// Debug only: recall@k of the current graph on 300 sampled rows.
-fn dbg_recall(prep: &Prepared<'_>, g: &Graph, k: usize, cancel: &AtomicBool) -> f64 {
+fn dbg_recall(prep: &Prepared<'_>, g: &Graph, perm: &[u32], k: usize, cancel: &AtomicBool) -> f64 {
     let n = prep.data.n;
     let q: Vec<usize> = (0..300).map(|i| (hash3(99, i, 0) % n as u64) as usize).collect();
-    let (ex, _) = crate::knn::exact_queries(prep, &q, k, cancel).unwrap();
+    let qo: Vec<usize> = q.iter().map(|&i| perm[i] as usize).collect();
+    let (ex, _) = crate::knn::exact_queries(prep, &qo, k, cancel).unwrap();
     let mut hits = 0;
     for (qi, &v) in q.iter().enumerate() {
         let truth = &ex[qi * k..(qi + 1) * k];
-        hits += g.idx[v * g.kk..v * g.kk + k].iter().filter(|j| truth.contains(j)).count();
+        hits += g.idx[v * g.kk..v * g.kk + k].iter().filter(|&&j| truth.contains(&perm[j as usize])).count();
     }
     hits as f64 / (q.len() * k) as f64
 }
