@@ -17,6 +17,7 @@ from selective_w2sg.pik import auroc
 from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_seed, run_stages
 from selective_w2sg.select import SelectiveConfig
 from selective_w2sg.selective import load_encoded
+from selective_w2sg.stages import center_by_question
 from selective_w2sg.tasks import format_example, synthetic_questions
 from selective_w2sg.train import TrainConfig
 
@@ -77,11 +78,11 @@ def test_pik_recovers_the_known_subset(tmp_path, knower):
     assert auroc(easy, p_ik) > 0.8  # P(IK) singles out the known subset
     metrics = stages["pik"].json("metrics")
     assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
-    # The selection takes self-labels mostly where the strong model knows, and they are better there.
-    use = stages["select"].npy("use_self_selective_w2s_train").astype(bool)
-    assert easy[use].mean() > easy.mean()
-    assert knows[use].mean() > (stages["weak"].npy("preds_w2s_train")[use] > 0.5).__eq__(
-        ctx.splits.labels("w2s_train")[use] == 1).mean()
+    # Where the selection takes self-labels, they are better than the weak labels they replace.
+    use = stages["select"].npy("use_self_pik_only_w2s_train").astype(bool)
+    weak_right = (stages["weak"].npy("preds_w2s_train") > 0.5) == (ctx.splits.labels("w2s_train") == 1)
+    assert 0 < use.mean() < 1
+    assert knows[use].mean() > weak_right[use].mean(), (knows[use].mean(), weak_right[use].mean())
 
 
 def test_selection_labels_follow_the_rule(tmp_path, knower):
@@ -117,14 +118,38 @@ def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):
     stages = run_stages(ctx, ("selective",))
     enc = load_encoded(stages["encode"])
     w2s = ctx.splits.examples["w2s_train"] + ctx.splits.examples["w2s_val"]
-    emb = enc.embedding[enc.rows(w2s)]
+    emb = center_by_question(enc.embedding[enc.rows(w2s)], [e.question_id for e in w2s])
     weak = np.concatenate([stages["weak"].npy("preds_w2s_train"), stages["weak"].npy("preds_w2s_val")])
-    expected = sw.smooth_labels(sw.knn_graph(emb, 7, method="exact"), weak, alpha=0.8)
+    graph = sw.knn_graph(emb, 7, method="exact")
+    # centred, a question's two examples point in opposite directions: never each other's neighbour
+    pair = {e.question_id: [] for e in w2s}
+    for i, e in enumerate(w2s):
+        pair[e.question_id].append(i)
+    partner = np.empty(len(w2s), dtype=np.int64)
+    for a, b in pair.values():
+        partner[a], partner[b] = b, a
+    assert not (graph.indices == partner[:, None]).any()
+    expected = sw.smooth_labels(graph, weak, alpha=0.8)
     n = len(ctx.splits.examples["w2s_train"])
     np.testing.assert_allclose(stages["smooth"].npy("smoothed_w2s_train"), expected[:n], atol=1e-6)
     np.testing.assert_allclose(stages["smooth"].npy("smoothed_w2s_val"), expected[n:], atol=1e-6)
     info = stages["smooth"].json("graph")
-    assert info["k"] == 7 and info["n"] == len(w2s) and info["converged"]
+    assert info["k"] == 7 and info["n"] == info["on_graph"] == len(w2s) and info["converged"]
+
+
+def test_center_by_question():
+    x = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 5.0], [7.0, 5.0]], np.float32)
+    c = center_by_question(x, ["a", "a", "b", "b"])
+    np.testing.assert_allclose(c, [[-1, -2], [1, 2], [-1, 0], [1, 0]])
+
+
+def test_truncation_keeps_the_answer():
+    from selective_w2sg.models import load_backbone, tokenize
+
+    bb = load_backbone("tiny-random-bert")
+    long_q = " ".join(["f1"] * 100)
+    ids = tokenize(bb, [format_example(long_q, "w1 w2"), format_example(long_q, "w3 w4")], max_length=16)
+    assert len(ids[0]) == 16 and ids[0] != ids[1]
 
 
 def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch):

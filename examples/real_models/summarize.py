@@ -3,7 +3,8 @@
 weak model, the strong ceiling and the students, the ceiling-weak gap, PGR, and per-stage seconds
 (a stage's seconds include the feature extraction it triggered; 'reused' stages show 0).
 
-    python examples/real_models/summarize.py /tmp/real            # markdown table on stdout
+    python examples/real_models/summarize.py /tmp/real [LABEL]    # markdown table on stdout
+LABEL (e.g. "probe, raw") fills the `mode` column.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ def stage_seconds(d: str) -> float:
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/real")
-    print("| task | weak | strong | n (weak/w2s/test q) | weak acc | ceiling acc | gap (pts) | naive | aux_conf | "
+    label = sys.argv[2] if len(sys.argv) > 2 else "probe"
+    print("| task | mode | weak | strong | n (weak/w2s/test q) | weak acc | ceiling acc | gap (pts) | naive | aux_conf | "
           "PGR naive | PGR aux_conf | s weak | s ceiling | s students | wall s |")
-    print("|" + "---|" * 15)
+    print("|" + "---|" * 16)
     for run in sorted(out.glob("*-minilm-l6-*")):
         res = run / "results.json"
         if not res.exists():
@@ -44,7 +46,7 @@ def main() -> None:
         pgr = {k: v.get("pgr") for k, v in s.items()}
         fmt = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
         stud = sum(v for k, v in secs.items() if k not in ("weak", "ceiling"))
-        print(f"| {task} | MiniLM-L6 | {strong} | {n} | {acc['weak']:.1f} | {acc['ceiling']:.1f} | "
+        print(f"| {task} | {label} | MiniLM-L6 | {strong} | {n} | {acc['weak']:.1f} | {acc['ceiling']:.1f} | "
               f"{acc['ceiling'] - acc['weak']:+.1f} | {acc.get('naive', float('nan')):.1f} | "
               f"{acc.get('aux_conf', float('nan')):.1f} | {fmt(pgr.get('naive'))} | {fmt(pgr.get('aux_conf'))} | "
               f"{secs.get('weak', 0):.0f} | {secs.get('ceiling', 0):.0f} | {stud:.0f} | {wall[-1] if wall else ''} |")

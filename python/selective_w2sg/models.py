@@ -92,7 +92,7 @@ def tiny_tokenizer(padding_side: str) -> Any:
         )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        bos_token="[BOS]", eos_token="[EOS]", padding_side=padding_side, model_max_length=512,
+        bos_token="[BOS]", eos_token="[EOS]", padding_side=padding_side, truncation_side="left", model_max_length=512,
     )
 
 
@@ -194,6 +194,9 @@ def _load_hf(name: str, *, gguf_file: str | None, dtype: torch.dtype | None) -> 
     model = auto.from_pretrained(name, dtype=dtype or torch.float32, **kw)
     model.eval()
     _ensure_pad_token(tok, name)
+    # Every text ends with "\nAnswer: <option>", the only part that differs between a question's
+    # examples: truncate from the left (the start of a long passage goes), never the answer.
+    tok.truncation_side = "left"
     if causal and getattr(tok, "padding_side", "right") != "left":
         tok.padding_side = "left"  # decoders: keep the last real token at the end of every row
     return Backbone(name, model, tok, causal, fingerprint=_fingerprint_hf(name, gguf_file))
@@ -237,6 +240,9 @@ def _fingerprint_hf(name: str, gguf_file: str | None) -> str:
     """A local model: its file names, sizes and mtimes; a hub id: the id (and revision if cached)."""
     p = Path(name).expanduser()
     h = hashlib.sha256(json.dumps([name, gguf_file]).encode())
+    if p.is_file():  # a model given as a path to one file (e.g. a .gguf)
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     if p.is_dir():
         for f in sorted(p.rglob("*")):
             if f.is_file():

@@ -23,6 +23,9 @@ class SelectiveConfig:
     alpha: float = 0.5  # label-spreading weight of the neighbours; 0 = no smoothing
     smooth_iters: int = 50  # label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)
     graph_method: str = "auto"  # exact | approx | auto
+    # Build the graph on question-centred embeddings: a question's two examples share their
+    # context and have opposite labels, so uncentred they would be each other's nearest neighbour.
+    graph_center: bool = True
     rule: str = "compare"  # "compare": self-label where P(IK) > the weak label's calibrated confidence; "tau"
     tau: float = 0.5  # threshold on P(IK) for rule="tau"
     feature_layer: int | None = None  # P(IK) features: hidden layer; None = the middle one

@@ -36,12 +36,14 @@ from .graph import knn_graph
 from .pik import PikProbe, auroc, reliability
 from .select import Selection, select_labels, weak_confidence
 from .smoothing import SmoothResult, smooth_labels
-from .stages import STUDENTS, StageContext, StudentSpec, _guard_oom, store_features, weak_val_mask
+from .stages import (
+    STUDENTS, StageContext, StudentSpec, _guard_oom, center_by_question, store_features, weak_val_mask,
+)
 from .tasks import SPLITS, hash_seed
 
 SELECTIVE_STUDENTS = ("selective", "pik_only", "smooth_only")
 W2S_SPLITS = ("w2s_train", "w2s_val")
-ENCODE_FORMAT = 2  # bump when the encode stage's outputs change, so old cache folders are not reused
+ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
 
 
 def _all_questions(ctx: StageContext) -> list[Any]:
@@ -136,24 +138,38 @@ def run_smooth(ctx: StageContext, encode: StageDir, weak: StageDir) -> StageDir:
     """Label spreading of the weak soft labels over the kNN graph of the w2s embeddings."""
     sel = ctx.selective
     config = {"k": sel.k, "alpha": sel.alpha, "iters": sel.smooth_iters, "method": sel.graph_method,
-              "seed": ctx.seed}
+              "center": sel.graph_center, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, "weak": weak.path.name,
               **{s: ctx.splits.fingerprint(s) for s in W2S_SPLITS}}
 
     def compute(w: Any) -> dict[str, Any]:
         enc = load_encoded(encode)
-        emb = np.concatenate([enc.embedding[enc.rows(ctx.splits.examples[s])] for s in W2S_SPLITS])
+        examples = [e for s in W2S_SPLITS for e in ctx.splits.examples[s]]
+        emb = np.asarray(enc.embedding[enc.rows(examples)])
+        if sel.graph_center:
+            emb = center_by_question(emb, [e.question_id for e in examples])
         weak_p = np.concatenate([weak.npy(f"preds_{s}") for s in W2S_SPLITS]).astype(np.float32)
-        k = min(sel.k, len(emb) - 1)
-        graph = knn_graph(emb, k, metric="cosine", method=sel.graph_method, seed=ctx.seed)
-        res = smooth_labels(graph, weak_p, alpha=sel.alpha, max_iter=sel.smooth_iters, return_info=True)
-        assert isinstance(res, SmoothResult)
+        # A question whose examples embed identically has no direction left after centring: it
+        # keeps its weak label and stays out of the graph.
+        on_graph = np.linalg.norm(emb, axis=1) > 1e-6
+        smoothed = weak_p.copy()
+        k = min(sel.k, int(on_graph.sum()) - 1)
+        method, recall, iters, converged, residual = None, None, 0, True, 0.0
+        if k >= 1:
+            graph = knn_graph(emb[on_graph], k, metric="cosine", method=sel.graph_method, seed=ctx.seed)
+            res = smooth_labels(graph, weak_p[on_graph], alpha=sel.alpha, max_iter=sel.smooth_iters,
+                                return_info=True)
+            assert isinstance(res, SmoothResult)
+            smoothed[on_graph] = res.labels
+            method, recall = graph.method, graph.estimated_recall
+            iters, converged, residual = res.iterations, res.converged, res.residual
         n_tr = len(ctx.splits.examples["w2s_train"])
-        w.npy("smoothed_w2s_train", res.labels[:n_tr])
-        w.npy("smoothed_w2s_val", res.labels[n_tr:])
-        info = {"n": int(len(emb)), "k": k, "method": graph.method, "estimated_recall": graph.estimated_recall,
-                "iterations": res.iterations, "converged": res.converged, "residual": res.residual,
-                "mean_abs_change": float(np.mean(np.abs(res.labels - weak_p)))}
+        w.npy("smoothed_w2s_train", smoothed[:n_tr])
+        w.npy("smoothed_w2s_val", smoothed[n_tr:])
+        info = {"n": int(len(emb)), "on_graph": int(on_graph.sum()), "k": k, "method": method,
+                "estimated_recall": recall, "centered": sel.graph_center,
+                "iterations": iters, "converged": converged, "residual": residual,
+                "mean_abs_change": float(np.mean(np.abs(smoothed - weak_p)))}
         w.json("graph", info)
         return info
 

@@ -81,10 +81,13 @@ class StageContext:
 # Features (probe mode)
 
 
+FEATURES_FORMAT = 2  # 2: texts truncated from the left (the answer is never cut off)
+
+
 def _features_key(ctx: StageContext, spec: ModelSpec, split: str, layer: int) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = ctx.train
-    config = {"model": spec.fingerprint, "model_name": spec.name, "pooling": cfg.pooling or "auto",
-              "layer": layer, "max_length": cfg.max_length}
+    config = {"format": FEATURES_FORMAT, "model": spec.fingerprint, "model_name": spec.name,
+              "pooling": cfg.pooling or "auto", "layer": layer, "max_length": cfg.max_length}
     return config, {"examples": ctx.splits.fingerprint(split)}
 
 
@@ -178,6 +181,18 @@ def fit_stage(
                       f"stage {stage} with {spec.name}")
 
 
+def center_by_question(x: np.ndarray, question_ids: list[str]) -> np.ndarray:
+    """Subtract from each example's features the mean over its question's examples. A question's
+    examples share their (often long) context, so raw pooled features differ little between the
+    right and the wrong answer; what is left after centring is that difference. Uses no labels, and
+    a question's examples are always in one split."""
+    _, q = np.unique(np.asarray(question_ids), return_inverse=True)
+    sums = np.zeros((int(q.max()) + 1, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, q, x)
+    means = sums / np.bincount(q)[:, None]
+    return (x - means[q]).astype(np.float32)
+
+
 def _build_model(
     ctx: StageContext, spec: ModelSpec, cfg: TrainConfig, train_split: str, tr_idx: np.ndarray,
 ) -> tuple[torch.nn.Module, Callable[[str], Inputs]]:
@@ -187,7 +202,10 @@ def _build_model(
 
         def feature_inputs(split: str) -> Inputs:
             if split not in feats:
-                feats[split] = FeatureInputs(features(ctx, spec, split))
+                x = features(ctx, spec, split)
+                if cfg.center_features:
+                    x = center_by_question(x, [e.question_id for e in ctx.splits.examples[split]])
+                feats[split] = FeatureInputs(x)
             return feats[split]
 
         f = feature_inputs(train_split).features[tr_idx]  # type: ignore[attr-defined]

@@ -48,6 +48,7 @@ class TrainConfig:
     aux_warmup_frac: float = 0.2  # aux_conf: share of steps over which that weight ramps up from 0
     aux_window: int = 512  # aux_conf: recent predictions whose quantile sets the hardening threshold
     feature_batch_size: int = 64  # probe: examples per feature-extraction forward pass
+    center_features: bool = True  # probe: subtract each question's mean feature (no labels used)
     eval_batch_size: int = 64  # examples per forward pass when predicting
     lora_r: int = 8  # lora: adapter rank
     device: str = "auto"  # auto (CUDA if available, else CPU) | cpu | cuda
