@@ -101,6 +101,15 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             row["pgr"], row["pgr_se"] = mean_se(vals)
             row["pgr_n"] = len(vals)
         out["models"][n] = row
+    sel = [r for r in results if "selective" in r]
+    if sel:
+        extra: dict[str, Any] = {}
+        extra["pik_test_auroc"] = mean_se([r["pik_test"]["auroc"] for r in sel if "pik_test" in r])
+        extra["pik_test_ece"] = mean_se([r["pik_test"]["ece"] for r in sel if "pik_test" in r])
+        extra["coverage"] = mean_se([r["selective"]["coverage_w2s_train"]["selective"] for r in sel])
+        for src in sel[0]["selective"]["label_accuracy_w2s_train"]:
+            extra[f"label_accuracy_{src}"] = mean_se([r["selective"]["label_accuracy_w2s_train"][src] for r in sel])
+        out["selective"] = extra
     return out
 
 
@@ -124,8 +133,14 @@ def results_table(summary: Mapping[str, Any]) -> Any:
     for name, row in summary["models"].items():
         p = _fmt(row["pgr"], row["pgr_se"], pct=False) if "pgr" in row else ""
         t.add_row(name, _fmt(row["accuracy"], row["accuracy_se"]), _fmt(row["auroc"], row["auroc_se"]), p)
+    if "selective" in summary:
+        x = summary["selective"]
+        accs = ", ".join(f"{k.removeprefix('label_accuracy_')} {_fmt(*v)}" for k, v in x.items()
+                         if k.startswith("label_accuracy_"))
+        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'])} %, self-label coverage {_fmt(*x['coverage'])} %; "
+                     f"w2s_train label accuracy (analysis only): {accs}")
     if summary["flagged_seeds"]:
-        t.caption = (f"[yellow]ceiling <= weak on seed(s) {summary['flagged_seeds']}: PGR undefined there, "
+        t.caption = (t.caption + "\n" if t.caption else "") + (f"[yellow]ceiling <= weak on seed(s) {summary['flagged_seeds']}: PGR undefined there, "
                      "left out of the PGR mean[/]")
     return t
 
