@@ -84,7 +84,7 @@ def main() -> None:
 
         tasks = list(pgr)
         width = 0.8 / len(METHODS)
-        fig, ax = plt.subplots(figsize=(2.2 * len(tasks) + 2, 3.6))
+        fig, ax = plt.subplots(figsize=(2.2 * len(tasks) + 3.5, 3.8))
         for i, n in enumerate(METHODS):
             vals = [pgr[t][n][0] for t in tasks]
             errs = [pgr[t][n][1] for t in tasks]
@@ -93,7 +93,7 @@ def main() -> None:
         ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
         ax.set_ylabel("PGR (accuracy), mean ± s.e.")
         ax.legend(fontsize=8, ncol=3)
-        ax.set_title("PGR by method and task (probe mode, CPU)")
+        ax.set_title("PGR by method and task (probe mode)")
         fig.tight_layout()
         args.png.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.png, dpi=120)
