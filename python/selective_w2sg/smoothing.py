@@ -21,6 +21,8 @@ class SmoothResult:
     iterations: int
     residual: float
     converged: bool
+    setup_seconds: float = 0.0  # building S and the node order in the core
+    iterate_seconds: float = 0.0  # the iterations themselves
 
 
 def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -> sp.csr_array:
@@ -151,7 +153,7 @@ def smooth_labels(
         if clamp.shape != (n,):
             raise LabelsError(f"clamped has shape {clamp.shape}, expected ({n},)")
     w = weight_matrix(graph, n, metric=metric)
-    out, iterations, residual, converged = _core.smooth_labels(
+    out, iterations, residual, converged, setup_s, iterate_s = _core.smooth_labels(
         n,
         np.ascontiguousarray(w.indptr, dtype=np.int64),
         np.ascontiguousarray(w.indices, dtype=np.int32),
@@ -166,5 +168,5 @@ def smooth_labels(
     )
     result = np.ascontiguousarray(out[:, 1]) if binary else out
     if return_info:
-        return SmoothResult(result, int(iterations), float(residual), bool(converged))
+        return SmoothResult(result, int(iterations), float(residual), bool(converged), setup_s, iterate_s)
     return result

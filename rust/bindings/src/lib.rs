@@ -267,7 +267,8 @@ fn symmetrize_max<'py>(
 }
 
 /// Label spreading over CSR `W`. `labels` is `(n, c)` float32; returns
-/// `(labels (n, c) float32 rows summing to 1, iterations, residual, converged)`.
+/// `(labels (n, c) float32 rows summing to 1, iterations, residual, converged, setup_seconds,
+/// iterate_seconds)`.
 #[pyfunction]
 #[pyo3(signature = (n, indptr, indices, data, labels, alpha, max_iter, tol, confidence=None, clamped=None, num_threads=None))]
 #[allow(clippy::too_many_arguments)]
@@ -284,7 +285,7 @@ fn smooth_labels<'py>(
     confidence: Option<PyReadonlyArray1<'py, f32>>,
     clamped: Option<PyReadonlyArray1<'py, bool>>,
     num_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, usize, f32, bool)> {
+) -> PyResult<(Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64)> {
     let w = csr_in(py, n, &indptr, &indices, &data)?;
     let c = labels.shape()[1];
     let y = labels.as_slice()?;
@@ -298,7 +299,7 @@ fn smooth_labels<'py>(
     let out = numpy::ndarray::Array2::from_shape_vec((rows, c), res.labels)
         .expect("core returned n*c labels")
         .into_pyarray(py);
-    Ok((out, res.iterations, res.residual, res.converged))
+    Ok((out, res.iterations, res.residual, res.converged, res.setup_seconds, res.iterate_seconds))
 }
 
 #[pymodule]

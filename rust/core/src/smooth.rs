@@ -21,6 +21,10 @@ pub struct SmoothResult {
     pub iterations: usize,
     pub residual: f32,
     pub converged: bool,
+    /// seconds spent building the operator (S, node order) before the first iteration
+    pub setup_seconds: f64,
+    /// seconds spent in the iterations themselves
+    pub iterate_seconds: f64,
 }
 
 /// `labels` row-major `(n, c)`, values in [0, 1], rows summing > 0. `confidence` (n,) scales
@@ -84,6 +88,7 @@ pub fn smooth_labels(
     if let Some(conf) = confidence {
         y.par_chunks_mut(c).zip(conf.par_iter()).for_each(|(r, &s)| r.iter_mut().for_each(|v| *v *= s));
     }
+    let t_setup = std::time::Instant::now();
     let op = SpreadOp::new(w);
     check_cancel(cancel)?;
     // Work in the operator's node order: Y, F and the clamped mask are permuted once here and
@@ -95,6 +100,8 @@ pub fn smooth_labels(
     let mut g = vec![0.0f32; n * c];
     let mut ws = op.workspace(c);
     let (mut iterations, mut residual, mut converged) = (0usize, f32::INFINITY, false);
+    let setup_seconds = t_setup.elapsed().as_secs_f64();
+    let t_iter = std::time::Instant::now();
     while iterations < params.max_iter {
         check_cancel(cancel)?;
         residual = op.step(&mut ws, &f, &mut g, &yp, c, alpha, oma, clp.as_deref());
@@ -105,6 +112,7 @@ pub fn smooth_labels(
             break;
         }
     }
+    let iterate_seconds = t_iter.elapsed().as_secs_f64();
     let mut f = op.unpermute_rows(&f, c);
     // Normalise rows; a row without mass falls back to its (normalised) label row.
     f.par_chunks_mut(c).zip(labels.par_chunks(c)).for_each(|(r, l)| {
@@ -116,7 +124,7 @@ pub fn smooth_labels(
             r.iter_mut().zip(l).for_each(|(v, &x)| *v = x / ls);
         }
     });
-    Ok(SmoothResult { labels: f, iterations, residual, converged })
+    Ok(SmoothResult { labels: f, iterations, residual, converged, setup_seconds, iterate_seconds })
 }
 
 /// `1 / sqrt(row sum of W)` per node, 0 for rows without weight.
