@@ -42,6 +42,7 @@ def main() -> None:
     args = ap.parse_args()
     rows, times, pik_rows = [], [], []
     pgr: dict[str, dict[str, tuple[float, float]]] = {}
+    used: dict[str, str] = {}  # task -> tick label naming the seeds PGR is defined on
     for run in args.runs:
         summary = json.loads((run / "results.json").read_text())["summary"]
         cfg = json.loads((run / "config.json").read_text())
@@ -51,6 +52,7 @@ def main() -> None:
         acc = [fmt(m[n]["accuracy"], m[n]["accuracy_se"]) for n in ("weak", "ceiling", *METHODS)]
         rows.append(f"| {task} | {Path(cfg['weak']).name} → {strong} | {len(summary['seeds'])} | " + " | ".join(acc) + " |")
         pgr[task] = {n: (m[n].get("pgr", float("nan")), m[n].get("pgr_se", float("nan"))) for n in METHODS}
+        used[task] = f"{task}\n(PGR over {m[METHODS[0]].get('pgr_n', 0)} of {len(summary['seeds'])} seeds)"
         sel = summary.get("selective", {})
         pik_rows.append(f"| {task} | {fmt(*sel.get('pik_test_auroc', (float('nan'), 0)))} | "
                         f"{fmt(*sel.get('coverage', (float('nan'), 0)))} | "
@@ -90,7 +92,7 @@ def main() -> None:
             errs = [pgr[t][n][1] for t in tasks]
             ax.bar(np.arange(len(tasks)) + i * width, vals, width, yerr=errs, capsize=3, label=n)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, [used[t] for t in tasks])
         ax.set_ylabel("PGR (accuracy), mean ± s.e.")
         ax.legend(fontsize=8, ncol=3)
         ax.set_title("PGR by method and task (probe mode)")
