@@ -140,6 +140,10 @@ class EncodedQuestions:
     def rows(self, examples: Sequence[Example]) -> np.ndarray:
         return np.array([self.offsets[e.question_id] + e.option_index for e in examples], dtype=np.int64)
 
+    def self_labels(self, examples: Sequence[Example]) -> np.ndarray:
+        """(n,) float32 in {0, 1}: 1 where the example's candidate is the strong model's own answer."""
+        return np.asarray(self.is_own_answer[self.rows(examples)])
+
     def for_examples(self, examples: Sequence[Example]) -> EncodeOutput:
         r = self.rows(examples)
         return EncodeOutput(self.embedding[r], self.features[r], self.option_prob[r], self.is_own_answer[r])

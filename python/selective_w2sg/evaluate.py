@@ -68,7 +68,7 @@ def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     from .selective import load_encoded
 
     enc = load_encoded(stages["encode"])
-    self_l = enc.is_own_answer[enc.rows(splits.examples["test"])]
+    self_l = enc.self_labels(splits.examples["test"])
     knows = self_l == splits.labels("test")
     p = stages["pik"].npy("pik_test")
     return {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}

@@ -87,7 +87,8 @@ def run_encode(ctx: StageContext) -> StageDir:
     if cfg.pooling in (None, "auto") and cfg.layer == -1:
         enc = load_encoded(d)
         for split in SPLITS:
-            store_features(ctx, ctx.strong, split, -1, enc.hidden[enc.rows(ctx.splits.examples[split])])
+            rows = enc.rows(ctx.splits.examples[split])
+            store_features(ctx, ctx.strong, split, -1, lambda rows=rows: enc.hidden[rows])
     return d
 
 
@@ -104,10 +105,6 @@ def load_encoded(d: StageDir) -> EncodedQuestions:
     )
 
 
-def _self_labels(ctx: StageContext, enc: EncodedQuestions, split: str) -> np.ndarray:
-    return enc.is_own_answer[enc.rows(ctx.splits.examples[split])]
-
-
 def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
     """P(IK) probe: trained on weak_train (ground truth allowed there), scored everywhere."""
     sel = ctx.selective
@@ -118,7 +115,7 @@ def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
         enc = load_encoded(encode)
         ex = ctx.splits.examples["weak_train"]
         x = enc.pik_inputs(ex, sel.pik_confidence_inputs)
-        knows = _self_labels(ctx, enc, "weak_train") == ctx.splits.labels("weak_train")
+        knows = enc.self_labels(ctx.splits.examples["weak_train"]) == ctx.splits.labels("weak_train")
         # Held-out quality on a question-level slice of weak_train, then refit on all of it.
         held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
         metrics: dict[str, Any] = {"train_base_rate": float(knows.mean()), "n_train": int(len(knows))}
@@ -199,7 +196,7 @@ def run_select(ctx: StageContext, encode: StageDir, pik: StageDir, smooth: Stage
         iso = calibrate_weak(ctx, weak) if sel.rule == "compare" else None
         summary: dict[str, Any] = {}
         for s in W2S_SPLITS:
-            self_l = _self_labels(ctx, enc, s)
+            self_l = enc.self_labels(ctx.splits.examples[s])
             p_ik = pik.npy(f"pik_{s}")
             raw = weak.npy(f"preds_{s}")
             smoothed = smooth.npy(f"smoothed_{s}")
@@ -254,7 +251,7 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     y = ctx.splits.labels("w2s_train") == 1
     enc = load_encoded(stages["encode"])
     sel, pik, smooth, weak = stages["select"], stages["pik"], stages["smooth"], stages["weak"]
-    self_l = _self_labels(ctx, enc, "w2s_train")
+    self_l = enc.self_labels(ctx.splits.examples["w2s_train"])
     def acc(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> float:
         return float(np.mean((np.asarray(p)[mask] > 0.5) == y[mask]))
 
@@ -296,7 +293,7 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
     def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         ctx, enc = contexts[task], encoded[task]
         ex = ctx.splits.examples[split]
-        knows = enc.is_own_answer[enc.rows(ex)] == ctx.splits.labels(split)
+        knows = enc.self_labels(ex) == ctx.splits.labels(split)
         return enc.pik_inputs(ex, ctx.selective.pik_confidence_inputs), knows
 
     out: dict[str, dict[str, dict[str, Any]]] = {}

@@ -69,14 +69,11 @@ def _user_sparse(m: Any) -> sp.csr_array:
     w.setdiag(0)
     w.eliminate_zeros()
     w.sum_duplicates()
-    if w.nnz and not np.all(np.isfinite(w.data)):
-        bad = int(np.flatnonzero(~np.isfinite(w.data))[0])
-        row = int(np.searchsorted(w.indptr, bad, side="right") - 1)
-        raise GraphError(f"weight matrix row {row} has a non-finite weight {w.data[bad]}")
-    if w.nnz and w.data.min() < 0:
-        bad = int(np.argmin(w.data))
-        row = int(np.searchsorted(w.indptr, bad, side="right") - 1)
-        raise GraphError(f"weight matrix row {row} has a negative weight {w.data[bad]}; W must be >= 0")
+    for bad, what in ((~np.isfinite(w.data), "a non-finite weight"), (w.data < 0, "a negative weight")):
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            row = int(np.searchsorted(w.indptr, pos, side="right") - 1)
+            raise GraphError(f"weight matrix row {row} has {what} {w.data[pos]}; W must be finite and >= 0")
     if (abs(w - w.T) > 1e-6 * max(1.0, float(w.data.max(initial=0.0)))).nnz:
         indptr, idx, data = _core.symmetrize_max(
             w.shape[0], w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data

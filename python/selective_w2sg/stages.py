@@ -117,13 +117,16 @@ def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | Non
     return np.asarray(d.npy("features"))
 
 
-def store_features(ctx: StageContext, spec: ModelSpec, split: str, layer: int, array: np.ndarray) -> None:
+def store_features(ctx: StageContext, spec: ModelSpec, split: str, layer: int,
+                   make: Callable[[], np.ndarray]) -> None:
     """Put features computed elsewhere (the selective encode pass) into the cache `features`
-    reads, so probe-mode training of `spec` reuses them instead of a second forward pass."""
+    reads, so probe-mode training of `spec` reuses them instead of a second forward pass.
+    `make()` is called only when that cache entry is not already there."""
     config, inputs = _features_key(ctx, spec, split, layer)
 
     def compute(w: Any) -> dict[str, Any]:
-        w.npy("features", np.ascontiguousarray(array, dtype=np.float32))
+        array = np.ascontiguousarray(make(), dtype=np.float32)
+        w.npy("features", array)
         return {"n": int(array.shape[0]), "dim": int(array.shape[1]), "from": "encode"}
 
     run_cached(ctx.cache_root, "features", config, inputs, compute)
