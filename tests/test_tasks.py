@@ -124,6 +124,21 @@ def test_splits_seeded() -> None:
     assert a.to_json()["question_ids"] != c.to_json()["question_ids"]
 
 
+def test_pool_seed_fixes_the_questions_and_seeds_resplit_them() -> None:
+    qs = synthetic_questions(300)
+    kw = dict(task="synthetic", n_weak=50, n_w2s=100, n_test=50)
+
+    def used(s) -> set[str]:
+        return {q.question_id for k in SPLITS for q in s.questions[k]}
+
+    a, b = make_splits(qs, seed=0, pool_seed=7, **kw), make_splits(qs, seed=1, pool_seed=7, **kw)
+    assert used(a) == used(b) and len(used(a)) == 200  # same 200 questions ...
+    assert a.to_json()["question_ids"] != b.to_json()["question_ids"]  # ... split differently
+    assert used(make_splits(qs, seed=0, pool_seed=8, **kw)) != used(a)  # another pool
+    # without a pool seed, each seed draws its own questions
+    assert used(make_splits(qs, seed=0, **kw)) != used(make_splits(qs, seed=1, **kw))
+
+
 def test_too_small_or_too_many_refused() -> None:
     qs = synthetic_questions(300)
     with pytest.raises(ConfigError, match="weak_train.*5 questions"):

@@ -55,6 +55,7 @@ class PipelineConfig:
     n_w2s: int | None = None  # w2s questions (w2s_train + w2s_val)
     n_test: int | None = None  # test questions
     val_frac: float = 0.2  # share of w2s questions held out as w2s_val (weak labels only, early stopping)
+    pool_seed: int | None = None  # fix the questions used (drawn with this seed); seeds re-split them. None: per seed
     method: str = "w2s"  # w2s: naive + aux_conf students; selective: the selective student; all: both + ablations
     students: tuple[str, ...] | None = None  # explicit student list (see stages.STUDENTS); None: from `method`
     selective: SelectiveConfig = field(default_factory=SelectiveConfig)  # k, alpha, rule, P(IK) ...
@@ -103,7 +104,7 @@ class PipelineConfig:
 def prepare_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = None) -> StageContext:
     """Splits for `seed` (saved as seed<k>/splits.json) and the context stages run in."""
     splits = build_splits(cfg.task, seed=seed, data=cfg.data, data_split=cfg.data_split, n_weak=cfg.n_weak,
-                          n_w2s=cfg.n_w2s, n_test=cfg.n_test, val_frac=cfg.val_frac)
+                          n_w2s=cfg.n_w2s, n_test=cfg.n_test, val_frac=cfg.val_frac, pool_seed=cfg.pool_seed)
     if dist.is_main():
         splits.save(Path(cfg.out) / f"seed{seed}" / "splits.json")
     return StageContext(splits=splits, cache_root=cfg.cache_root, weak=ModelSpec(cfg.weak, cfg.weak_gguf),

@@ -398,10 +398,15 @@ class Splits:
 
 def make_splits(
     questions: Sequence[Question], *, task: str, seed: int, n_weak: int, n_w2s: int, n_test: int,
-    val_frac: float = 0.2,
+    val_frac: float = 0.2, pool_seed: int | None = None,
 ) -> Splits:
     """Shuffle questions (seeded) and cut `n_weak` / `n_w2s` / `n_test` of them; `val_frac` of the
-    w2s questions become `w2s_val`. Refuses splits too small to mean anything."""
+    w2s questions become `w2s_val`. Refuses splits too small to mean anything.
+
+    `pool_seed`: when given, the `n_weak + n_w2s + n_test` questions used are first drawn with
+    that seed, and `seed` only re-splits this fixed pool. Seeds then share every question, so the
+    strong model's encode pass (keyed by the question set) runs once for all of them. When None,
+    each seed draws its own questions."""
     if not 0.0 < val_frac < 1.0:
         raise ConfigError(f"val_frac must be in (0, 1), got {val_frac}")
     n_val = int(round(n_w2s * val_frac))
@@ -418,7 +423,11 @@ def make_splits(
             f"task {task!r} has {len(questions)} questions but the splits need {total} "
             f"(--n-weak {n_weak} + --n-w2s {n_w2s} + --n-test {n_test})"
         )
-    perm = np.random.default_rng([seed, 1]).permutation(len(questions))
+    if pool_seed is not None:
+        pool = np.sort(np.random.default_rng([pool_seed, 2]).permutation(len(questions))[:total])
+        perm = pool[np.random.default_rng([seed, 1]).permutation(total)]
+    else:
+        perm = np.random.default_rng([seed, 1]).permutation(len(questions))
     qs = {}
     start = 0
     for name in SPLITS:
@@ -453,6 +462,7 @@ def hash_seed(*parts: Any) -> int:
 def build_splits(
     task: str, *, seed: int, data: str | os.PathLike[str] | None = None, data_split: str | None = None,
     n_weak: int | None = None, n_w2s: int | None = None, n_test: int | None = None, val_frac: float = 0.2,
+    pool_seed: int | None = None,
 ) -> Splits:
     """Load a task and cut its splits: the one call the pipeline makes."""
     if task == "synthetic":
@@ -462,4 +472,5 @@ def build_splits(
     else:
         questions = load_questions(task, data, split=data_split)
         nw, n2, nt = default_sizes(len(questions), n_weak, n_w2s, n_test)
-    return make_splits(questions, task=task, seed=seed, n_weak=nw, n_w2s=n2, n_test=nt, val_frac=val_frac)
+    return make_splits(questions, task=task, seed=seed, n_weak=nw, n_w2s=n2, n_test=nt, val_frac=val_frac,
+                       pool_seed=pool_seed)

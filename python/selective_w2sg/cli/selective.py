@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ._app import app
 from .train import (
     Alpha, Data, DataSplit, Device_, FeatureLayer, Force, KNeighbours, MaxLength, Mode, NTest, NW2s, NWeak, Out,
-    PikKind, Rule, Seeds, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
+    PikKind, PoolSeed, Rule, Seeds, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
     rich_progress,
 )
 
@@ -54,7 +54,7 @@ def _stages(cfg: Any, upto: str) -> None:
 def encode(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), seeds: Seeds = "0", data: Data = None, data_split: DataSplit = None,
-    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2,
+    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None,
     feature_layer: FeatureLayer = None, max_length: MaxLength = 256, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
@@ -67,7 +67,7 @@ def encode(
 def pik(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), seeds: Seeds = "0", data: Data = None, data_split: DataSplit = None,
-    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2,
+    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None,
     pik: PikKind = "logreg", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     mode: Mode = "probe", device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None,
     force: Force = False,
@@ -120,7 +120,7 @@ def select_cmd(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, k: KNeighbours = 10, alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, k: KNeighbours = 10, alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5,
     pik: PikKind = "logreg", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:

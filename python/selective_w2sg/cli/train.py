@@ -30,6 +30,9 @@ NWeak = Annotated[int | None, typer.Option("--n-weak", help="weak_train question
 NW2s = Annotated[int | None, typer.Option("--n-w2s", help="w2s questions (w2s_train + w2s_val).")]
 NTest = Annotated[int | None, typer.Option("--n-test", help="test questions.")]
 ValFrac = Annotated[float, typer.Option("--val-frac", help="Share of w2s questions held out as w2s_val.")]
+PoolSeed = Annotated[int | None, typer.Option(
+    "--pool-seed", help="Draw the questions used once, with this seed; each --seeds value then re-splits that "
+    "same pool (so seeds share the strong model's encode pass). Default: each seed draws its own questions.")]
 Students = Annotated[str | None, typer.Option("--students", help="Comma-separated students (overrides --method): naive, aux_conf, selective, pik_only, smooth_only.")]
 Method = Annotated[str, typer.Option("--method", help="w2s (naive + aux_conf) | selective | all (w2s + selective + ablations).")]
 KNeighbours = Annotated[int, typer.Option("--k", help="Selective: neighbours in the kNN graph.")]
@@ -120,7 +123,7 @@ def train(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, method: Method = "w2s", students: Students = None, k: KNeighbours = 10,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, method: Method = "w2s", students: Students = None, k: KNeighbours = 10,
     alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5, pik: PikKind = "logreg",
     feature_layer: FeatureLayer = None, epochs: Epochs = None, batch_size: BatchSize = 32,
     micro_batch_size: MicroBatch = None, lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None,
@@ -189,7 +192,7 @@ def weak(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
@@ -202,7 +205,7 @@ def ceiling(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
@@ -218,7 +221,7 @@ def student(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
