@@ -35,6 +35,30 @@ def test_cross_task_pik_table(tmp_path):
     assert 0.0 <= table["synthetic"]["synthetic"]["auroc"] <= 1.0
 
 
+def test_pik_transfer_over_finished_runs(tmp_path):
+    """Two finished runs (different question pools); the table's diagonal is each run's own
+    in-task P(IK) test AUROC, and no stage is recomputed."""
+    runner = CliRunner()
+    runs = {"a": SIZES, "b": ["--n-weak", "50", "--n-w2s", "80", "--n-test", "50"]}
+    for name, sizes in runs.items():
+        r = runner.invoke(app, ["train", "--out", str(tmp_path / name), "--method", "selective", *sizes])
+        assert r.exit_code == 0, r.output
+    out = tmp_path / "transfer.json"
+    r = runner.invoke(app, ["pik-transfer", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "done encode" not in r.output
+    table = json.loads(out.read_text())
+    assert table["tasks"] == ["a", "b"] and table["seeds"] == [0]
+    for name in runs:
+        own = json.loads((tmp_path / name / "seed0" / "results.json").read_text())["pik_test"]["auroc"]
+        assert abs(table["per_seed"]["0"][name][name]["auroc"] - own) < 1e-9
+    assert 0.0 <= table["mean"]["a"]["b"]["auroc"] <= 1.0
+    r = runner.invoke(app, ["pik-transfer", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
+    assert r.exit_code != 0 and "exists" in str(r.exception)  # never silently overwritten
+    r = runner.invoke(app, ["pik-transfer", str(tmp_path / "a"), str(tmp_path / "nope"), "--out", str(out), "--force"])
+    assert r.exit_code != 0 and "nope" in str(r.exception)
+
+
 def test_bad_selective_options(tmp_path):
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--method", "magic"])
     assert r.exit_code != 0 and "magic" in str(r.exception)

@@ -182,3 +182,22 @@ def test_full_mode_pipeline(tmp_path) -> None:
     assert not (cfg.cache_root / "features").exists()  # full mode tokenises; it caches no features
     p = stages["naive"].npy("preds_test")
     assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
+
+
+def test_config_round_trips_through_its_json(tmp_path) -> None:
+    from selective_w2sg.errors import ConfigError, DataError
+    from selective_w2sg.io import save_json
+    from selective_w2sg.pik import PikConfig
+    from selective_w2sg.select import SelectiveConfig
+
+    cfg = PipelineConfig(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
+                         selective=SelectiveConfig(k=7, pik=PikConfig(kind="mlp", C=0.5)),
+                         train=TrainConfig(epochs=3, lr=0.1))
+    save_json(tmp_path / "config.json", json.loads(json.dumps(cfg.to_dict())))  # as a run writes it
+    assert PipelineConfig.load(tmp_path) == cfg
+    bad = cfg.to_dict()
+    bad["selective"]["pik"]["colour"] = "red"
+    with pytest.raises(ConfigError, match="colour"):
+        PipelineConfig.from_dict(bad)
+    with pytest.raises(DataError, match="not a run folder"):
+        PipelineConfig.load(tmp_path / "nowhere")

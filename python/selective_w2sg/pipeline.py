@@ -100,6 +100,42 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
+        """The inverse of `to_dict` (a run folder's config.json); unknown keys are refused."""
+        from .pik import PikConfig
+
+        def build(klass: Any, raw: Any, where: str) -> Any:
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{where} must be an object, got {type(raw).__name__}")
+            known = {f for f in klass.__dataclass_fields__}
+            extra = sorted(set(raw) - known)
+            if extra:
+                raise ConfigError(f"{where} has unknown keys {extra}; known: {sorted(known)}")
+            return raw
+
+        top = dict(build(cls, d, "config"))
+        sel = dict(build(SelectiveConfig, top.get("selective", {}), "config.selective"))
+        sel["pik"] = PikConfig(**build(PikConfig, sel.get("pik", {}), "config.selective.pik"))
+        top["selective"] = SelectiveConfig(**sel)
+        top["train"] = TrainConfig(**build(TrainConfig, top.get("train", {}), "config.train"))
+        top["seeds"] = tuple(top.get("seeds", (0,)))
+        if top.get("students") is not None:
+            top["students"] = tuple(top["students"])
+        return cls(**top)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> PipelineConfig:
+        """The config a run folder was last run with (its config.json)."""
+        import json
+
+        p = Path(run_dir) / "config.json"
+        if not p.is_file():
+            from .errors import DataError
+
+            raise DataError(f"{str(run_dir)!r} is not a run folder: {str(p)!r} is missing")
+        return cls.from_dict(json.loads(p.read_text()))
+
 
 def prepare_seed(cfg: PipelineConfig, seed: int, progress: Progress | None = None) -> StageContext:
     """Splits for `seed` (saved as seed<k>/splits.json) and the context stages run in."""

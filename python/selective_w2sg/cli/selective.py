@@ -14,7 +14,7 @@ from ._app import app
 from .train import (
     Alpha, Data, DataSplit, Device_, FeatureLayer, Force, KNeighbours, MaxLength, Mode, NTest, NW2s, NWeak, Out,
     PikKind, PoolSeed, Rule, Seeds, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
-    rich_progress,
+    parse_ints, rich_progress,
 )
 
 
@@ -127,3 +127,52 @@ def select_cmd(
     """weak -> encode -> P(IK) -> smooth -> select: the labels of the selective students, with coverage."""
     _stages(build_config(epochs=None, batch_size=32, micro_batch_size=None, lr=None, pooling=None, **locals()),
             "select")
+
+
+@app.command("pik-transfer")
+def pik_transfer_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders written by `sw2s train --method selective|all`, one per task.")],
+    out: Annotated[Path, typer.Option("--out", help="JSON file for the table (per seed and mean ± s.e.).")],
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Comma list; default: the seeds every run has.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Cross-task P(IK) from finished runs: a probe trained on run A's weak_train, scored on run B's
+    test split, for every pair (the diagonal is in-task). Runs are named by their folders; each
+    run's cached encode pass is reused, and every run must share one strong model."""
+    from ..evaluate import mean_se
+    from ..io import check_writable, save_json
+    from ..pipeline import PipelineConfig, prepare_seed
+    from ..selective import pik_transfer
+
+    if len(runs) < 2:
+        raise ConfigError(f"pik-transfer needs at least two run folders, got {len(runs)}")
+    check_writable(out, force)
+    cfgs = {}
+    for r in runs:  # each run is named by its folder (e.g. runs/sciq -> "sciq")
+        if r.name in cfgs:
+            raise ConfigError(f"two run folders are named {r.name!r}; give folders with distinct names")
+        cfgs[r.name] = PipelineConfig.load(r)
+    shared = sorted(set.intersection(*(set(c.seeds) for c in cfgs.values())))
+    use = shared if seeds is None else list(parse_ints(seeds, "--seeds"))
+    missing = [s for s in use if s not in shared]
+    if not use or missing:
+        raise ConfigError(f"seeds {missing or use} are not in every run (shared seeds: {shared})")
+    tasks = list(cfgs)
+    per_seed: dict[int, Any] = {}
+    for seed in use:
+        with rich_progress() as (progress, _):
+            contexts = {t: prepare_seed(c, seed, progress) for t, c in cfgs.items()}
+            per_seed[seed] = pik_transfer(contexts, tasks, tasks)
+    mean = {a: {b: dict(zip(("auroc", "se"), mean_se([per_seed[s][a][b]["auroc"] for s in use]))) for b in tasks}
+            for a in tasks}
+    save_json(out, {"runs": [str(r) for r in runs], "seeds": use, "tasks": tasks, "mean": mean,
+                    "per_seed": {str(s): v for s, v in per_seed.items()}})
+    table = Table(title=f"P(IK) test AUROC %, trained on the row's weak_train, scored on the column's test split "
+                        f"(mean ± s.e. over seeds {', '.join(map(str, use))})")
+    table.add_column("train \\ eval")
+    for b in tasks:
+        table.add_column(b, justify="right")
+    for a in tasks:
+        table.add_row(a, *[f"{100 * mean[a][b]['auroc']:.1f} ± {100 * mean[a][b]['se']:.1f}" for b in tasks])
+    out_console.print(table)
+    typer.echo(f"saved {out}")
