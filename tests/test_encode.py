@@ -44,18 +44,26 @@ def reference_option_ll(backbone, question: str, option: str) -> float:
 
 def test_causal_self_labels_match_one_at_a_time_reference(splits):
     bb = load_backbone("tiny-random-llama")
-    out = encode_splits(bb, splits.examples, splits.questions, batch_size=7)
+    out_all = encode_splits(bb, splits.examples, splits.questions, among="all", batch_size=7)
+    out = encode_splits(bb, splits.examples, splits.questions, batch_size=7)  # among the presented pair
     for split in ("weak_train", "test"):
-        for i, e in list(enumerate(splits.examples[split]))[:6]:
+        exs = splits.examples[split]
+        for i, e in list(enumerate(exs))[:6]:
             lls = np.array([reference_option_ll(bb, e.question, o) for o in e.options])
             probs = np.exp(lls - lls.max()) / np.exp(lls - lls.max()).sum()
-            assert out[split].self_prob[i] == pytest.approx(probs[e.option_index], abs=2e-4)
-            assert out[split].self_label[i] == float(np.argmax(probs) == e.option_index)
+            assert out_all[split].self_prob[i] == pytest.approx(probs[e.option_index], abs=2e-4)
+            assert out_all[split].self_label[i] == float(np.argmax(probs) == e.option_index)
+            partner = next(f for j, f in enumerate(exs) if f.question_id == e.question_id and j != i)
+            pair = probs[[e.option_index, partner.option_index]]
+            assert out[split].self_prob[i] == pytest.approx(pair[0] / pair.sum(), abs=2e-4)
+            assert out[split].self_label[i] == float(pair[0] > pair[1])
+        # among the presented candidates, each question has exactly one own answer
+        assert (out[split].self_label.reshape(-1, 2).sum(1) == 1).all()
 
 
 def test_encoder_self_labels_are_question_answer_cosine(splits):
     bb = load_backbone("tiny-random-bert")
-    out = encode_splits(bb, splits.examples, splits.questions)
+    out = encode_splits(bb, splits.examples, splits.questions, among="all")
     from selective_w2sg.models import extract_features
 
     e = splits.examples["w2s_train"][3]

@@ -71,10 +71,14 @@ def test_pik_recovers_the_known_subset(tmp_path, knower):
     enc = load_encoded(stages["encode"])
     p_ik = stages["pik"].npy("pik_w2s_train")
     easy = _easy(ctx, "w2s_train")
-    self_l = enc.is_own_answer[enc.rows(ctx.splits.examples["w2s_train"])]
+    self_l = enc.self_labels(ctx.splits.examples["w2s_train"])  # its pick of the presented pair
+    np.testing.assert_array_equal(stages["pik"].npy("self_w2s_train"), self_l)
     knows = self_l == ctx.splits.labels("w2s_train")
     assert knows[easy].mean() > 0.95, "the knower should answer the easy subset"
-    assert auroc(knows, p_ik) > 0.75
+    # Choosing within a pair, a hard question is answered right by luck about half the time, and
+    # no probe can foresee luck: an oracle that knows the easy subset scores auroc(knows, easy).
+    oracle = auroc(knows, easy)
+    assert auroc(knows, p_ik) > 0.85 * oracle, (auroc(knows, p_ik), oracle)
     assert auroc(easy, p_ik) > 0.8  # P(IK) singles out the known subset
     metrics = stages["pik"].json("metrics")
     assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
@@ -93,7 +97,7 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
         stages.update(stages_mod.STUDENTS["selective"].prerequisites(ctx, stages))
         enc = load_encoded(stages["encode"])
         sel = stages["select"]
-        self_l = enc.is_own_answer[enc.rows(ctx.splits.examples["w2s_train"])]
+        self_l = enc.self_labels(ctx.splits.examples["w2s_train"])
         p_ik = stages["pik"].npy("pik_w2s_train")
         smoothed = stages["smooth"].npy("smoothed_w2s_train")
         raw = stages["weak"].npy("preds_w2s_train")

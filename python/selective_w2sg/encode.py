@@ -133,31 +133,74 @@ class EncodedQuestions:
     hidden: np.ndarray  # (n_options_total, d) float32, the same pooled last layer, unnormalised
     features: np.ndarray  # (n_options_total, d) float32, pooled `feature_layer`
     option_prob: np.ndarray  # (n_options_total,) float32: softmax of the option scores per question
-    is_own_answer: np.ndarray  # (n_options_total,) float32 in {0, 1}: the argmax option
+    is_own_answer: np.ndarray  # (n_options_total,) float32 in {0, 1}: the argmax over all options
     question_confidence: np.ndarray  # (n_options_total,) float32: max option prob of the row's question
     question_entropy: np.ndarray  # (n_options_total,) float32: option entropy / log(n_options), in [0, 1]
 
     def rows(self, examples: Sequence[Example]) -> np.ndarray:
         return np.array([self.offsets[e.question_id] + e.option_index for e in examples], dtype=np.int64)
 
-    def self_labels(self, examples: Sequence[Example]) -> np.ndarray:
-        """(n,) float32 in {0, 1}: 1 where the example's candidate is the strong model's own answer."""
-        return np.asarray(self.is_own_answer[self.rows(examples)])
+    def answers(self, examples: Sequence[Example], among: str = "presented") -> Answers:
+        """The strong model's zero-shot answer per example.
 
-    def for_examples(self, examples: Sequence[Example]) -> EncodeOutput:
+        among="presented": the model picks among the candidates its question's examples present
+        (for balanced binary examples: the gold answer and one distractor -- the same pair every
+        other model sees, since probe features are centred per question); option probabilities
+        are renormalised over those candidates. among="all": the argmax over all the question's
+        options (an example whose question's argmax is another option gets self-label 0)."""
         r = self.rows(examples)
-        return EncodeOutput(self.embedding[r], self.features[r], self.option_prob[r], self.is_own_answer[r])
+        if among == "all":
+            return Answers(self.is_own_answer[r], self.option_prob[r], self.question_confidence[r],
+                           self.question_entropy[r])
+        if among != "presented":
+            raise ValueError(f"among={among!r} is not 'presented' or 'all'")
+        n = len(r)
+        _, q = np.unique(np.array([e.question_id for e in examples]), return_inverse=True)
+        p = np.asarray(self.option_prob[r], dtype=np.float64)
+        total = np.bincount(q, weights=p)
+        count = np.bincount(q)
+        pn = np.where(total[q] > 0, p / np.maximum(total[q], 1e-300), 1.0 / count[q])
+        order = np.lexsort((np.arange(n), -pn, q))  # per question: highest prob first, ties by position
+        first = order[np.r_[True, q[order][1:] != q[order][:-1]]] if n else order
+        own = np.zeros(n, np.float32)
+        own[first] = 1.0
+        top = np.zeros(len(count))
+        np.maximum.at(top, q, pn)
+        ent = np.bincount(q, weights=-pn * np.log(np.maximum(pn, 1e-300)))
+        ent = np.where(count > 1, ent / np.log(np.maximum(count, 2)), 0.0)
+        return Answers(own, pn.astype(np.float32), top[q].astype(np.float32), ent[q].astype(np.float32))
 
-    def pik_inputs(self, examples: Sequence[Example], with_confidence: bool = True) -> np.ndarray:
+    def self_labels(self, examples: Sequence[Example], among: str = "presented") -> np.ndarray:
+        """(n,) float32 in {0, 1}: 1 where the example's candidate is the strong model's own answer."""
+        return self.answers(examples, among).own
+
+    def for_examples(self, examples: Sequence[Example], among: str = "presented") -> EncodeOutput:
+        r = self.rows(examples)
+        a = self.answers(examples, among)
+        return EncodeOutput(self.embedding[r], self.features[r], a.prob, a.own)
+
+    def pik_inputs(self, examples: Sequence[Example], with_confidence: bool = True,
+                   among: str = "presented") -> np.ndarray:
         """P(IK) inputs per example: the hidden features and, by default, the strong model's own
-        answer confidence (candidate prob, its question's max prob and normalised entropy) --
-        the cheapest strong signal of whether it knows the answer."""
+        answer confidence (candidate prob, its question's max prob and normalised entropy, over
+        the candidates `among` says) -- the cheapest strong signal of whether it knows the answer."""
         r = self.rows(examples)
         x = np.asarray(self.features[r], dtype=np.float32)
         if not with_confidence:
             return x
-        conf = np.stack([self.option_prob[r], self.question_confidence[r], self.question_entropy[r]], axis=1)
+        a = self.answers(examples, among)
+        conf = np.stack([a.prob, a.confidence, a.entropy], axis=1)
         return np.concatenate([x, conf.astype(np.float32)], axis=1)
+
+
+@dataclass
+class Answers:
+    """The strong model's zero-shot answer, per example."""
+
+    own: np.ndarray  # (n,) float32 in {0, 1}: the example's candidate is the model's answer
+    prob: np.ndarray  # (n,) float32: the candidate's probability
+    confidence: np.ndarray  # (n,) float32: the max probability over its question's candidates
+    entropy: np.ndarray  # (n,) float32: entropy of those probabilities / log(number of them)
 
 
 def encode_questions(
@@ -237,8 +280,10 @@ def encode_splits(
     backbone: Backbone,
     examples: dict[str, list[Example]],
     questions: dict[str, list[Question]],
+    among: str = "presented",
     **kw: object,
 ) -> dict[str, EncodeOutput]:
-    """Encode the questions of every split in one pass; per-example arrays per split."""
+    """Encode the questions of every split in one pass; per-example arrays per split (self-labels
+    chosen `among` the presented candidates or all options, see `EncodedQuestions.answers`)."""
     enc = encode_questions(backbone, [q for qs in questions.values() for q in qs], **kw)  # type: ignore[arg-type]
-    return {split: enc.for_examples(exs) for split, exs in examples.items()}
+    return {split: enc.for_examples(exs, among) for split, exs in examples.items()}

@@ -65,11 +65,8 @@ def evaluate_seed(splits: Splits, stages: Mapping[str, StageDir], *, metric: str
 def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, Any]:
     """P(IK) on test: AUROC and calibration against whether the self-label is right there."""
     from .pik import auroc, reliability
-    from .selective import load_encoded
 
-    enc = load_encoded(stages["encode"])
-    self_l = enc.self_labels(splits.examples["test"])
-    knows = self_l == splits.labels("test")
+    knows = stages["pik"].npy("self_test") == splits.labels("test")
     p = stages["pik"].npy("pik_test")
     return {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}
 

@@ -30,6 +30,9 @@ class SelectiveConfig:
     tau: float = 0.5  # threshold on P(IK) for rule="tau"
     feature_layer: int | None = None  # P(IK) features: hidden layer; None = the middle one
     pik_confidence_inputs: bool = True  # also feed P(IK) the strong model's own answer confidence
+    # The strong model's own answer: its pick among the candidates a question's examples present
+    # ("presented": the pair every other model compares) or among all the question's options ("all").
+    self_label_among: str = "presented"
     pik: PikConfig = field(default_factory=PikConfig)
     encode_batch_size: int = 32
 
@@ -42,6 +45,8 @@ class SelectiveConfig:
             raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
         if not 0.0 <= self.tau <= 1.0:
             raise ParameterError(f"tau={self.tau} must be in [0, 1]")
+        if self.self_label_among not in ("presented", "all"):
+            raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
         if self.pik.kind not in ("logreg", "mlp"):
             raise ParameterError(f"P(IK) kind={self.pik.kind!r} is not 'logreg' or 'mlp'")
         return self

@@ -14,7 +14,8 @@
 Stage folders (under `<cache>/<stage>/<key>/`, see cache.py):
     encode/  embedding.npy hidden.npy features.npy (n_options, d) float32; option_prob.npy,
              is_own_answer.npy (n_options,) float32; offsets.json {question_id: first row}
-    pik/     pik_<split>.npy (n_examples,) float32; metrics.json
+    pik/     pik_<split>.npy, self_<split>.npy (n_examples,) float32 (P(IK); the self-labels it
+             judges, 1 where the example's candidate is the strong model's answer); metrics.json
     smooth/  smoothed_w2s_train.npy, smoothed_w2s_val.npy (n,) float32; graph.json
     select/  labels_<student>_<split>.npy, use_self_<student>_<split>.npy; selection.json
 No stage here reads test ground truth.
@@ -108,14 +109,15 @@ def load_encoded(d: StageDir) -> EncodedQuestions:
 def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
     """P(IK) probe: trained on weak_train (ground truth allowed there), scored everywhere."""
     sel = ctx.selective
-    config = {"pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs, "seed": ctx.seed}
+    config = {"pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs,
+              "self_label_among": sel.self_label_among, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
 
     def compute(w: Any) -> dict[str, Any]:
         enc = load_encoded(encode)
         ex = ctx.splits.examples["weak_train"]
-        x = enc.pik_inputs(ex, sel.pik_confidence_inputs)
-        knows = enc.self_labels(ctx.splits.examples["weak_train"]) == ctx.splits.labels("weak_train")
+        x = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
+        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels("weak_train")
         # Held-out quality on a question-level slice of weak_train, then refit on all of it.
         held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
         metrics: dict[str, Any] = {"train_base_rate": float(knows.mean()), "n_train": int(len(knows))}
@@ -124,7 +126,9 @@ def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
             metrics["heldout"] = probe.evaluate(x[held], knows[held])
         probe = PikProbe(sel.pik).fit(x, knows)
         for s in SPLITS:
-            w.npy(f"pik_{s}", probe.predict(enc.pik_inputs(ctx.splits.examples[s], sel.pik_confidence_inputs)))
+            exs = ctx.splits.examples[s]
+            w.npy(f"pik_{s}", probe.predict(enc.pik_inputs(exs, sel.pik_confidence_inputs, sel.self_label_among)))
+            w.npy(f"self_{s}", enc.self_labels(exs, sel.self_label_among))
         w.json("metrics", metrics)
         return {"heldout_auroc": metrics.get("heldout", {}).get("auroc")}
 
@@ -192,11 +196,10 @@ def run_select(ctx: StageContext, encode: StageDir, pik: StageDir, smooth: Stage
               "weak": weak.path.name, **{s: ctx.splits.fingerprint(s) for s in W2S_SPLITS}}
 
     def compute(w: Any) -> dict[str, Any]:
-        enc = load_encoded(encode)
         iso = calibrate_weak(ctx, weak) if sel.rule == "compare" else None
         summary: dict[str, Any] = {}
         for s in W2S_SPLITS:
-            self_l = enc.self_labels(ctx.splits.examples[s])
+            self_l = pik.npy(f"self_{s}")
             p_ik = pik.npy(f"pik_{s}")
             raw = weak.npy(f"preds_{s}")
             smoothed = smooth.npy(f"smoothed_{s}")
@@ -249,9 +252,8 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     if "select" not in stages:
         return {}
     y = ctx.splits.labels("w2s_train") == 1
-    enc = load_encoded(stages["encode"])
     sel, pik, smooth, weak = stages["select"], stages["pik"], stages["smooth"], stages["weak"]
-    self_l = enc.self_labels(ctx.splits.examples["w2s_train"])
+    self_l = pik.npy("self_w2s_train")
     def acc(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> float:
         return float(np.mean((np.asarray(p)[mask] > 0.5) == y[mask]))
 
@@ -292,9 +294,9 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
 
     def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         ctx, enc = contexts[task], encoded[task]
-        ex = ctx.splits.examples[split]
-        knows = enc.self_labels(ex) == ctx.splits.labels(split)
-        return enc.pik_inputs(ex, ctx.selective.pik_confidence_inputs), knows
+        ex, sel = ctx.splits.examples[split], ctx.selective
+        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
+        return enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among), knows
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for a in train_tasks:

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ._app import app
 from .train import (
     Alpha, Data, DataSplit, Device_, FeatureLayer, Force, KNeighbours, MaxLength, Mode, NTest, NW2s, NWeak, Out,
-    PikKind, PoolSeed, Rule, Seeds, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
+    PikKind, PoolSeed, Rule, Seeds, SelfLabels, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
     parse_ints, rich_progress,
 )
 
@@ -68,7 +68,7 @@ def pik(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), seeds: Seeds = "0", data: Data = None, data_split: DataSplit = None,
     n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None,
-    pik: PikKind = "logreg", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
+    pik: PikKind = "logreg", self_labels: SelfLabels = "presented", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     mode: Mode = "probe", device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None,
     force: Force = False,
     train_task: Annotated[str | None, typer.Option("--train-task", help="Cross-task: comma list of tasks to train P(IK) on.")] = None,
@@ -121,7 +121,7 @@ def select_cmd(
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
     val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, k: KNeighbours = 10, alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5,
-    pik: PikKind = "logreg", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
+    pik: PikKind = "logreg", self_labels: SelfLabels = "presented", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
     """weak -> encode -> P(IK) -> smooth -> select: the labels of the selective students, with coverage."""

@@ -40,6 +40,9 @@ Alpha = Annotated[float, typer.Option("--alpha", help="Selective: label-spreadin
 Rule = Annotated[str, typer.Option("--rule", help="Selective: compare (P(IK) > weak calibrated confidence) | tau.")]
 Tau = Annotated[float, typer.Option("--tau", help="Selective: P(IK) threshold for --rule tau.")]
 PikKind = Annotated[str, typer.Option("--pik", help="Selective: P(IK) probe, logreg | mlp.")]
+SelfLabels = Annotated[str, typer.Option(
+    "--self-labels", help="Selective: the strong model's own answer among the candidates a question's examples "
+    "present (presented) or among all its options (all).")]
 FeatureLayer = Annotated[int | None, typer.Option("--feature-layer", help="Selective: hidden layer for P(IK) features (default: middle).")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Epochs (default: 40 probe, 2 full/lora).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per optimiser step (all ranks).")]
@@ -81,6 +84,7 @@ def build_config(**kw: Any) -> Any:
     selective = SelectiveConfig(
         k=kw.pop("k", sel_defaults.k), alpha=kw.pop("alpha", sel_defaults.alpha), rule=kw.pop("rule", sel_defaults.rule),
         tau=kw.pop("tau", sel_defaults.tau), feature_layer=kw.pop("feature_layer", None),
+        self_label_among=kw.pop("self_labels", sel_defaults.self_label_among),
         pik=PikConfig(kind=kw.pop("pik", "logreg")),
     )
     data = kw.pop("data")
@@ -124,7 +128,7 @@ def train(
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
     val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, method: Method = "w2s", students: Students = None, k: KNeighbours = 10,
-    alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5, pik: PikKind = "logreg",
+    alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5, pik: PikKind = "logreg", self_labels: SelfLabels = "presented",
     feature_layer: FeatureLayer = None, epochs: Epochs = None, batch_size: BatchSize = 32,
     micro_batch_size: MicroBatch = None, lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
