@@ -1,6 +1,7 @@
 """Markdown tables and one PNG (PGR by method and task) from `sw2s train --method all` run folders.
 
-    python examples/real_models/report.py RUN_DIR [RUN_DIR ...] --png docs/real_pgr.png
+    python examples/real_models/report.py RUN_DIR [RUN_DIR ...] --png docs/real_pgr.png \
+        --transfer pik_transfer.json     # from `sw2s pik-transfer RUN_DIR ... --out pik_transfer.json`
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--png", type=Path)
+    ap.add_argument("--transfer", type=Path, help="JSON written by `sw2s pik-transfer`")
     args = ap.parse_args()
     rows, times, pik_rows = [], [], []
     pgr: dict[str, dict[str, tuple[float, float]]] = {}
@@ -77,6 +79,14 @@ def main() -> None:
     print("\n| task | " + " | ".join(("weak", "encode", "ceiling", "pik", "smooth", "select", *METHODS)) + " |  (seconds, all seeds)")
     print("|---" * 12 + "|")
     print("\n".join(times))
+    if args.transfer:
+        t = json.loads(args.transfer.read_text())
+        names = t["tasks"]
+        print(f"\n| P(IK) test AUROC: train ↓ / eval → (seeds {', '.join(map(str, t['seeds']))}) | "
+              + " | ".join(names) + " |")
+        print("|---" * (1 + len(names)) + "|")
+        for a in names:
+            print(f"| {a} | " + " | ".join(fmt(t["mean"][a][b]["auroc"], t["mean"][a][b]["se"]) for b in names) + " |")
     if args.png:
         import matplotlib
 
