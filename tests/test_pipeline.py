@@ -201,3 +201,61 @@ def test_config_round_trips_through_its_json(tmp_path) -> None:
         PipelineConfig.from_dict(bad)
     with pytest.raises(DataError, match="not a run folder"):
         PipelineConfig.load(tmp_path / "nowhere")
+
+
+def test_text_row_store_computes_each_text_once(tmp_path) -> None:
+    from selective_w2sg.cache import TextRowStore
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32)
+
+    store = TextRowStore(tmp_path, "features", {"model": "m"})
+    rows, n = store.get(["aa", "b", "aa"], embed)
+    assert n == 2 and calls == [["aa", "b"]]
+    np.testing.assert_array_equal(rows, [[2, 2], [1, 0], [2, 2]])
+    rows, n = TextRowStore(tmp_path, "features", {"model": "m"}).get(["b", "caa"], embed)  # a new process
+    assert n == 1 and calls[-1] == ["caa"]
+    np.testing.assert_array_equal(rows, [[1, 0], [3, 2]])
+    assert store.count() == 3
+    assert TextRowStore(tmp_path, "features", {"model": "other"}).count() == 0  # another config
+    # a part whose key list was never written (a killed run) is not used
+    (store.path / "part-0000000000000000.npy").write_bytes(b"garbage")
+    assert store.count() == 3
+    # --force recomputes, and the newer rows win
+    rows, n = store.get(["b"], lambda t: np.full((len(t), 2), 9, np.float32), force=True)
+    assert n == 1 and store.get(["b"], embed)[0].tolist() == [[9, 9]]
+
+
+def test_features_shared_across_seeds_of_one_pool(tmp_path, monkeypatch) -> None:
+    """With --pool-seed every seed re-splits the same questions: the second seed embeds only the
+    texts the first never had (each question's distractor is drawn per split and seed)."""
+    embedded = []
+    real = stages_mod.extract_features
+
+    def counting(bb, texts, **kw):
+        embedded.append(len(texts))
+        return real(bb, texts, **kw)
+
+    monkeypatch.setattr(stages_mod, "extract_features", counting)
+    cfg = PipelineConfig(out=str(tmp_path), n_weak=40, n_w2s=60, n_test=30, pool_seed=0,
+                         train=TrainConfig(epochs=1, device="cpu"))
+    ctx0 = prepare_seed(cfg, 0)
+    x0 = stages_mod.features(ctx0, ctx0.weak, "test")
+    for s in ("weak_train", "w2s_train", "w2s_val"):
+        stages_mod.features(ctx0, ctx0.weak, s)
+    first = sum(embedded)
+    assert first == sum(len(ctx0.splits.examples[s]) for s in ("weak_train", "w2s_train", "w2s_val", "test"))
+    ctx1 = prepare_seed(cfg, 1)
+    x1 = stages_mod.features(ctx1, ctx1.weak, "w2s_train")
+    seen = {t for s in ("weak_train", "w2s_train", "w2s_val", "test") for t in ctx0.splits.texts(s)}
+    new = set(ctx1.splits.texts("w2s_train")) - seen
+    assert 0 < len(new) < len(ctx1.splits.texts("w2s_train")) / 2
+    assert sum(embedded) == first + len(new)
+    # the same text gives the same row whichever split it came from
+    where0 = {t: i for i, t in enumerate(ctx0.splits.texts("test"))}
+    shared = [(where0[t], i) for i, t in enumerate(ctx1.splits.texts("w2s_train")) if t in where0]
+    assert shared
+    np.testing.assert_array_equal(x0[[a for a, _ in shared]], x1[[b for _, b in shared]])

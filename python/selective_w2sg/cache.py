@@ -122,3 +122,92 @@ def run_cached(
                                 "summary": dict(summary or {})})
     dist.barrier()
     return StageDir(path, reused=False)
+
+
+def text_key(text: str) -> str:
+    """The store key of one text: 16 hex digits of its sha256."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class TextRowStore:
+    """Rows of one float32 width keyed by text, for one producer config (e.g. a model's pooled
+    features): `<root>/<name>/<key of config>/`. A text computed once is never computed again,
+    whichever split, seed or run asks for it.
+
+    Each batch of new rows is a part: `part-<id>.npy` (n, d) written first, then
+    `part-<id>.json` (its text keys) as the commit marker, both atomically. A part without its
+    `.json` (a killed run) is ignored and overwritten by the next run that needs those rows.
+    Under torchrun every rank computes and rank 0 writes."""
+
+    def __init__(self, root: str | Path, name: str, config: Mapping[str, Any]) -> None:
+        self.path = Path(root) / name / stage_key(config, {})
+        self.config = dict(config)
+
+    def _index(self) -> dict[str, tuple[Path, int]]:
+        index: dict[str, tuple[Path, int]] = {}
+        if not self.path.is_dir():
+            return index
+        # oldest part first, so a newer part (e.g. from --force) wins
+        for keys_file in sorted(self.path.glob("part-*.json"), key=lambda f: (f.stat().st_mtime_ns, f.name)):
+            npy = keys_file.with_suffix(".npy")
+            try:
+                keys = json.loads(keys_file.read_text())
+            except ValueError:
+                continue
+            if not npy.is_file():
+                continue
+            for row, k in enumerate(keys):
+                index[k] = (npy, row)
+        return index
+
+    def get(self, texts: list[str], compute: Callable[[list[str]], np.ndarray], *, force: bool = False,
+            ) -> tuple[np.ndarray, int]:
+        """(len(texts), d) float32 rows for `texts`, calling `compute(missing_texts)` once for the
+        distinct texts not stored yet (all of them with `force`) and storing those. Returns
+        (rows, number of texts computed)."""
+        keys = [text_key(t) for t in texts]
+        index = {} if force else self._index()
+        missing: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in index and k not in missing:
+                missing[k] = t
+        fresh: dict[str, int] = {}
+        new_rows: np.ndarray | None = None
+        if missing:
+            new_rows = np.ascontiguousarray(compute(list(missing.values())), dtype=np.float32)
+            if new_rows.ndim != 2 or len(new_rows) != len(missing):
+                raise DataError(f"computed rows have shape {new_rows.shape}, expected ({len(missing)}, d)")
+            fresh = {k: i for i, k in enumerate(missing)}
+            self._write(list(missing), new_rows)
+        dim = new_rows.shape[1] if new_rows is not None else None
+        loaded: dict[Path, np.ndarray] = {}
+        out: np.ndarray | None = None
+        for i, k in enumerate(keys):
+            if k in fresh:
+                assert new_rows is not None
+                row = new_rows[fresh[k]]
+            else:
+                npy, r = index[k]
+                if npy not in loaded:
+                    loaded[npy] = np.load(npy, mmap_mode="r")
+                row = loaded[npy][r]
+            if out is None:
+                out = np.empty((len(keys), dim or row.shape[0]), np.float32)
+            out[i] = row
+        if out is None:
+            out = np.empty((0, dim or 0), np.float32)
+        return out, len(missing)
+
+    def _write(self, keys: list[str], rows: np.ndarray) -> None:
+        if not dist.is_main():
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / "config.json").is_file():
+            save_json(self.path / "config.json", self.config)
+        part = self.path / f"part-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}"
+        save_npy(part.with_suffix(".npy"), rows)
+        save_json(part.with_suffix(".json"), keys)  # written last: the part is complete
+
+    def count(self) -> int:
+        """How many texts are stored."""
+        return len(self._index())

@@ -5,7 +5,8 @@ Outputs of a training stage (`weak`, `ceiling`, `student-<name>`), in `<cache>/<
     preds_<split>.npy            float32 (n_examples,): P(y = 1) on each predicted split
     train_history.json           validation score per evaluation
     DONE.json                    written last: the files, the run time, a summary
-Probe-mode features live in `<cache>/features/<key>/features.npy`, float32 (n_examples, d).
+Probe-mode features live in `<cache>/features/<key>/part-*.npy`, float32 rows keyed by text (see
+`cache.TextRowStore`): a text is embedded once per model and config, whatever split or seed asks.
 No stage reads `test` ground truth: only `evaluate.py` does.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cache import StageDir, array_fingerprint, run_cached
+from .cache import StageDir, TextRowStore, array_fingerprint, run_cached
 from .errors import DeviceOutOfMemoryError
 from .models import (
     Backbone, Classifier, Device, LinearHead, apply_lora, extract_features, load_backbone, model_fingerprint,
@@ -81,55 +82,55 @@ class StageContext:
 # Features (probe mode)
 
 
-FEATURES_FORMAT = 2  # 2: texts truncated from the left (the answer is never cut off)
+FEATURES_FORMAT = 3  # 2: texts truncated from the left (the answer is never cut off); 3: stored per text
 
 
-def _features_key(ctx: StageContext, spec: ModelSpec, split: str, layer: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def feature_store(ctx: StageContext, spec: ModelSpec, layer: int) -> TextRowStore:
+    """Where `spec`'s pooled features (this pooling, layer, max_length) are kept, one row per
+    distinct text: `<cache>/features/<key>/` (see `cache.TextRowStore`)."""
     cfg = ctx.train
     config = {"format": FEATURES_FORMAT, "model": spec.fingerprint, "model_name": spec.name,
               "pooling": cfg.pooling or "auto", "layer": layer, "max_length": cfg.max_length}
-    return config, {"examples": ctx.splits.fingerprint(split)}
+    return TextRowStore(ctx.cache_root, "features", config)
 
 
 def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | None = None) -> np.ndarray:
-    """Pooled hidden states of `spec` on a split's examples, float32 (n_examples, d); computed
-    once (batched, length-sorted) and cached under `<cache>/features/`."""
+    """Pooled hidden states of `spec` on a split's examples, float32 (n_examples, d). Only texts
+    no earlier split, seed or run has embedded with this model are computed (batched,
+    length-sorted); the rest come from the feature store."""
     cfg = ctx.train
     layer = cfg.layer if layer is None else layer
-    config, inputs = _features_key(ctx, spec, split, layer)
+    texts = ctx.splits.texts(split)
 
-    def compute(w: Any) -> dict[str, Any]:
-        texts = ctx.splits.texts(split)
+    def compute(missing: list[str]) -> np.ndarray:
         bb = ctx.frozen_backbone(spec)
         done = [0]
 
         def tick(k: int) -> None:
             done[0] += k
-            ctx.report(f"features {spec.name} {split}", done[0], len(texts))
+            ctx.report(f"features {spec.name} {split}", done[0], len(missing))
 
-        feats = extract_features(bb, texts, pooling=cfg.pooling, layers=(layer,), batch_size=cfg.feature_batch_size,
-                                 max_length=cfg.max_length, device=ctx.device, progress=tick)[layer]
-        w.npy("features", feats)
-        return {"n": len(texts), "dim": int(feats.shape[1])}
+        return extract_features(bb, missing, pooling=cfg.pooling, layers=(layer,), batch_size=cfg.feature_batch_size,
+                                max_length=cfg.max_length, device=ctx.device, progress=tick)[layer]
 
-    d = _guard_oom(lambda: run_cached(ctx.cache_root, "features", config, inputs, compute, force=ctx.force),
-                   f"feature extraction with {spec.name}")
-    return np.asarray(d.npy("features"))
+    rows, _ = _guard_oom(lambda: feature_store(ctx, spec, layer).get(texts, compute, force=ctx.force),
+                         f"feature extraction with {spec.name}")
+    return rows
 
 
 def store_features(ctx: StageContext, spec: ModelSpec, split: str, layer: int,
                    make: Callable[[], np.ndarray]) -> None:
-    """Put features computed elsewhere (the selective encode pass) into the cache `features`
+    """Put features computed elsewhere (the selective encode pass) into the store `features`
     reads, so probe-mode training of `spec` reuses them instead of a second forward pass.
-    `make()` is called only when that cache entry is not already there."""
-    config, inputs = _features_key(ctx, spec, split, layer)
+    `make()` gives the split's rows; it is called only when some of its texts are not stored."""
+    texts = ctx.splits.texts(split)
 
-    def compute(w: Any) -> dict[str, Any]:
-        array = np.ascontiguousarray(make(), dtype=np.float32)
-        w.npy("features", array)
-        return {"n": int(array.shape[0]), "dim": int(array.shape[1]), "from": "encode"}
+    def compute(missing: list[str]) -> np.ndarray:
+        rows = np.asarray(make(), dtype=np.float32)
+        where = {t: i for i, t in enumerate(texts)}
+        return rows[[where[t] for t in missing]]
 
-    run_cached(ctx.cache_root, "features", config, inputs, compute)
+    feature_store(ctx, spec, layer).get(texts, compute)
 
 
 # --------------------------------------------------------------------------------------------
