@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from selective_w2sg.errors import InputError, ParameterError
-from selective_w2sg.pik import PikConfig, PikProbe, auroc, reliability
+from selective_w2sg.pik import C_GRID, PikConfig, PikProbe, auroc, reliability
 from selective_w2sg.select import select_labels
 
 
@@ -39,6 +39,25 @@ def test_pik_recovers_known_subset(kind, rng):
     assert metrics["auroc"] > 0.85
     p = probe.predict(x[400:])
     assert p.shape == (200,) and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
+
+
+def test_pik_cross_validates_its_strength(rng):
+    """C=None picks the L2 strength by grouped CV on the training data: a flat probe (near the base
+    rate) when the features carry no signal, a sharper one when they do."""
+    n, d = 600, 200
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    groups = np.repeat(np.arange(n // 2), 2)  # two examples per question
+    noise = rng.random(n) < 0.45
+    flat = PikProbe().fit(x, noise, groups=groups)
+    assert flat.chosen_C == min(C_GRID) and set(flat.cv_log_loss) == {f"{c:g}" for c in C_GRID}
+    p = flat.predict(x)
+    assert abs(p.mean() - noise.mean()) < 0.03 and p.std() < 0.05
+    signal = x[:, 0] + 0.3 * rng.standard_normal(n) > 0
+    sharp = PikProbe().fit(x, signal, groups=groups)
+    assert sharp.chosen_C > min(C_GRID)
+    assert sharp.to_dict()["chosen_C"] == sharp.chosen_C
+    with pytest.raises(ParameterError, match="C=-1"):
+        PikProbe(PikConfig(C=-1)).fit(x, signal)
 
 
 def test_pik_bad_input(rng):

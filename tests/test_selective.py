@@ -79,7 +79,7 @@ def test_pik_recovers_the_known_subset(tmp_path, knower):
     # no probe can foresee luck: an oracle that knows the easy subset scores auroc(knows, easy).
     oracle = auroc(knows, easy)
     assert auroc(knows, p_ik) > 0.85 * oracle, (auroc(knows, p_ik), oracle)
-    assert auroc(easy, p_ik) > 0.8  # P(IK) singles out the known subset
+    assert auroc(easy, p_ik) > 0.75  # P(IK) singles out the known subset (chance: 0.5)
     metrics = stages["pik"].json("metrics")
     assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
     # Where the selection takes self-labels, they are better than the weak labels they replace.

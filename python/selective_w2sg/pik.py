@@ -15,10 +15,15 @@ import numpy as np
 from .errors import InputError, ParameterError
 
 
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+
+
 @dataclass
 class PikConfig:
     kind: str = "logreg"  # "logreg" (standardised logistic regression) or "mlp" (one hidden layer)
-    C: float = 0.1  # inverse L2 strength of the logistic regression; small: features >> examples
+    # Inverse L2 strength. None: chosen from C_GRID by 5-fold cross-validated log-loss on the
+    # training data (folds by question), so features that carry no signal get a flat probe.
+    C: float | None = None
     hidden: int = 64  # MLP hidden width
     max_iter: int = 2000
     seed: int = 0
@@ -63,14 +68,12 @@ class PikProbe:
 
     config: PikConfig = field(default_factory=PikConfig)
     _model: Any = field(default=None, repr=False)
+    chosen_C: float | None = None  # the C used (config.C, or the cross-validated choice)
+    cv_log_loss: dict[str, float] = field(default_factory=dict)  # C -> mean held-out log-loss
 
-    def fit(self, features: np.ndarray, knows: np.ndarray) -> PikProbe:
-        """features: ``(n, d)`` float; knows: ``(n,)`` bool, True where the self-label is right."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.neural_network import MLPClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
+    def fit(self, features: np.ndarray, knows: np.ndarray, groups: np.ndarray | None = None) -> PikProbe:
+        """features: ``(n, d)`` float; knows: ``(n,)`` bool, True where the self-label is right;
+        groups: ``(n,)`` question ids, so cross-validation never splits a question's examples."""
         x = _features(features)
         y = np.asarray(knows).astype(bool)
         if y.shape != (x.shape[0],):
@@ -80,21 +83,56 @@ class PikProbe:
                 f"P(IK) targets are all {bool(y[0])}: the self-labels are {'all right' if y[0] else 'all wrong'} "
                 "on the training split, so there is nothing to probe"
             )
-        if self.config.kind == "logreg":
-            head = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter, random_state=self.config.seed)
-        elif self.config.kind == "mlp":
-            head = MLPClassifier(
-                hidden_layer_sizes=(self.config.hidden,),
-                # L2 strength tied to C like the logistic regression's; no early stopping: on a
-                # few hundred examples its 10% validation slice stops training far too soon.
-                alpha=0.1 / max(self.config.C, 1e-8),
-                max_iter=self.config.max_iter,
-                random_state=self.config.seed,
-            )
-        else:
+        if self.config.kind not in ("logreg", "mlp"):
             raise ParameterError(f"P(IK) kind={self.config.kind!r} is not 'logreg' or 'mlp'")
-        self._model = make_pipeline(StandardScaler(), head).fit(x, y)
+        c = self.config.C
+        if c is None:
+            c = self._cross_validate(x, y, groups)
+        elif not c > 0:
+            raise ParameterError(f"P(IK) C={c} must be > 0")
+        self.chosen_C = float(c)
+        self._model = self._make(c).fit(x, y)
         return self
+
+    def _make(self, c: float) -> Any:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.config.kind == "logreg":
+            head = LogisticRegression(C=c, max_iter=self.config.max_iter, random_state=self.config.seed)
+        else:
+            # L2 strength tied to C like the logistic regression's; no early stopping: on a few
+            # hundred examples its 10% validation slice stops training far too soon.
+            head = MLPClassifier(hidden_layer_sizes=(self.config.hidden,), alpha=0.1 / max(c, 1e-8),
+                                 max_iter=self.config.max_iter, random_state=self.config.seed)
+        return make_pipeline(StandardScaler(), head)
+
+    def _cross_validate(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
+        """The C of C_GRID with the lowest mean held-out log-loss over 5 folds (by group);
+        the smallest C when a fold cannot be fitted (one class only)."""
+        from sklearn.model_selection import GroupKFold
+
+        g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        n_splits = min(5, len(np.unique(g)))
+        if n_splits < 2:
+            return C_GRID[0]
+        folds = list(GroupKFold(n_splits=n_splits).split(x, y, g))
+        best, best_c = float("inf"), C_GRID[0]
+        for c in C_GRID:
+            losses = []
+            for tr, te in folds:
+                if y[tr].all() or not y[tr].any():
+                    continue
+                p = np.clip(self._make(c).fit(x[tr], y[tr]).predict_proba(x[te])[:, 1], 1e-6, 1 - 1e-6)
+                losses.append(float(-np.mean(np.where(y[te], np.log(p), np.log(1 - p)))))
+            if losses:
+                loss = float(np.mean(losses))
+                self.cv_log_loss[f"{c:g}"] = loss
+                if loss < best:
+                    best, best_c = loss, c
+        return best_c
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(IK) per row, ``(n,)`` float32."""
@@ -108,7 +146,7 @@ class PikProbe:
         return {"auroc": auroc(y, p), "base_rate": float(y.mean()), "n": int(len(y)), **reliability(y, p)}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self.config)
+        return {**asdict(self.config), "chosen_C": self.chosen_C, "cv_log_loss": dict(self.cv_log_loss)}
 
 
 def _features(x: Any) -> np.ndarray:

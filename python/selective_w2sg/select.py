@@ -47,6 +47,8 @@ class SelectiveConfig:
             raise ParameterError(f"tau={self.tau} must be in [0, 1]")
         if self.self_label_among not in ("presented", "all"):
             raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
+        if self.pik.C is not None and not self.pik.C > 0:
+            raise ParameterError(f"P(IK) C={self.pik.C} must be > 0")
         if self.pik.kind not in ("logreg", "mlp"):
             raise ParameterError(f"P(IK) kind={self.pik.kind!r} is not 'logreg' or 'mlp'")
         return self

@@ -121,10 +121,12 @@ def run_pik(ctx: StageContext, encode: StageDir) -> StageDir:
         # Held-out quality on a question-level slice of weak_train, then refit on all of it.
         held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
         metrics: dict[str, Any] = {"train_base_rate": float(knows.mean()), "n_train": int(len(knows))}
+        qids = np.array([e.question_id for e in ex])
         if knows[~held].any() and not knows[~held].all() and held.any():
-            probe = PikProbe(sel.pik).fit(x[~held], knows[~held])
+            probe = PikProbe(sel.pik).fit(x[~held], knows[~held], groups=qids[~held])
             metrics["heldout"] = probe.evaluate(x[held], knows[held])
-        probe = PikProbe(sel.pik).fit(x, knows)
+        probe = PikProbe(sel.pik).fit(x, knows, groups=qids)
+        metrics["probe"] = probe.to_dict()
         for s in SPLITS:
             exs = ctx.splits.examples[s]
             w.npy(f"pik_{s}", probe.predict(enc.pik_inputs(exs, sel.pik_confidence_inputs, sel.self_label_among)))
@@ -301,7 +303,8 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for a in train_tasks:
         x, y = inputs(a, "weak_train")
-        probe = PikProbe(contexts[a].selective.pik).fit(x, y)
+        qids = np.array([e.question_id for e in contexts[a].splits.examples["weak_train"]])
+        probe = PikProbe(contexts[a].selective.pik).fit(x, y, groups=qids)
         out[a] = {}
         for b in eval_tasks:
             xb, yb = inputs(b, "test")
