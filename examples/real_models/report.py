@@ -41,16 +41,21 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--png", type=Path)
     ap.add_argument("--transfer", type=Path, help="JSON written by `sw2s pik-transfer`")
+    ap.add_argument("--min-gap", type=float, default=3.0,
+                    help="plot only runs whose ceiling beats the weak model by this many points (PGR needs a gap)")
     args = ap.parse_args()
     rows, times, pik_rows = [], [], []
     pgr: dict[str, dict[str, tuple[float, float]]] = {}
     used: dict[str, str] = {}  # task -> tick label naming the seeds PGR is defined on
+    gaps: dict[str, float] = {}  # task -> ceiling - weak, accuracy points
+    strongs = {Path(json.loads((r / "config.json").read_text())["strong"]).name for r in args.runs}
     for run in args.runs:
         summary = json.loads((run / "results.json").read_text())["summary"]
         cfg = json.loads((run / "config.json").read_text())
         m = summary["models"]
-        task = summary["task"]
         strong = Path(cfg["strong"]).name
+        task = summary["task"] if len(strongs) == 1 else f"{summary['task']} ({strong})"
+        gaps[task] = 100 * (m["ceiling"]["accuracy"] - m["weak"]["accuracy"])
         acc = [fmt(m[n]["accuracy"], m[n]["accuracy_se"]) for n in ("weak", "ceiling", *METHODS)]
         rows.append(f"| {task} | {Path(cfg['weak']).name} → {strong} | {len(summary['seeds'])} | " + " | ".join(acc) + " |")
         pgr[task] = {n: (m[n].get("pgr", float("nan")), m[n].get("pgr_se", float("nan"))) for n in METHODS}
@@ -94,7 +99,8 @@ def main() -> None:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        tasks = list(pgr)
+        tasks = [t for t in pgr if gaps[t] >= args.min_gap]
+        left_out = [f"{t} (gap {gaps[t]:.1f})" for t in pgr if gaps[t] < args.min_gap]
         width = 0.8 / len(METHODS)
         fig, ax = plt.subplots(figsize=(2.2 * len(tasks) + 3.5, 3.8))
         for i, n in enumerate(METHODS):
@@ -105,7 +111,9 @@ def main() -> None:
         ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, [used[t] for t in tasks])
         ax.set_ylabel("PGR (accuracy), mean ± s.e.")
         ax.legend(fontsize=8, ncol=3)
-        ax.set_title("PGR by method and task (probe mode)")
+        ax.set_title("PGR by method and task (probe mode)"
+                     + (f"\nleft out, ceiling - weak < {args.min_gap:g} points: {', '.join(left_out)}" if left_out else ""),
+                     fontsize=10)
         fig.tight_layout()
         args.png.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.png, dpi=120)
