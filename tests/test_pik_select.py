@@ -56,6 +56,8 @@ def test_pik_cross_validates_its_strength(rng):
     sharp = PikProbe().fit(x, signal, groups=groups)
     assert sharp.chosen_C > min(C_GRID)
     assert sharp.to_dict()["chosen_C"] == sharp.chosen_C
+    sharp.config = PikConfig(C=0.5)  # a refit with a fixed C reports no stale cross-validation
+    assert sharp.fit(x, signal).chosen_C == 0.5 and sharp.cv_log_loss == {}
     with pytest.raises(ParameterError, match="C=-1"):
         PikProbe(PikConfig(C=-1)).fit(x, signal)
 

@@ -171,31 +171,23 @@ class TextRowStore:
         for k, t in zip(keys, texts):
             if k not in index and k not in missing:
                 missing[k] = t
-        fresh: dict[str, int] = {}
-        new_rows: np.ndarray | None = None
+        fresh: dict[str, np.ndarray] = {}
         if missing:
             new_rows = np.ascontiguousarray(compute(list(missing.values())), dtype=np.float32)
             if new_rows.ndim != 2 or len(new_rows) != len(missing):
                 raise DataError(f"computed rows have shape {new_rows.shape}, expected ({len(missing)}, d)")
-            fresh = {k: i for i, k in enumerate(missing)}
+            fresh = dict(zip(missing, new_rows))
             self._write(list(missing), new_rows)
-        dim = new_rows.shape[1] if new_rows is not None else None
-        loaded: dict[Path, np.ndarray] = {}
-        out: np.ndarray | None = None
-        for i, k in enumerate(keys):
-            if k in fresh:
-                assert new_rows is not None
-                row = new_rows[fresh[k]]
-            else:
-                npy, r = index[k]
-                if npy not in loaded:
-                    loaded[npy] = np.load(npy, mmap_mode="r")
-                row = loaded[npy][r]
-            if out is None:
-                out = np.empty((len(keys), dim or row.shape[0]), np.float32)
-            out[i] = row
-        if out is None:
-            out = np.empty((0, dim or 0), np.float32)
+        parts: dict[Path, np.ndarray] = {}
+
+        def stored(k: str) -> np.ndarray:
+            npy, row = index[k]
+            if npy not in parts:
+                parts[npy] = np.load(npy, mmap_mode="r")
+            return parts[npy][row]
+
+        rows = [fresh[k] if k in fresh else stored(k) for k in keys]
+        out = np.array(rows, dtype=np.float32) if rows else np.empty((0, 0), np.float32)
         return out, len(missing)
 
     def _write(self, keys: list[str], rows: np.ndarray) -> None:

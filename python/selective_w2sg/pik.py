@@ -85,6 +85,7 @@ class PikProbe:
             )
         if self.config.kind not in ("logreg", "mlp"):
             raise ParameterError(f"P(IK) kind={self.config.kind!r} is not 'logreg' or 'mlp'")
+        self.cv_log_loss = {}
         c = self.config.C
         if c is None:
             c = self._cross_validate(x, y, groups)

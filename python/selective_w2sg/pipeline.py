@@ -105,7 +105,7 @@ class PipelineConfig:
         """The inverse of `to_dict` (a run folder's config.json); unknown keys are refused."""
         from .pik import PikConfig
 
-        def build(klass: Any, raw: Any, where: str) -> Any:
+        def checked(klass: Any, raw: Any, where: str) -> Any:
             if not isinstance(raw, dict):
                 raise ConfigError(f"{where} must be an object, got {type(raw).__name__}")
             known = {f for f in klass.__dataclass_fields__}
@@ -114,11 +114,11 @@ class PipelineConfig:
                 raise ConfigError(f"{where} has unknown keys {extra}; known: {sorted(known)}")
             return raw
 
-        top = dict(build(cls, d, "config"))
-        sel = dict(build(SelectiveConfig, top.get("selective", {}), "config.selective"))
-        sel["pik"] = PikConfig(**build(PikConfig, sel.get("pik", {}), "config.selective.pik"))
+        top = dict(checked(cls, d, "config"))
+        sel = dict(checked(SelectiveConfig, top.get("selective", {}), "config.selective"))
+        sel["pik"] = PikConfig(**checked(PikConfig, sel.get("pik", {}), "config.selective.pik"))
         top["selective"] = SelectiveConfig(**sel)
-        top["train"] = TrainConfig(**build(TrainConfig, top.get("train", {}), "config.train"))
+        top["train"] = TrainConfig(**checked(TrainConfig, top.get("train", {}), "config.train"))
         top["seeds"] = tuple(top.get("seeds", (0,)))
         if top.get("students") is not None:
             top["students"] = tuple(top["students"])

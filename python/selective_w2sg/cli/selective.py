@@ -3,6 +3,7 @@ runs what it needs first, from the cache when it can) and cross-task P(IK)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +14,20 @@ from ..errors import ConfigError
 from ._app import app
 from .train import (
     Alpha, Data, DataSplit, Device_, FeatureLayer, Force, KNeighbours, MaxLength, Mode, NTest, NW2s, NWeak, Out,
-    PikKind, PoolSeed, Rule, Seeds, SelfLabels, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf, build_config, out_console,
-    parse_ints, rich_progress,
+    PikKind, PoolSeed, Rule, Seeds, SelfLabels, Strong, StrongGguf, Task, Tau, ValFrac, Weak, WeakGguf,
+    build_config, out_console, parse_ints, rich_progress,
 )
+
+
+def _print_transfer_table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], str]) -> None:
+    """A cross-task P(IK) table: one row per train task, one column per eval task."""
+    table = Table(title=title)
+    table.add_column("train \\ eval")
+    for b in cols:
+        table.add_column(b, justify="right")
+    for a in rows:
+        table.add_row(a, *[cell(a, b) for b in cols])
+    out_console.print(table)
 
 
 def _stages(cfg: Any, upto: str) -> None:
@@ -54,8 +66,8 @@ def _stages(cfg: Any, upto: str) -> None:
 def encode(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), seeds: Seeds = "0", data: Data = None, data_split: DataSplit = None,
-    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None,
-    feature_layer: FeatureLayer = None, max_length: MaxLength = 256, device: Device_ = "auto",
+    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2,
+    pool_seed: PoolSeed = None, feature_layer: FeatureLayer = None, max_length: MaxLength = 256, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
     """One frozen pass of the strong model: embeddings, P(IK) features, self-labels."""
@@ -67,8 +79,9 @@ def encode(
 def pik(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), seeds: Seeds = "0", data: Data = None, data_split: DataSplit = None,
-    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None,
-    pik: PikKind = "logreg", self_labels: SelfLabels = "presented", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
+    n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None, val_frac: ValFrac = 0.2,
+    pool_seed: PoolSeed = None, pik: PikKind = "logreg", self_labels: SelfLabels = "presented",
+    feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     mode: Mode = "probe", device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None,
     force: Force = False,
     train_task: Annotated[str | None, typer.Option("--train-task", help="Cross-task: comma list of tasks to train P(IK) on.")] = None,
@@ -103,13 +116,8 @@ def pik(
                 cfg = build_config(**common, **{**kw, "task": t, "data": paths.get(t, kw["data"] if t == task else None)})
                 contexts[t] = prepare_seed(cfg, seed, progress)
             table_data = pik_transfer(contexts, trains, evals)
-        table = Table(title=f"P(IK) AUROC, train task (rows) -> test split of eval task (columns), seed {seed}")
-        table.add_column("train \\ eval")
-        for b in evals:
-            table.add_column(b, justify="right")
-        for a in trains:
-            table.add_row(a, *[f"{table_data[a][b]['auroc']:.3f}" for b in evals])
-        out_console.print(table)
+        _print_transfer_table(f"P(IK) AUROC, train task (rows) -> test split of eval task (columns), seed {seed}",
+                              trains, evals, lambda a, b: f"{table_data[a][b]['auroc']:.3f}")
         from ..io import save_json
 
         save_json(Path(kw["out"]) / f"pik_transfer_seed{seed}.json", table_data)
@@ -120,8 +128,9 @@ def select_cmd(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, k: KNeighbours = 10, alpha: Alpha = 0.5, rule: Rule = "compare", tau: Tau = 0.5,
-    pik: PikKind = "logreg", self_labels: SelfLabels = "presented", feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, k: KNeighbours = 10, alpha: Alpha = 0.5,
+    rule: Rule = "compare", tau: Tau = 0.5, pik: PikKind = "logreg", self_labels: SelfLabels = "presented",
+    feature_layer: FeatureLayer = None, max_length: MaxLength = 256,
     device: Device_ = "auto", weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
     """weak -> encode -> P(IK) -> smooth -> select: the labels of the selective students, with coverage."""
@@ -167,12 +176,7 @@ def pik_transfer_cmd(
             for a in tasks}
     save_json(out, {"runs": [str(r) for r in runs], "seeds": use, "tasks": tasks, "mean": mean,
                     "per_seed": {str(s): v for s, v in per_seed.items()}})
-    table = Table(title=f"P(IK) test AUROC %, trained on the row's weak_train, scored on the column's test split "
-                        f"(mean ± s.e. over seeds {', '.join(map(str, use))})")
-    table.add_column("train \\ eval")
-    for b in tasks:
-        table.add_column(b, justify="right")
-    for a in tasks:
-        table.add_row(a, *[f"{100 * mean[a][b]['auroc']:.1f} ± {100 * mean[a][b]['se']:.1f}" for b in tasks])
-    out_console.print(table)
+    _print_transfer_table(f"P(IK) test AUROC %, trained on the row's weak_train, scored on the column's test split "
+                          f"(mean ± s.e. over seeds {', '.join(map(str, use))})", tasks, tasks,
+                          lambda a, b: f"{100 * mean[a][b]['auroc']:.1f} ± {100 * mean[a][b]['se']:.1f}")
     typer.echo(f"saved {out}")

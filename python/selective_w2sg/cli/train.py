@@ -196,7 +196,8 @@ def weak(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32,
+    micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
@@ -209,7 +210,8 @@ def ceiling(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32,
+    micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
@@ -225,7 +227,8 @@ def student(
     task: Task = "synthetic", weak: Weak = "tiny-random-bert", strong: Strong = "tiny-random-llama",
     out: Out = Path("runs/w2s"), mode: Mode = "probe", seeds: Seeds = "0", data: Data = None,
     data_split: DataSplit = None, n_weak: NWeak = None, n_w2s: NW2s = None, n_test: NTest = None,
-    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32, micro_batch_size: MicroBatch = None,
+    val_frac: ValFrac = 0.2, pool_seed: PoolSeed = None, epochs: Epochs = None, batch_size: BatchSize = 32,
+    micro_batch_size: MicroBatch = None,
     lr: Lr = None, max_length: MaxLength = 256, pooling: Pooling = None, device: Device_ = "auto",
     weak_gguf: WeakGguf = None, strong_gguf: StrongGguf = None, force: Force = False,
 ) -> None:
