@@ -1,4 +1,4 @@
-"""GPU check of the full-mode training path (DESIGN.md: `--mode full`, bf16 autocast), with no hub:
+"""GPU check of the full-mode training path (`--mode full`, bf16 autocast), with no hub:
 a randomly initialised Llama-style model of realistic size, the package's own `Classifier` and
 `train_classifier`, a few hundred optimiser steps. Reports tokens/s, model FLOPs utilisation (MFU)
 and peak GPU memory.

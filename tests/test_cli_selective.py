@@ -26,15 +26,6 @@ def test_stage_commands_share_the_cache(tmp_path):
     assert r.exit_code == 0 and "reused pik" in r.output and "AUROC" in r.output
 
 
-def test_cross_task_pik_table(tmp_path):
-    out = tmp_path / "run"
-    r = CliRunner().invoke(app, ["pik", "--out", str(out), "--train-task", "synthetic", "--eval-task", "synthetic",
-                                 *SIZES])
-    assert r.exit_code == 0, r.output
-    table = json.loads((out / "pik_transfer_seed0.json").read_text())
-    assert 0.0 <= table["synthetic"]["synthetic"]["auroc"] <= 1.0
-
-
 def test_pik_transfer_over_finished_runs(tmp_path):
     """Two finished runs (different question pools); the table's diagonal is each run's own
     in-task P(IK) test AUROC, and no stage is recomputed."""
@@ -64,5 +55,3 @@ def test_bad_selective_options(tmp_path):
     assert r.exit_code != 0 and "magic" in str(r.exception)
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--method", "all", "--alpha", "1.5"])
     assert r.exit_code != 0 and "alpha=1.5" in str(r.exception)
-    r = CliRunner().invoke(app, ["pik", "--out", str(tmp_path), "--train-task", "synthetic"])
-    assert r.exit_code != 0 and "--eval-task" in str(r.exception)

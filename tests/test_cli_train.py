@@ -20,7 +20,7 @@ SMALL = ["--n-weak", "40", "--n-w2s", "60", "--n-test", "40", "--epochs", "8", "
 def test_train_end_to_end_then_report(tmp_path) -> None:
     out = tmp_path / "run"
     r = CliRunner().invoke(app, ["train", "--task", "synthetic", "--weak", "tiny-random-bert", "--strong",
-                                 "tiny-random-llama", "--out", str(out), "--seeds", "0,1", *SMALL])
+                                 "tiny-random-llama", "--out", str(out), "--seeds", "0,1", "--method", "w2s", *SMALL])
     assert r.exit_code == 0, r.output
     assert "PGR" in r.output and "aux_conf" in r.output
     summary = json.loads((out / "results.json").read_text())["summary"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_splits
+from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
 from selective_w2sg.models import load_backbone
 from selective_w2sg.tasks import build_splits, format_example
 
@@ -27,6 +27,12 @@ def count_rows(backbone):
 
     backbone.model.forward = forward
     return seen
+
+
+def encode_splits(backbone, examples, questions, among="presented", **kw):
+    """Encode every split's questions in one pass; per-example arrays per split."""
+    enc = encode_questions(backbone, [q for qs in questions.values() for q in qs], **kw)
+    return {split: enc.for_examples(exs, among) for split, exs in examples.items()}
 
 
 @torch.inference_mode()

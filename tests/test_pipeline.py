@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg import stages as stages_mod
+from selective_w2sg.stages import training as stages_mod
 from selective_w2sg.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
 from selective_w2sg.evaluate import aggregate, binary_metrics, mean_se, pgr
-from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_pipeline, run_stages
+from selective_w2sg.config import RunConfig
+from selective_w2sg.pipeline import prepare_seed, run_pipeline, run_stages
+from selective_w2sg.stages.weak import run_weak
 from selective_w2sg.train import TrainConfig
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
@@ -20,12 +22,12 @@ torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-c
 SMALL = dict(n_weak=40, n_w2s=60, n_test=40)
 
 
-def _cfg(tmp_path, **kw) -> PipelineConfig:
+def _cfg(tmp_path, **kw) -> RunConfig:
     train = kw.pop("train", TrainConfig(epochs=8, device="cpu"))
-    return PipelineConfig(out=str(tmp_path / "run"), train=train, **{**SMALL, **kw})
+    return RunConfig.create(out=str(tmp_path / "run"), train=train, **{**SMALL, "method": "w2s", **kw})
 
 
-def _run(cfg: PipelineConfig, seed: int = 0) -> dict[str, StageDir]:
+def _run(cfg: RunConfig, seed: int = 0) -> dict[str, StageDir]:
     ctx = prepare_seed(cfg, seed)
     return run_stages(ctx, cfg.student_names)
 
@@ -126,7 +128,7 @@ def test_resume_after_interrupted_stage(tmp_path, monkeypatch) -> None:
 def test_weak_never_sees_w2s_ground_truth(tmp_path) -> None:
     cfg = _cfg(tmp_path)
     ctx = prepare_seed(cfg, 0)
-    d = stages_mod.run_weak(ctx)
+    d = run_weak(ctx)
     cfg_json = json.loads((d.path / "config.json").read_text())
     assert cfg_json["inputs"]["train"][0] == "weak_train" and cfg_json["inputs"]["val"][0] == "weak_train"
     mask = stages_mod.weak_val_mask(ctx.splits, 0)
@@ -190,17 +192,17 @@ def test_config_round_trips_through_its_json(tmp_path) -> None:
     from selective_w2sg.pik import PikConfig
     from selective_w2sg.select import SelectiveConfig
 
-    cfg = PipelineConfig(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
+    cfg = RunConfig.create(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
                          selective=SelectiveConfig(k=7, pik=PikConfig(kind="mlp", C=0.5)),
                          train=TrainConfig(epochs=3, lr=0.1))
     save_json(tmp_path / "config.json", json.loads(json.dumps(cfg.to_dict())))  # as a run writes it
-    assert PipelineConfig.load(tmp_path) == cfg
+    assert RunConfig.load(tmp_path) == cfg
     bad = cfg.to_dict()
     bad["selective"]["pik"]["colour"] = "red"
     with pytest.raises(ConfigError, match="colour"):
-        PipelineConfig.from_dict(bad)
+        RunConfig.from_dict(bad)
     with pytest.raises(DataError, match="not a run folder"):
-        PipelineConfig.load(tmp_path / "nowhere")
+        RunConfig.load(tmp_path / "nowhere")
 
 
 def test_text_row_store_computes_each_text_once(tmp_path) -> None:
@@ -240,7 +242,7 @@ def test_features_shared_across_seeds_of_one_pool(tmp_path, monkeypatch) -> None
         return real(bb, texts, **kw)
 
     monkeypatch.setattr(stages_mod, "extract_features", counting)
-    cfg = PipelineConfig(out=str(tmp_path), n_weak=40, n_w2s=60, n_test=30, pool_seed=0,
+    cfg = RunConfig.create(out=str(tmp_path), n_weak=40, n_w2s=60, n_test=30, pool_seed=0,
                          train=TrainConfig(epochs=1, device="cpu"))
     ctx0 = prepare_seed(cfg, 0)
     x0 = stages_mod.features(ctx0, ctx0.weak, "test")

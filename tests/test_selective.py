@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import selective_w2sg as sw
-from selective_w2sg import stages as stages_mod
+from selective_w2sg.stages import training as stages_mod
 from selective_w2sg.pik import auroc
-from selective_w2sg.pipeline import PipelineConfig, prepare_seed, run_seed, run_stages
+from selective_w2sg.config import RunConfig
+from selective_w2sg.pipeline import prepare_seed, run_seed, run_stages, run_targets
 from selective_w2sg.select import SelectiveConfig
-from selective_w2sg.selective import load_encoded
-from selective_w2sg.stages import center_by_question
+from selective_w2sg.stages.encode import load_encoded
+from selective_w2sg.stages.training import center_by_question
 from selective_w2sg.tasks import format_example, synthetic_questions
 from selective_w2sg.train import TrainConfig
 
@@ -54,9 +55,9 @@ def knower(tmp_path_factory) -> str:
     return str(path)
 
 
-def _cfg(tmp_path: Path, **kw) -> PipelineConfig:
+def _cfg(tmp_path: Path, **kw) -> RunConfig:
     train = kw.pop("train", TrainConfig(epochs=8, device="cpu"))
-    return PipelineConfig(out=str(tmp_path / "run"), train=train, **{**SMALL, **kw})
+    return RunConfig.create(out=str(tmp_path / "run"), train=train, **{**SMALL, **kw})
 
 
 def _easy(ctx, split: str) -> np.ndarray:
@@ -93,8 +94,7 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
     for rule, tau in (("tau", 0.6), ("compare", 0.5)):
         cfg = _cfg(tmp_path, strong=knower, method="all", selective=SelectiveConfig(rule=rule, tau=tau))
         ctx = prepare_seed(cfg, 0)
-        stages = run_stages(ctx, ())
-        stages.update(stages_mod.STUDENTS["selective"].prerequisites(ctx, stages))
+        stages = run_targets(ctx, ["select"])
         enc = load_encoded(stages["encode"])
         sel = stages["select"]
         self_l = enc.self_labels(ctx.splits.examples["w2s_train"])
@@ -105,7 +105,7 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
         if rule == "tau":
             np.testing.assert_array_equal(use, p_ik > tau)
         else:  # P(IK) above the calibrated confidence of the label it would replace
-            from selective_w2sg.selective import calibrate_weak
+            from selective_w2sg.stages.select import calibrate_weak
             from selective_w2sg.select import weak_confidence
 
             conf = calibrate_weak(ctx, stages["weak"]).predict(weak_confidence(smoothed))

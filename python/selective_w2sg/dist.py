@@ -49,15 +49,6 @@ def barrier() -> None:
         tdist.barrier()
 
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's `obj` on every rank."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    tdist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's tensor (any lengths, also 0) in rank order, on every rank."""
     if not is_distributed():

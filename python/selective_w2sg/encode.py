@@ -274,16 +274,3 @@ def encode_questions(
         question_confidence=conf,
         question_entropy=ent.astype(np.float32),
     )
-
-
-def encode_splits(
-    backbone: Backbone,
-    examples: dict[str, list[Example]],
-    questions: dict[str, list[Question]],
-    among: str = "presented",
-    **kw: object,
-) -> dict[str, EncodeOutput]:
-    """Encode the questions of every split in one pass; per-example arrays per split (self-labels
-    chosen `among` the presented candidates or all options, see `EncodedQuestions.answers`)."""
-    enc = encode_questions(backbone, [q for qs in questions.values() for q in qs], **kw)  # type: ignore[arg-type]
-    return {split: enc.for_examples(exs, among) for split, exs in examples.items()}

@@ -12,21 +12,30 @@ from typing import Any
 
 import numpy as np
 
+from .config import opt
 from .errors import InputError, ParameterError
 
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PikConfig:
-    kind: str = "logreg"  # "logreg" (standardised logistic regression) or "mlp" (one hidden layer)
-    # Inverse L2 strength. None: chosen from C_GRID by 5-fold cross-validated log-loss on the
-    # training data (folds by question), so features that carry no signal get a flat probe.
-    C: float | None = None
-    hidden: int = 64  # MLP hidden width
-    max_iter: int = 2000
-    seed: int = 0
+    kind: str = field(default="logreg", metadata=opt(
+        "P(IK) probe: logreg (standardised logistic regression) | mlp (one hidden layer).", "--pik"))
+    # None: chosen from C_GRID by 5-fold cross-validated log-loss on the training data (folds by
+    # question), so features that carry no signal get a flat probe.
+    C: float | None = field(default=None, metadata=opt(
+        "P(IK) inverse L2 strength (default: cross-validated on weak_train).", "--pik-c"))
+    hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width.", "--pik-hidden"))
+    max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations.", "--pik-max-iter"))
+    seed: int = field(default=0, metadata=opt("P(IK) initialisation seed.", "--pik-seed"))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("logreg", "mlp"):
+            raise ParameterError(f"P(IK) kind={self.kind!r} is not 'logreg' or 'mlp'")
+        if self.C is not None and not self.C > 0:
+            raise ParameterError(f"P(IK) C={self.C} must be > 0")
 
 
 def auroc(y: np.ndarray, score: np.ndarray) -> float:

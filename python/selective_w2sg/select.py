@@ -9,34 +9,37 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, ParameterError
+from .config import opt
 from .pik import PikConfig
 
 RULES = ("tau", "compare")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SelectiveConfig:
     """Settings of the selective method (encode -> P(IK) -> smooth -> select). Any tuning is
     done on weak_train or weak-labelled w2s_val, never on test."""
 
-    k: int = 10  # neighbours in the kNN graph over strong embeddings (see README: defaults)
-    alpha: float = 0.5  # label-spreading weight of the neighbours; 0 = no smoothing
-    smooth_iters: int = 50  # label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)
-    graph_method: str = "auto"  # exact | approx | auto
-    # Build the graph on question-centred embeddings: a question's two examples share their
-    # context and have opposite labels, so uncentred they would be each other's nearest neighbour.
-    graph_center: bool = True
-    rule: str = "compare"  # "compare": self-label where P(IK) > the weak label's calibrated confidence; "tau"
-    tau: float = 0.5  # threshold on P(IK) for rule="tau"
-    feature_layer: int | None = None  # P(IK) features: hidden layer; None = the middle one
-    pik_confidence_inputs: bool = True  # also feed P(IK) the strong model's own answer confidence
-    # The strong model's own answer: its pick among the candidates a question's examples present
-    # ("presented": the pair every other model compares) or among all the question's options ("all").
-    self_label_among: str = "presented"
+    k: int = field(default=10, metadata=opt("Neighbours in the kNN graph over strong embeddings."))
+    alpha: float = field(default=0.5, metadata=opt("Label-spreading weight of the neighbours, [0, 1); 0 = no smoothing."))
+    smooth_iters: int = field(default=50, metadata=opt("Label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)."))
+    graph_method: str = field(default="auto", metadata=opt("kNN search: exact | approx | auto."))
+    # A question's two examples share their context and have opposite labels, so uncentred they
+    # would be each other's nearest neighbour.
+    graph_center: bool = field(default=True, metadata=opt("Build the graph on question-centred embeddings."))
+    rule: str = field(default="compare", metadata=opt(
+        "compare: self-label where P(IK) > the calibrated probability that the other label is right | tau."))
+    tau: float = field(default=0.5, metadata=opt("P(IK) threshold for --rule tau."))
+    feature_layer: int | None = field(default=None, metadata=opt("Hidden layer of the P(IK) features (default: middle)."))
+    pik_confidence_inputs: bool = field(default=True, metadata=opt(
+        "Also feed P(IK) the strong model's own answer confidence."))
+    self_label_among: str = field(default="presented", metadata=opt(
+        "The strong model's own answer among the candidates a question's examples present (presented) or among "
+        "all its options (all).", "--self-labels"))
     pik: PikConfig = field(default_factory=PikConfig)
-    encode_batch_size: int = 32
+    encode_batch_size: int = field(default=32, metadata=opt("Texts per forward pass of the encode stage."))
 
-    def validate(self) -> SelectiveConfig:
+    def __post_init__(self) -> None:
         if self.k < 1:
             raise ParameterError(f"k={self.k} must be at least 1")
         if not 0.0 <= self.alpha < 1.0:
@@ -47,11 +50,10 @@ class SelectiveConfig:
             raise ParameterError(f"tau={self.tau} must be in [0, 1]")
         if self.self_label_among not in ("presented", "all"):
             raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
-        if self.pik.C is not None and not self.pik.C > 0:
-            raise ParameterError(f"P(IK) C={self.pik.C} must be > 0")
-        if self.pik.kind not in ("logreg", "mlp"):
-            raise ParameterError(f"P(IK) kind={self.pik.kind!r} is not 'logreg' or 'mlp'")
-        return self
+        if self.graph_method not in ("exact", "approx", "auto"):
+            raise ParameterError(f"graph_method={self.graph_method!r} is not exact, approx or auto")
+        if self.smooth_iters < 0 or self.encode_batch_size < 1:
+            raise ParameterError("smooth_iters must be >= 0 and encode_batch_size >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

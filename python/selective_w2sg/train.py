@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import dist
+from .config import opt
 from .errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
 from .models import Device, pad_batch, pick_device
@@ -27,49 +28,69 @@ from .models import Device, pad_batch, pick_device
 MODES = ("probe", "full", "lora")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How one model is trained. `None` fields take a per-mode default in `resolved()`."""
 
-    mode: str = "probe"  # probe: frozen backbone + linear head on cached features (CPU); full: all weights; lora: adapters
-    pooling: str | None = None  # last | mean; None: last real token for causal LMs, mean for encoders
-    layer: int = -1  # which hidden state the head reads (-1: the last layer)
-    epochs: int | None = None  # passes over the training data; None: 40 (probe, cheap) or 2 (full/lora, as Burns et al.)
-    batch_size: int = 32  # examples per optimiser step, over all ranks and accumulation steps
-    micro_batch_size: int | None = None  # examples per forward pass on one rank; None: batch_size (probe) or 8
-    lr: float | None = None  # peak learning rate; None: 1e-2 (probe head), 5e-5 (full), 1e-4 (lora)
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    warmup_frac: float = 0.1  # share of steps with a linearly rising learning rate, then cosine decay to 0
-    max_grad_norm: float = 1.0  # gradient clipping (after the sum over ranks, so every rank clips alike)
-    max_length: int = 256  # tokens per example; longer texts are truncated
-    patience: int | None = None  # evaluations without a better val score before stopping; None: 8 probe, 2 full/lora
-    evals_per_epoch: int = 1  # validation passes per epoch (early stopping granularity)
-    aux_weight: float = 0.75  # aux_conf: final weight of the model's own hardened predictions (Burns et al.)
-    aux_warmup_frac: float = 0.2  # aux_conf: share of steps over which that weight ramps up from 0
-    aux_window: int = 512  # aux_conf: recent predictions whose quantile sets the hardening threshold
-    feature_batch_size: int = 64  # probe: examples per feature-extraction forward pass
-    center_features: bool = True  # probe: subtract each question's mean feature (no labels used)
-    eval_batch_size: int = 64  # examples per forward pass when predicting
-    lora_r: int = 8  # lora: adapter rank
-    device: str = "auto"  # auto (CUDA if available, else CPU) | cpu | cuda
+    mode: str = field(default="probe", metadata=opt(
+        "probe (frozen backbone + a head on cached features; CPU) | full (all weights) | lora (adapters)."))
+    pooling: str | None = field(default=None, metadata=opt(
+        "last | mean (default: last real token for causal LMs, mean for encoders)."))
+    layer: int = field(default=-1, metadata=opt("Hidden state the head reads (-1: the last layer)."))
+    epochs: int | None = field(default=None, metadata=opt(
+        "Passes over the training data (default: 40 probe, 2 full/lora as Burns et al.)."))
+    batch_size: int = field(default=32, metadata=opt("Examples per optimiser step, over all ranks and accumulation."))
+    micro_batch_size: int | None = field(default=None, metadata=opt(
+        "Examples per forward pass on one rank: gradient accumulation (default: batch size in probe mode, else 8)."))
+    lr: float | None = field(default=None, metadata=opt(
+        "Peak learning rate (default: 1e-2 probe, 5e-5 full, 1e-4 lora)."))
+    weight_decay: float = field(default=0.01, metadata=opt("AdamW decoupled weight decay."))
+    warmup_frac: float = field(default=0.1, metadata=opt(
+        "Share of steps with a linearly rising learning rate, then cosine decay to 0."))
+    max_grad_norm: float = field(default=1.0, metadata=opt(
+        "Gradient clipping (after the sum over ranks, so every rank clips alike); 0: off."))
+    max_length: int = field(default=256, metadata=opt("Tokens per example; longer texts are cut from the left."))
+    patience: int | None = field(default=None, metadata=opt(
+        "Evaluations without a better validation score before stopping (default: 8 probe, 2 full/lora)."))
+    evals_per_epoch: int = field(default=1, metadata=opt("Validation passes per epoch (early-stopping granularity)."))
+    aux_weight: float = field(default=0.75, metadata=opt(
+        "aux_conf: final weight of the model's own hardened predictions (Burns et al.)."))
+    aux_warmup_frac: float = field(default=0.2, metadata=opt("aux_conf: share of steps over which that weight ramps up."))
+    aux_window: int = field(default=512, metadata=opt(
+        "aux_conf: recent predictions whose quantile sets the hardening threshold."))
+    feature_batch_size: int = field(default=64, metadata=opt("probe: examples per feature-extraction forward pass."))
+    center_features: bool = field(default=True, metadata=opt(
+        "probe: subtract each question's mean feature (uses no labels)."))
+    eval_batch_size: int = field(default=64, metadata=opt("Examples per forward pass when predicting."))
+    lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
+    device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
+
+    def __post_init__(self) -> None:
+        self.resolved()  # validates every field once, at construction
 
     def resolved(self) -> TrainConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.pooling not in (None, "auto", "last", "mean"):
+            raise ConfigError(f"pooling must be last or mean, got {self.pooling!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         probe = self.mode == "probe"
-        c = replace(
-            self,
+        kw = dict(
             epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
             micro_batch_size=self.micro_batch_size or (self.batch_size if probe else min(8, self.batch_size)),
             lr=self.lr if self.lr is not None else (1e-2 if probe else (5e-5 if self.mode == "full" else 1e-4)),
             patience=self.patience if self.patience is not None else (8 if probe else 2),
         )
         for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
-            if getattr(c, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(c, name)}")
-        if c.lr <= 0:  # type: ignore[operator]
-            raise ConfigError(f"lr must be > 0, got {c.lr}")
-        return c
+            v = kw.get(name, getattr(self, name))
+            if v < 1:
+                raise ConfigError(f"{name} must be >= 1, got {v}")
+        if kw["lr"] <= 0:  # type: ignore[operator]
+            raise ConfigError(f"lr must be > 0, got {kw['lr']}")
+        if all(getattr(self, k) == v for k, v in kw.items()):
+            return self
+        return replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""Stages of the weak-to-strong protocol. Each is a function from typed inputs to a cached folder.
+"""Training a model as a cached stage: probe-mode features, `fit_stage`, and `run_student`.
 
 Outputs of a training stage (`weak`, `ceiling`, `student-<name>`), in `<cache>/<stage>/<key>/`:
     config.json                  the stage's full config and input fingerprints (its key's preimage)
@@ -7,76 +7,26 @@ Outputs of a training stage (`weak`, `ceiling`, `student-<name>`), in `<cache>/<
     DONE.json                    written last: the files, the run time, a summary
 Probe-mode features live in `<cache>/features/<key>/part-*.npy`, float32 rows keyed by text (see
 `cache.TextRowStore`): a text is embedded once per model and config, whatever split or seed asks.
-No stage reads `test` ground truth: only `evaluate.py` does.
+No stage reads `test` ground truth: only `evaluate.py` and the analysis module do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .cache import StageDir, TextRowStore, array_fingerprint, run_cached
-from .errors import DeviceOutOfMemoryError
-from .models import (
-    Backbone, Classifier, Device, LinearHead, apply_lora, extract_features, load_backbone, model_fingerprint,
-    pick_device, tokenize,
+from ..cache import StageDir, TextRowStore, array_fingerprint, run_cached
+from ..config import ModelSpec
+from ..errors import DeviceOutOfMemoryError
+from ..models import (
+    Classifier, LinearHead, apply_lora, extract_features, load_backbone, tokenize,
 )
-from .select import SelectiveConfig
-from .tasks import Splits, hash_seed
-from .train import FeatureInputs, Inputs, TokenInputs, TrainConfig, predict_proba, train_classifier
-
-Progress = Callable[[str, int, int], None]  # (what, done, total)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model by name (built-in, hub id or local path), and a GGUF file inside it if any."""
-
-    name: str
-    gguf_file: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        return model_fingerprint(self.name, self.gguf_file)
-
-
-@dataclass
-class StageContext:
-    """Everything a stage reads: the splits of one seed, the models, the training config."""
-
-    splits: Splits
-    cache_root: Path
-    weak: ModelSpec
-    strong: ModelSpec
-    train: TrainConfig
-    seed: int
-    progress: Progress | None = None
-    force: bool = False
-    selective: SelectiveConfig = field(default_factory=SelectiveConfig)  # used by the selective stages
-    _device: Device | None = field(default=None, repr=False)
-    _frozen: dict[ModelSpec, Backbone] = field(default_factory=dict, repr=False)
-
-    @property
-    def device(self) -> Device:
-        if self._device is None:
-            self._device = pick_device(self.train.device)
-        return self._device
-
-    def frozen_backbone(self, spec: ModelSpec) -> Backbone:
-        """The pretrained model, loaded once per context (probe mode never changes its weights)."""
-        if spec not in self._frozen:
-            self._frozen[spec] = load_backbone(spec.name, gguf_file=spec.gguf_file)
-        return self._frozen[spec]
-
-    def report(self, what: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(what, done, total)
-
+from ..tasks import Splits, hash_seed
+from ..train import FeatureInputs, Inputs, TokenInputs, TrainConfig, predict_proba, train_classifier
+from .base import StageContext
 
 # --------------------------------------------------------------------------------------------
 # Features (probe mode)
@@ -240,25 +190,6 @@ def _guard_oom(fn: Callable[[], Any], what: str) -> Any:
         ) from None
 
 
-def run_weak(ctx: StageContext) -> StageDir:
-    """Weak supervisor: trained on weak_train ground truth (early stopping on a question-level slice
-    of it); P(y=1) on every split."""
-    y = ctx.splits.labels("weak_train").astype(np.float32)
-    val = weak_val_mask(ctx.splits, ctx.seed)
-    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    return fit_stage(ctx, "weak", ctx.weak, train_split="weak_train", train_labels=y[tr_idx], train_idx=tr_idx,
-                     val_split="weak_train", val_labels=y[va_idx], val_idx=va_idx,
-                     predict=("weak_train", "w2s_train", "w2s_val", "test"))
-
-
-def run_ceiling(ctx: StageContext) -> StageDir:
-    """Strong ceiling: trained on w2s_train ground truth, early stopping on w2s_val ground truth
-    (the reference may see what students may not)."""
-    return fit_stage(ctx, "ceiling", ctx.strong, train_split="w2s_train",
-                     train_labels=ctx.splits.labels("w2s_train").astype(np.float32),
-                     val_split="w2s_val", val_labels=ctx.splits.labels("w2s_val").astype(np.float32))
-
-
 def run_student(
     ctx: StageContext, name: str, train_labels: np.ndarray, val_labels: np.ndarray, *, loss: str = "xent",
     extra: Mapping[str, Any] | None = None,
@@ -268,48 +199,3 @@ def run_student(
     `val_labels` (weak-derived: never ground truth)."""
     return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
                      val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})})
-
-
-# --------------------------------------------------------------------------------------------
-# Students: name -> where its labels come from and which loss it uses. Later methods add entries.
-
-LabelSource = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class StudentSpec:
-    name: str
-    loss: str  # xent | aux_conf
-    labels: LabelSource  # (ctx, finished stages by name) -> (w2s_train labels, w2s_val labels)
-    description: str = ""
-    # stages this student's labels need, run (once) before it: (ctx, stages) -> {name: StageDir}
-    prerequisites: Callable[[StageContext, Mapping[str, StageDir]], Mapping[str, StageDir]] | None = None
-
-
-def weak_soft_labels(ctx: StageContext, stages: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
-    """The weak model's soft predictions on w2s_train and w2s_val."""
-    weak = stages["weak"]
-    return weak.npy("preds_w2s_train"), weak.npy("preds_w2s_val")
-
-
-STUDENTS: dict[str, StudentSpec] = {
-    "naive": StudentSpec("naive", "xent", weak_soft_labels, "strong on weak soft labels, cross-entropy"),
-    "aux_conf": StudentSpec("aux_conf", "aux_conf", weak_soft_labels, "strong on weak labels, aux-confidence loss"),
-}
-
-
-def register_student(spec: StudentSpec) -> None:
-    STUDENTS[spec.name] = spec
-
-
-def run_named_student(ctx: StageContext, name: str, stages: dict[str, StageDir]) -> StageDir:
-    """Train student `name`; its prerequisite stages (if any) are added to `stages` first."""
-    from .errors import ConfigError
-
-    if name not in STUDENTS:
-        raise ConfigError(f"unknown student {name!r}; known: {', '.join(STUDENTS)}")
-    spec = STUDENTS[name]
-    if spec.prerequisites is not None:
-        stages.update(spec.prerequisites(ctx, stages))
-    tr, va = spec.labels(ctx, stages)
-    return run_student(ctx, name, tr, va, loss=spec.loss)

@@ -1,0 +1,82 @@
+"""Analysis, never fed back into training: how accurate each label source is against the hidden
+w2s_train ground truth, P(IK) quality, and cross-task P(IK) (train on one task's weak_train,
+score on another's test split). Like `evaluate.py`, this module reads hidden ground truth; no
+stage does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .cache import StageDir
+from .errors import ConfigError
+from .pik import PikProbe, auroc, reliability
+from .stages.base import StageContext
+from .stages.encode import load_encoded, run_encode
+
+
+def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]:
+    """For analysis only (never fed back into training): accuracy of each label source against
+    the hidden w2s_train ground truth, coverage, P(IK) quality, graph and encode summaries."""
+    if "select" not in stages:
+        return {}
+    y = ctx.splits.labels("w2s_train") == 1
+    sel, pik, smooth, weak = stages["select"], stages["pik"], stages["smooth"], stages["weak"]
+    self_l = pik.npy("self_w2s_train")
+    def acc(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> float:
+        return float(np.mean((np.asarray(p)[mask] > 0.5) == y[mask]))
+
+    out: dict[str, Any] = {
+        "label_accuracy_w2s_train": {
+            "weak": acc(weak.npy("preds_w2s_train")),
+            "smoothed": acc(smooth.npy("smoothed_w2s_train")),
+            "self": acc(self_l),
+            **{n: acc(sel.npy(f"labels_{n}_w2s_train")) for n in ("selective", "pik_only")},
+        },
+        "coverage_w2s_train": {n: float(np.mean(sel.npy(f"use_self_{n}_w2s_train")))
+                               for n in ("selective", "pik_only")},
+        "pik": pik.json("metrics"),
+        "graph": smooth.json("graph"),
+    }
+    use = sel.npy("use_self_selective_w2s_train").astype(bool)
+    out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
+    out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
+    p_ik = pik.npy("pik_w2s_train")
+    knows = self_l == y
+    out["pik_w2s_train"] = {"auroc": auroc(knows, p_ik), **reliability(knows, p_ik)}
+    done = stages["encode"].path / "DONE.json"
+    out["encode"] = json.loads(done.read_text()).get("summary", {})
+    return out
+
+
+def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], eval_tasks: list[str],
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Cross-task P(IK): for each train task A, a probe fitted on A's weak_train; scored on each
+    eval task B's test split (AUROC, ECE against whether the strong model's self-label is right
+    there). Every context must use the same strong model. Returns {A: {B: metrics}}."""
+    strong = {c.strong.fingerprint for c in contexts.values()}
+    if len(strong) != 1:
+        raise ConfigError("cross-task P(IK) needs one strong model for every task")
+    encoded = {t: load_encoded(run_encode(contexts[t])) for t in {*train_tasks, *eval_tasks}}
+
+    def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        ctx, enc = contexts[task], encoded[task]
+        ex, sel = ctx.splits.examples[split], ctx.selective
+        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
+        return enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among), knows
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for a in train_tasks:
+        x, y = inputs(a, "weak_train")
+        qids = np.array([e.question_id for e in contexts[a].splits.examples["weak_train"]])
+        probe = PikProbe(contexts[a].selective.pik).fit(x, y, groups=qids)
+        out[a] = {}
+        for b in eval_tasks:
+            xb, yb = inputs(b, "test")
+            m = probe.evaluate(xb, yb)
+            out[a][b] = {"auroc": m["auroc"], "ece": m["ece"], "base_rate": m["base_rate"], "n": m["n"]}
+    return out
