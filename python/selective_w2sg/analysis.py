@@ -21,35 +21,43 @@ from .stages.encode import load_encoded, run_encode
 
 def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]:
     """For analysis only (never fed back into training): accuracy of each label source against
-    the hidden w2s_train ground truth, coverage, P(IK) quality, graph and encode summaries."""
+    the hidden w2s_train ground truth, each selection student's coverage (share of w2s_train
+    questions on self-labels), P(IK) quality, graph and encode summaries."""
+    from .stages import STUDENTS
+
     if "select" not in stages:
         return {}
     y = ctx.splits.labels("w2s_train") == 1
     sel, pik, smooth, weak = stages["select"], stages["pik"], stages["smooth"], stages["weak"]
-    self_l = pik.npy("self_w2s_train")
+    self_l = sel.npy("self_w2s_train")
+
     def acc(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> float:
         return float(np.mean((np.asarray(p)[mask] > 0.5) == y[mask]))
 
-    out: dict[str, Any] = {
-        "label_accuracy_w2s_train": {
-            "weak": acc(weak.npy("preds_w2s_train")),
-            "smoothed": acc(smooth.npy("smoothed_w2s_train")),
-            "self": acc(self_l),
-            **{n: acc(sel.npy(f"labels_{n}_w2s_train")) for n in ("selective", "pik_only")},
-        },
-        "coverage_w2s_train": {n: float(np.mean(sel.npy(f"use_self_{n}_w2s_train")))
-                               for n in ("selective", "pik_only")},
-        "pik": pik.json("metrics"),
-        "graph": smooth.json("graph"),
-    }
-    use = sel.npy("use_self_selective_w2s_train").astype(bool)
-    out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
-    out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
-    p_ik = pik.npy("pik_w2s_train")
+    label_acc = {"weak": acc(weak.npy("preds_w2s_train")), "smoothed": acc(smooth.npy("smoothed_w2s_train")),
+                 "self": acc(self_l)}
+    coverage: dict[str, float] = {}
+    for name, st in STUDENTS.items():
+        if st.select is None or name not in stages:
+            continue
+        chosen = st.select(ctx, stages, "w2s_train")
+        label_acc[name] = acc(chosen.labels)
+        coverage[name] = chosen.coverage
+    out: dict[str, Any] = {"label_accuracy_w2s_train": label_acc, "coverage_w2s_train": coverage,
+                           "pik": pik.json("metrics"), "graph": smooth.json("graph"),
+                           "calibrate": json.loads((stages["calibrate"].path / "DONE.json").read_text()).get("summary", {})}
+    if "selective" in stages:
+        use = STUDENTS["selective"].select(ctx, stages, "w2s_train").use_self  # type: ignore[misc]
+        out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
+        out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
     knows = self_l == y
-    out["pik_w2s_train"] = {"auroc": auroc(knows, p_ik), **reliability(knows, p_ik)}
+    out["pik_w2s_train"] = {"auroc": auroc(knows, sel.npy("pik_w2s_train")),
+                            "confidence_auroc": auroc(knows, sel.npy("confidence_w2s_train")),
+                            **reliability(knows, sel.npy("pik_w2s_train"))}
     done = stages["encode"].path / "DONE.json"
     out["encode"] = json.loads(done.read_text()).get("summary", {})
+    if "tune" in stages:
+        out["tune"] = stages["tune"].json("tune")
     return out
 
 

@@ -70,12 +70,18 @@ def _forward(
     ids = tokenize(backbone, texts, max_length)
     starts = None
     if prefixes is not None:
-        pre = tokenize(backbone, prefixes, max_length)
-        starts = np.array([_common_prefix(a, b) for a, b in zip(ids, pre)])
+        # The answer is the text's tokens after its prefix, counted on the untruncated texts: texts
+        # are cut from the left, so a long text keeps its answer tokens at its end, but the prefix
+        # it shares with its question would no longer line up after the cut.
+        full = backbone.tokenizer(list(texts))["input_ids"]
+        pre = backbone.tokenizer(list(prefixes))["input_ids"]
+        n_answer = np.array([len(f) - _common_prefix(f, q) for f, q in zip(full, pre)])
+        starts = np.array([max(1, len(x) - n) for x, n in zip(ids, n_answer)])
     special = set(getattr(tok, "all_special_ids", []) or []) - {tok.unk_token_id}
     model = backbone.model.to(device.device)
     feats = {layer: np.empty((len(texts), backbone.hidden_size), np.float32) for layer in layers}
-    ll = np.zeros(len(texts), np.float32) if prefixes is not None else None
+    # NaN: no answer token could be scored (no evidence); such an option ranks below any scored one.
+    ll = np.full(len(texts), np.nan, np.float32) if prefixes is not None else None
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
         input_ids, mask = pad_batch([ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
         input_ids, mask = input_ids.to(device.device), mask.to(device.device)
@@ -94,7 +100,7 @@ def _forward(
                 n_tok = len(ids[i])
                 offset = width - n_tok if tok.padding_side == "left" else 0
                 answer = [p for p in range(int(starts[i]), n_tok) if ids[i][p] not in special]
-                if not answer:  # truncated away: no evidence either way
+                if not answer:
                     continue
                 pos = torch.tensor(answer, device=logp.device) + offset
                 targets = input_ids[row, pos]
@@ -115,11 +121,17 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def _softmax_rows(scores: list[np.ndarray], temperature: float) -> list[np.ndarray]:
+    """Softmax per question; a NaN score (no evidence) gets probability 0, and a question with
+    no scored option gets uniform probabilities."""
     out = []
     for s in scores:
-        z = (np.asarray(s, np.float64) / temperature)
-        z = np.exp(z - z.max())
-        out.append(z / z.sum())
+        z = np.asarray(s, np.float64) / temperature
+        ok = np.isfinite(z)
+        if not ok.any():
+            out.append(np.full(len(z), 1.0 / len(z)))
+            continue
+        e = np.where(ok, np.exp(np.where(ok, z, 0.0) - z[ok].max()), 0.0)
+        out.append(e / e.sum())
     return out
 
 

@@ -18,7 +18,7 @@ from .errors import DataError
 from .io import atomic_path, save_json
 from .tasks import Splits
 
-BASELINES = ("weak", "ceiling")
+BASELINES = ("weak", "ceiling", "zero_shot")  # models that are not students: no PGR
 
 
 def binary_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -63,12 +63,27 @@ def evaluate_seed(splits: Splits, stages: Mapping[str, StageDir], *, metric: str
 
 
 def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, Any]:
-    """P(IK) on test: AUROC and calibration against whether the self-label is right there."""
+    """P(IK) on test: AUROC and calibration against whether the self-label is right there; beside
+    it the AUROC of the strong model's own zero-shot confidence (no probe), the score a trained
+    P(IK) must beat. `base_rate` is the strong model's zero-shot accuracy on test."""
     from .pik import auroc, reliability
 
     knows = stages["pik"].npy("self_test") == splits.labels("test")
     p = stages["pik"].npy("pik_test")
-    return {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}
+    out = {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}
+    if "zero_shot" in stages:
+        z = stages["zero_shot"].npy("preds_test").astype(np.float64)
+        out["confidence_auroc"] = auroc(knows, np.maximum(z, 1 - z))
+    return out
+
+
+def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, np.ndarray]:
+    """What the paired statistics need from one seed: every model's P(y=1) on test (models x n),
+    the labels and each example's question index."""
+    names = [n for n, d in stages.items() if (d.path / "preds_test.npy").is_file()]
+    _, q = np.unique(np.array([e.question_id for e in splits.examples["test"]]), return_inverse=True)
+    return {"models": np.array(names), "preds": np.stack([stages[n].npy("preds_test") for n in names]),
+            "labels": splits.labels("test"), "question": q.astype(np.int64)}
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -80,15 +95,19 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), se
 
 
-def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def aggregate(results: Sequence[Mapping[str, Any]], preds: Sequence[Mapping[str, np.ndarray]] | None = None,
+              ) -> dict[str, Any]:
     """Seeds -> per model: accuracy and AUROC mean ± se; per student: PGR mean ± se over the
-    seeds whose ceiling beats the weak model; the flagged seeds listed."""
+    seeds whose ceiling beats the weak model; the flagged seeds listed. With every seed's test
+    predictions (`preds`, see `test_predictions`): per-question accuracy, PGR as a ratio of means
+    with a bootstrap CI, and the paired contrasts of `stats.CONTRASTS` with CIs and Holm p-values."""
     if not results:
         raise DataError("no per-seed results to aggregate")
     names = list(results[0]["models"])
     flagged = [r["seed"] for r in results if not r["ceiling_beats_weak"]]
     out: dict[str, Any] = {"task": results[0]["task"], "seeds": [r["seed"] for r in results],
-                           "metric": results[0]["metric"], "flagged_seeds": flagged, "models": {}}
+                           "metric": results[0]["metric"], "flagged_seeds": flagged, "models": {},
+                           "oracle": list(results[0].get("oracle", []))}
     for n in names:
         row: dict[str, Any] = {}
         for m in ("accuracy", "auroc"):
@@ -98,23 +117,72 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             row["pgr"], row["pgr_se"] = mean_se(vals)
             row["pgr_n"] = len(vals)
         out["models"][n] = row
+    if preds is not None and len(preds) == len(results):
+        out.update(paired_summary(preds, names))
     sel = [r for r in results if "selective" in r]
     if sel:
         extra: dict[str, Any] = {}
         extra["pik_test_auroc"] = mean_se([r["pik_test"]["auroc"] for r in sel if "pik_test" in r])
+        extra["confidence_test_auroc"] = mean_se([r["pik_test"].get("confidence_auroc", float("nan"))
+                                                  for r in sel if "pik_test" in r])
         extra["pik_test_ece"] = mean_se([r["pik_test"]["ece"] for r in sel if "pik_test" in r])
-        extra["coverage"] = mean_se([r["selective"]["coverage_w2s_train"]["selective"] for r in sel])
+        for name in sel[0]["selective"]["coverage_w2s_train"]:
+            extra[f"coverage_{name}"] = mean_se([r["selective"]["coverage_w2s_train"][name] for r in sel])
+        extra["coverage"] = extra.get("coverage_selective", (float("nan"), float("nan")))
         for src in sel[0]["selective"]["label_accuracy_w2s_train"]:
             extra[f"label_accuracy_{src}"] = mean_se([r["selective"]["label_accuracy_w2s_train"][src] for r in sel])
         out["selective"] = extra
     return out
 
 
-def _fmt(mean: float, se: float, pct: bool = True) -> str:
+def paired_summary(preds: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> dict[str, Any]:
+    """Per-question test accuracy per model and seed -> question-level accuracy (mean ± se over
+    re-splits), PGR as a ratio of means with a 95% CI, and the paired contrasts."""
+    from .stats import contrast_table, pgr_ratio_of_means, question_accuracy
+
+    acc: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for p in preds:
+        models = [str(m) for m in p["models"]]
+        for n in names:
+            acc[n].append(question_accuracy(p["preds"][models.index(n)], p["labels"], p["question"]))
+    out: dict[str, Any] = {"question_accuracy": {n: dict(zip(("mean", "se"), mean_se([a.mean() for a in v])))
+                                                 for n, v in acc.items()}}
+    if "weak" in acc and "ceiling" in acc:
+        out["pgr_ratio_of_means"] = {n: pgr_ratio_of_means(acc[n], acc["weak"], acc["ceiling"])
+                                     for n in names if n not in BASELINES}
+    out["contrasts"] = contrast_table(acc)
+    return out
+
+
+def _fmt(mean: float, se: float, pct: bool = True, one: bool = False) -> str:
+    """`mean ± se` in percent (or plain with pct=False); just the mean when `one` (one seed: no spread)."""
     if not math.isfinite(mean):
         return "—"
     k = 100.0 if pct else 1.0
-    return f"{mean * k:.1f} ± {se * k:.1f}" if pct else f"{mean:.2f} ± {se:.2f}"
+    m = f"{mean * k:.1f}" if pct else f"{mean:.2f}"
+    if one or not math.isfinite(se):
+        return m
+    return f"{m} ± {se * k:.1f}" if pct else f"{m} ± {se:.2f}"
+
+
+def contrasts_table(summary: Mapping[str, Any]) -> Any:
+    """A rich Table of the paired contrasts (None without them)."""
+    from rich.table import Table
+
+    rows = summary.get("contrasts")
+    if not rows:
+        return None
+    n = rows[0]["n_resplits"]
+    t = Table(title=f"{summary['task']}: paired test-accuracy differences, points (question-level, {n} re-split(s))")
+    for col in ("contrast", "mean", "95% CI", "p", "p (Holm)"):
+        t.add_column(col, justify="left" if col == "contrast" else "right")
+    for r in rows:
+        ci = "—" if not all(math.isfinite(x) for x in r["ci95"]) else f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]"
+        fp = (lambda v: "—" if not math.isfinite(v) else f"{v:.3g}")
+        t.add_row(f"{r['a']} - {r['b']}", f"{100 * r['mean']:+.1f}", ci, fp(r["p"]), fp(r["p_holm"]))
+    t.caption = ("CI: bootstrap over re-splits and their test questions. p: paired t-test over re-splits. "
+                 "Re-splits of one pool share questions: this is the protocol's variability on this pool.")
+    return t
 
 
 def results_table(summary: Mapping[str, Any]) -> Any:
@@ -122,19 +190,31 @@ def results_table(summary: Mapping[str, Any]) -> Any:
     from rich.table import Table
 
     seeds = summary["seeds"]
-    t = Table(title=f"{summary['task']}: test metrics over {len(seeds)} seed(s) (mean ± s.e.)")
+    spread = " (mean ± s.e.)" if len(seeds) > 1 else ""
+    t = Table(title=f"{summary['task']}: test metrics over {len(seeds)} seed(s){spread}")
     t.add_column("model")
     t.add_column("accuracy %", justify="right")
     t.add_column("AUROC %", justify="right")
     t.add_column(f"PGR ({summary['metric']})", justify="right")
+    oracle = set(summary.get("oracle", []))
+    ratio = summary.get("pgr_ratio_of_means", {})
+    if ratio:
+        t.add_column("PGR, ratio of means [95% CI]", justify="right")
     for name, row in summary["models"].items():
-        p = _fmt(row["pgr"], row["pgr_se"], pct=False) if "pgr" in row else ""
-        t.add_row(name, _fmt(row["accuracy"], row["accuracy_se"]), _fmt(row["auroc"], row["auroc_se"]), p)
+        p = _fmt(row["pgr"], row["pgr_se"], pct=False, one=len(seeds) == 1) if "pgr" in row else ""
+        label = f"{name} [yellow](oracle: upper bound)[/]" if name in oracle else name
+        cells = [label, _fmt(row["accuracy"], row["accuracy_se"], one=len(seeds) == 1),
+                 _fmt(row["auroc"], row["auroc_se"], one=len(seeds) == 1), p]
+        if ratio:
+            r = ratio.get(name)
+            cells.append("" if r is None else f"{r['pgr']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+        t.add_row(*cells)
     if "selective" in summary:
         x = summary["selective"]
         accs = ", ".join(f"{k.removeprefix('label_accuracy_')} {_fmt(*v)}" for k, v in x.items()
                          if k.startswith("label_accuracy_"))
-        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'])} %, self-label coverage {_fmt(*x['coverage'])} %; "
+        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'])} % (zero-shot confidence alone: "
+                     f"{_fmt(*x['confidence_test_auroc'])} %), selective coverage {_fmt(*x['coverage'])} %; "
                      f"w2s_train label accuracy (analysis only): {accs}")
     if summary["flagged_seeds"]:
         t.caption = (t.caption + "\n" if t.caption else "") + (f"[yellow]ceiling <= weak on seed(s) {summary['flagged_seeds']}: PGR undefined there, "
@@ -143,7 +223,8 @@ def results_table(summary: Mapping[str, Any]) -> Any:
 
 
 def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Bar chart of test accuracy (mean ± se) per model, PGR in the labels; written atomically."""
+    """Bar chart of test accuracy (mean ± se) per model, PGR in the labels, and (with re-splits)
+    the paired contrasts with their 95% CIs beside it; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,18 +232,36 @@ def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
 
     names = list(summary["models"])
     rows = [summary["models"][n] for n in names]
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.5))
-    colors = ["#999999" if n == "weak" else "#333333" if n == "ceiling" else "#3a7bd5" for n in names]
-    ax.bar(names, [r["accuracy"] for r in rows], yerr=[r["accuracy_se"] for r in rows], color=colors, capsize=4)
+    contrasts = summary.get("contrasts") or []
+    ncols = 2 if contrasts else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(1.0 * len(names) + 2 + 5 * (ncols - 1), 4.2), squeeze=False)
+    ax = axes[0][0]
+    oracle = set(summary.get("oracle", []))
+    colors = ["#999999" if n == "weak" else "#333333" if n == "ceiling" else "#7a7a3a" if n == "zero_shot"
+              else "#d59a3a" if n in oracle else "#3a7bd5" for n in names]
+    ax.bar(range(len(names)), [r["accuracy"] for r in rows], yerr=[r["accuracy_se"] for r in rows], color=colors,
+           capsize=4)
+    ax.set_xticks(range(len(names)), [f"{n}*" if n in oracle else n for n in names], rotation=45, ha="right")
     for i, r in enumerate(rows):
         if "pgr" in r and math.isfinite(r["pgr"]):
-            ax.annotate(f"PGR {r['pgr']:.2f}", (i, r["accuracy"]), ha="center", va="bottom",
-                        xytext=(0, 6), textcoords="offset points", fontsize=8)
+            ax.annotate(f"{r['pgr']:.2f}", (i, r["accuracy"]), ha="center", va="bottom",
+                        xytext=(0, 6), textcoords="offset points", fontsize=7)
     accs = [r["accuracy"] for r in rows if math.isfinite(r["accuracy"])]
     lo = max(0.0, min(accs) - 0.1) if accs else 0.0
     ax.set_ylim(lo, 1.0)
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"{summary['task']} ({len(summary['seeds'])} seed(s))")
+    ax.set_ylabel("test accuracy (labels: PGR)")
+    ax.set_title(f"{summary['task']} ({len(summary['seeds'])} re-split(s)){'; * oracle' if oracle else ''}")
+    if contrasts:
+        cx = axes[0][1]
+        labels = [f"{c['a']} - {c['b']}" for c in contrasts]
+        means = [100 * c["mean"] for c in contrasts]
+        err = [[100 * (c["mean"] - c["ci95"][0]) for c in contrasts], [100 * (c["ci95"][1] - c["mean"]) for c in contrasts]]
+        y = list(range(len(contrasts)))[::-1]
+        cx.errorbar(means, y, xerr=err, fmt="o", color="#3a7bd5", capsize=4)
+        cx.axvline(0, color="#999999", lw=1)
+        cx.set_yticks(y, labels, fontsize=8)
+        cx.set_xlabel("paired accuracy difference, points (95% CI)")
+        cx.set_title("contrasts")
     fig.tight_layout()
     p = Path(path)
     with atomic_path(p) as tmp:
@@ -182,9 +281,21 @@ def load_seed_results(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in files]
 
 
+def load_test_predictions(out_dir: str | os.PathLike[str], seeds: Sequence[int]) -> list[dict[str, np.ndarray]] | None:
+    """Every seed's `seed<k>/test_predictions.npz`, or None if one is missing."""
+    files = [Path(out_dir) / f"seed{s}" / "test_predictions.npz" for s in seeds]
+    if not all(f.is_file() for f in files):
+        return None
+    out = []
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            out.append({k: z[k] for k in z.files})
+    return out
+
+
 def write_report(out_dir: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Aggregate per-seed results into `results.json` and `results.png` in `out_dir`."""
-    summary = aggregate(results)
+    summary = aggregate(results, load_test_predictions(out_dir, [r["seed"] for r in results]))
     root = Path(out_dir)
     save_json(root / "results.json", {"summary": summary, "seeds": list(results)})
     plot_summary(summary, root / "results.png")

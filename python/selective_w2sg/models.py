@@ -7,6 +7,8 @@ Nothing here touches CUDA at import time: the device is picked by `pick_device()
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import inspect
 import json
@@ -162,6 +164,20 @@ def load_backbone(name: str, *, gguf_file: str | None = None, dtype: torch.dtype
         model.eval()
         return Backbone(name, model, tok, causal, fingerprint=model_fingerprint(name))
     return _load_hf(name, gguf_file=gguf_file, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def is_causal_model(name: str, gguf_file: str | None = None) -> bool:
+    """Whether a model is a causal LM, from its config alone (no weights loaded)."""
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name][2]
+    from transformers import AutoConfig
+
+    path = Path(name)
+    if gguf_file is None and path.suffix == ".gguf":
+        name, gguf_file = str(path.parent), path.name
+    kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    return _is_causal(AutoConfig.from_pretrained(name, **kw))
 
 
 def _load_hf(name: str, *, gguf_file: str | None, dtype: torch.dtype | None) -> Backbone:
@@ -398,8 +414,13 @@ class LinearHead(nn.Module):
         nn.init.zeros_(self.linear.weight)  # start from "no opinion": p = 0.5 everywhere
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear((x.float() - self.mean) / self.std)
+    def forward(self, x: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (b, 2); with `anchor` (b,), a fixed log-odds offset added to the positive
+        class, so a zero-initialised head predicts exactly the anchor."""
+        logits = self.linear((x.float() - self.mean) / self.std)
+        if anchor is None:
+            return logits
+        return logits + torch.stack([torch.zeros_like(anchor), anchor.float()], dim=1)
 
 
 class Classifier(nn.Module):

@@ -19,9 +19,9 @@ from . import dist
 from .analysis import analyse
 from .cache import StageDir
 from .config import RunConfig
-from .evaluate import evaluate_seed, write_report
-from .io import save_json
-from .stages import STAGES, Progress, StageContext, StageDone, resolve
+from .evaluate import evaluate_seed, test_predictions, write_report
+from .io import save_json, save_npz
+from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve
 from .tasks import Splits, build_splits
 
 
@@ -45,7 +45,7 @@ def run_stages(ctx: StageContext, students: Sequence[str], on_done: StageDone | 
     """weak, the stages the students need (the encode pass before the ceiling, so in probe mode
     the ceiling and students reuse its strong features), ceiling, then each student."""
     needs = [n for s in students for n in STAGES[s].needs]
-    return run_targets(ctx, ["weak", *needs, "ceiling", *students], on_done)
+    return run_targets(ctx, ["weak", *needs, "zero_shot", "ceiling", *students], on_done)
 
 
 def run_seed(cfg: RunConfig, seed: int, progress: Progress | None = None, on_done: StageDone | None = None
@@ -53,10 +53,12 @@ def run_seed(cfg: RunConfig, seed: int, progress: Progress | None = None, on_don
     ctx = prepare_seed(cfg, seed, progress)
     stages = run_stages(ctx, cfg.student_names, on_done)
     result = evaluate_seed(ctx.splits, stages)
+    result["oracle"] = [n for n in cfg.student_names if STUDENTS[n].oracle]
     analysis = analyse(ctx, stages)
     if analysis:
         result["selective"] = analysis
     if dist.is_main():
+        save_npz(Path(cfg.out) / f"seed{seed}" / "test_predictions.npz", **test_predictions(ctx.splits, stages))
         save_json(Path(cfg.out) / f"seed{seed}" / "results.json", result)
     return result
 

@@ -84,6 +84,7 @@ def select_labels(
     rule: str = "compare",
     tau: float = 0.5,
     weak_conf: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> Selection:
     """Choose a training label per example.
 
@@ -91,12 +92,20 @@ def select_labels(
     rule: "tau" -- self-label where ``pik > tau``; "compare" -- parameter-free: self-label where
         P(IK) exceeds the weak label's own calibrated confidence (`weak_conf`, default
         ``max(p, 1-p)`` of `weak_labels`), i.e. where the strong model is more likely right than
-        the weak supervisor."""
+        the weak supervisor.
+    groups: ``(n,)`` question ids (any hashable values). Whether the strong model knows is a
+        property of a question, so the decision is made per question: P(IK) and the confidence
+        are averaged over its examples, and all its examples take the same kind of label."""
     s = _prob(self_labels, "self_labels")
     w = _prob(weak_labels, "weak_labels")
     p = _prob(pik, "pik")
     if not (s.shape == w.shape == p.shape):
         raise InputError(f"self_labels {s.shape}, weak_labels {w.shape} and pik {p.shape} must have one shape")
+    if groups is not None:
+        if len(groups) != len(p):
+            raise InputError(f"groups has {len(groups)} entries, expected {len(p)}")
+        _, q = np.unique(np.asarray(groups), return_inverse=True)
+        p = _group_mean(p, q)
     if rule == "tau":
         if not 0.0 <= tau <= 1.0:
             raise ParameterError(f"tau={tau} must be in [0, 1]")
@@ -105,10 +114,17 @@ def select_labels(
         conf = weak_confidence(w) if weak_conf is None else _prob(weak_conf, "weak_conf")
         if conf.shape != p.shape:
             raise InputError(f"weak_conf has shape {conf.shape}, expected {p.shape}")
+        if groups is not None:
+            conf = _group_mean(conf, q)
         use = p > conf
     else:
         raise ParameterError(f"selection rule={rule!r} is not one of {', '.join(map(repr, RULES))}")
     return Selection(labels=np.where(use, s, w).astype(np.float32), use_self=use)
+
+
+def _group_mean(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each entry replaced by the mean over its group (`q`: group index per entry)."""
+    return (np.bincount(q, weights=x.astype(np.float64)) / np.bincount(q))[q]
 
 
 def _prob(a: np.ndarray, name: str) -> np.ndarray:

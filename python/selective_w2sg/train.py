@@ -58,6 +58,11 @@ class TrainConfig:
     aux_warmup_frac: float = field(default=0.2, metadata=opt("aux_conf: share of steps over which that weight ramps up."))
     aux_window: int = field(default=512, metadata=opt(
         "aux_conf: recent predictions whose quantile sets the hardening threshold."))
+    head: str = field(default="anchored", metadata=opt(
+        "probe: anchored (the strong model's heads start at its zero-shot answer: logit = its zero-shot log-odds "
+        "+ a learned correction from zero) | plain (a fresh linear head)."))
+    anchored_lr: float = field(default=1e-3, metadata=opt(
+        "probe, anchored heads: learning rate of the correction (1e-2 swamps the anchor within an epoch)."))
     feature_batch_size: int = field(default=64, metadata=opt("probe: examples per feature-extraction forward pass."))
     center_features: bool = field(default=True, metadata=opt(
         "probe: subtract each question's mean feature (uses no labels)."))
@@ -73,6 +78,10 @@ class TrainConfig:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.pooling not in (None, "auto", "last", "mean"):
             raise ConfigError(f"pooling must be last or mean, got {self.pooling!r}")
+        if self.head not in ("anchored", "plain"):
+            raise ConfigError(f"head must be anchored or plain, got {self.head!r}")
+        if not self.anchored_lr > 0:
+            raise ConfigError(f"anchored_lr must be > 0, got {self.anchored_lr}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         probe = self.mode == "probe"
@@ -112,10 +121,14 @@ class Inputs(Protocol):
 
 
 class FeatureInputs:
-    """Cached features float32 (n, d) -> {"x": (b, d)} for a `LinearHead`."""
+    """Cached features float32 (n, d) -> {"x": (b, d)} for a `LinearHead`, and with `anchor`
+    float32 (n,) also {"anchor": (b,)}: a fixed logit offset per example."""
 
-    def __init__(self, features: np.ndarray) -> None:
+    def __init__(self, features: np.ndarray, anchor: np.ndarray | None = None) -> None:
         self.features = np.asarray(features, dtype=np.float32)
+        self.anchor = None if anchor is None else np.asarray(anchor, dtype=np.float32)
+        if self.anchor is not None and self.anchor.shape != (len(self.features),):
+            raise ConfigError(f"anchor has shape {self.anchor.shape}, expected ({len(self.features)},)")
 
     def __len__(self) -> int:
         return len(self.features)
@@ -125,10 +138,13 @@ class FeatureInputs:
         return None
 
     def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        return {"x": torch.from_numpy(self.features[idx]).to(device)}
+        out = {"x": torch.from_numpy(self.features[idx]).to(device)}
+        if self.anchor is not None:
+            out["anchor"] = torch.from_numpy(self.anchor[idx]).to(device)
+        return out
 
     def subset(self, idx: np.ndarray) -> FeatureInputs:
-        return FeatureInputs(self.features[idx])
+        return FeatureInputs(self.features[idx], None if self.anchor is None else self.anchor[idx])
 
 
 class TokenInputs:
@@ -241,20 +257,23 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 def train_classifier(
     model: nn.Module, train: Inputs, train_labels: np.ndarray, val: Inputs | None, val_labels: np.ndarray | None,
     cfg: TrainConfig, *, loss: str = "xent", seed: int = 0, device: Device | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, select_start: bool = False,
 ) -> TrainResult:
     """Train `model` (returning logits (b, 2)) on soft labels P(y=1) float (n,), keeping the
-    weights with the best score on (`val`, `val_labels`). `progress(step, total_steps)`."""
+    weights with the best score on (`val`, `val_labels`); `select_start`: the untrained weights
+    are scored first and are a candidate too (an anchored head that starts at a good answer).
+    Without `val`, every epoch runs and the last weights are kept. `progress(step, total_steps)`."""
     cfg = cfg.resolved()
     device = device or pick_device(cfg.device)
     one_thread = 1 if (cfg.mode == "probe" and device.device.type == "cpu") else None
     with _cpu_threads(one_thread):
-        return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress)
+        return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress, select_start)
 
 
 def _train(
     model: nn.Module, train: Inputs, train_labels: np.ndarray, val: Inputs | None, val_labels: np.ndarray | None,
     cfg: TrainConfig, loss: str, seed: int, device: Device, progress: Callable[[int, int], None] | None,
+    select_start: bool = False,
 ) -> TrainResult:
     t0 = time.perf_counter()
     y = torch.from_numpy(np.array(train_labels, dtype=np.float32))  # a copy: labels may be a read-only memmap
@@ -288,6 +307,12 @@ def _train(
     world, rk = dist.world_size(), dist.rank()
     mbs: int = cfg.micro_batch_size  # type: ignore[assignment]
     step = 0
+    if select_start and val is not None:
+        probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device)
+        acc, vloss = val_score(probs, np.asarray(val_labels, dtype=np.float32))
+        history.append({"step": 0, "epoch": -1, "val_acc": acc, "val_loss": vloss})
+        best, best_eval = (acc, vloss), 0
+        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     model.train()
     for epoch in range(cfg.epochs):  # type: ignore[arg-type]
         rng = np.random.default_rng([seed, epoch])

@@ -49,9 +49,12 @@ def rich_progress() -> Iterator[tuple[Any, Any]]:
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from ..evaluate import results_table
+    from ..evaluate import contrasts_table, results_table
 
     out_console.print(results_table(summary))
+    contrasts = contrasts_table(summary)
+    if contrasts is not None:
+        out_console.print(contrasts)
     typer.echo(f"results: {out / 'results.json'}  plot: {out / 'results.png'}")
 
 

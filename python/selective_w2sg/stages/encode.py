@@ -17,13 +17,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ..cache import StageDir, run_cached
+from ..models import is_causal_model
 from ..encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from ..tasks import SPLITS
 from .base import Stage, StageContext
-from .training import _guard_oom, store_features
+from .training import Anchor, _guard_oom, store_features
 
 ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
+CAUSAL_SCORING = 2  # bump when causal option scoring changes (encoder outputs keep their key)
 
 
 def _all_questions(ctx: StageContext) -> list[Any]:
@@ -36,6 +40,9 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
     questions = _all_questions(ctx)
     config = {"format": ENCODE_FORMAT, "model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
               "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length}
+    if is_causal_model(ctx.strong.name, ctx.strong.gguf_file):
+        # 2: answer tokens counted on untruncated texts; an option with none scores lowest
+        config["causal_scoring"] = CAUSAL_SCORING
     h = hashlib.sha256()
     for q in questions:
         h.update(json.dumps([q.question_id, q.question, list(q.options)]).encode())  # no gold: not needed
@@ -86,3 +93,25 @@ def load_encoded(d: StageDir) -> EncodedQuestions:
 
 
 STAGE = Stage("encode", (), run_encode, "one frozen pass of the strong model: embeddings, P(IK) features, self-labels")
+
+
+def zero_shot_prob(enc: EncodedQuestions, examples: Any) -> np.ndarray:
+    """The strong model's zero-shot P(y=1) per example: its probability of the example's
+    candidate, renormalised over the candidates the question's examples present. float32 (n,)."""
+    return enc.answers(examples, "presented").prob.astype(np.float32)
+
+
+def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """log(p / (1 - p)), p clipped to [eps, 1 - eps] (so a certain answer is a finite logit)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return (np.log(q) - np.log1p(-q)).astype(np.float32)
+
+
+def anchor_for(ctx: StageContext, encode: StageDir) -> Anchor | None:
+    """The anchor of the strong model's probe heads (its zero-shot log-odds per example), or
+    None where heads are not anchored (full / lora mode, or `--head plain`)."""
+    if ctx.train.mode != "probe" or ctx.train.head != "anchored":
+        return None
+    enc = load_encoded(encode)
+    return Anchor(f"{encode.path.name}:presented",
+                  lambda split: log_odds(zero_shot_prob(enc, ctx.splits.examples[split])))

@@ -13,6 +13,7 @@ No stage reads `test` ground truth: only `evaluate.py` and the analysis module d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ from ..models import (
     Classifier, LinearHead, apply_lora, extract_features, load_backbone, tokenize,
 )
 from ..tasks import Splits, hash_seed
-from ..train import FeatureInputs, Inputs, TokenInputs, TrainConfig, predict_proba, train_classifier
+from ..train import (
+    FeatureInputs, Inputs, TokenInputs, TrainConfig, TrainResult, predict_proba, train_classifier,
+)
 from .base import StageContext
 
 # --------------------------------------------------------------------------------------------
@@ -98,12 +101,23 @@ def fit_stage(
     ctx: StageContext, stage: str, spec: ModelSpec, *, train_split: str, train_labels: np.ndarray,
     val_split: str, val_labels: np.ndarray, train_idx: np.ndarray | None = None, val_idx: np.ndarray | None = None,
     loss: str = "xent", predict: tuple[str, ...] = ("w2s_train", "w2s_val", "test"),
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, epochs: int | None = None,
+    early_stop: bool = True,
 ) -> StageDir:
     """Train `spec` on (`train_split`[`train_idx`], `train_labels`), early-stop on (`val_split`[`val_idx`],
     `val_labels`), write P(y=1) on each of `predict`. Labels: float P(y=1), one per selected example.
-    The folder key hashes the config, the split fingerprints and the label arrays."""
+    The folder key hashes the config, the split fingerprints and the label arrays.
+
+    `anchor` (probe mode): the head's logit is the anchor's fixed log-odds per example plus a
+    learned correction that starts at zero (see `Anchor`). `epochs` overrides the config's;
+    0 trains nothing (the anchor alone). `early_stop=False`: train every epoch and keep the last
+    weights (val is then unused); with an anchor and early stopping, the untrained start is
+    also a candidate."""
     cfg = ctx.train.resolved()
+    if epochs is not None:
+        cfg = replace(cfg, epochs=max(1, epochs))
+    if anchor is not None:
+        cfg = replace(cfg, lr=cfg.anchored_lr)
     n_tr = len(ctx.splits.examples[train_split])
     n_va = len(ctx.splits.examples[val_split])
     tr_idx = np.arange(n_tr) if train_idx is None else np.asarray(train_idx)
@@ -112,6 +126,12 @@ def fit_stage(
     val_labels = np.asarray(val_labels, dtype=np.float32)
     config = {"stage": stage, "model": spec.fingerprint, "model_name": spec.name, "train": cfg.to_dict(),
               "loss": loss, "seed": ctx.seed, **(extra or {})}
+    if anchor is not None:
+        config["anchor"] = anchor.key
+    if epochs is not None:
+        config["epochs_override"] = epochs
+    if not early_stop:
+        config["early_stop"] = False
     inputs = {
         "train": [train_split, ctx.splits.fingerprint(train_split), array_fingerprint(tr_idx),
                   array_fingerprint(train_labels)],
@@ -120,11 +140,16 @@ def fit_stage(
     }
 
     def compute(w: Any) -> dict[str, Any]:
-        model, inputs_of = _build_model(ctx, spec, cfg, train_split, tr_idx)
+        model, inputs_of = _build_model(ctx, spec, cfg, train_split, tr_idx, anchor)
         tr = inputs_of(train_split).subset(tr_idx)
         va = inputs_of(val_split).subset(va_idx)
-        res = train_classifier(model, tr, train_labels, va, val_labels, cfg, loss=loss, seed=ctx.seed,
-                               device=ctx.device, progress=lambda s, t: ctx.report(stage, s, t))
+        if epochs == 0:  # the untrained start: for an anchored head, the anchor itself
+            res = TrainResult(model, -1, 0, False, [], 0.0)
+        else:
+            res = train_classifier(model, tr, train_labels, va if early_stop else None,
+                                   val_labels if early_stop else None, cfg, loss=loss, seed=ctx.seed,
+                                   device=ctx.device, progress=lambda s, t: ctx.report(stage, s, t),
+                                   select_start=anchor is not None)
         for s in predict:
             w.npy(f"preds_{s}", predict_proba(res.model, inputs_of(s), batch_size=cfg.eval_batch_size, device=ctx.device))
         w.json("train_history", res.history)
@@ -147,8 +172,18 @@ def center_by_question(x: np.ndarray, question_ids: list[str]) -> np.ndarray:
     return (x - means[q]).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A fixed per-example logit offset for a probe head: `log_odds(split)` float32 (n,) of the
+    split's examples; `key` identifies it in cache keys (the encode folder it comes from)."""
+
+    key: str
+    log_odds: Callable[[str], np.ndarray]
+
+
 def _build_model(
     ctx: StageContext, spec: ModelSpec, cfg: TrainConfig, train_split: str, tr_idx: np.ndarray,
+    anchor: Anchor | None = None,
 ) -> tuple[torch.nn.Module, Callable[[str], Inputs]]:
     torch.manual_seed(ctx.seed)
     if cfg.mode == "probe":
@@ -159,7 +194,7 @@ def _build_model(
                 x = features(ctx, spec, split)
                 if cfg.center_features:
                     x = center_by_question(x, [e.question_id for e in ctx.splits.examples[split]])
-                feats[split] = FeatureInputs(x)
+                feats[split] = FeatureInputs(x, None if anchor is None else anchor.log_odds(split))
             return feats[split]
 
         f = feature_inputs(train_split).features[tr_idx]  # type: ignore[attr-defined]
@@ -192,10 +227,11 @@ def _guard_oom(fn: Callable[[], Any], what: str) -> Any:
 
 def run_student(
     ctx: StageContext, name: str, train_labels: np.ndarray, val_labels: np.ndarray, *, loss: str = "xent",
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, epochs: int | None = None,
 ) -> StageDir:
     """A strong student trained on w2s_train with `train_labels` (float32 P(y=1), one per w2s_train
     example, from anywhere: weak predictions, selected labels ...), early stopping on w2s_val with
     `val_labels` (weak-derived: never ground truth)."""
     return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
-                     val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})})
+                     val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})},
+                     anchor=anchor, epochs=epochs, early_stop=epochs is None)

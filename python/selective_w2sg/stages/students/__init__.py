@@ -2,6 +2,15 @@
 the stages its labels need, and a label function `(ctx, deps) -> (w2s_train labels, w2s_val
 labels)` (float32 P(y=1)). Every module here is found by `discover()`; adding a student is
 adding a file. Nothing registers itself at import time.
+
+Every student trains the same way (one model-selection rule, `tune`): anchored probe heads
+train the number of epochs chosen on weak_train; other heads early-stop on w2s_val with their
+own weak-derived labels.
+
+Selection students (`selection_student`) take, per question, the strong model's self-labels
+where a P(IK) score beats the threshold of the rule, and a fallback weak label elsewhere:
+    rule compare: P(IK)_q > calibrated P(the fallback label is right)_q (question means)
+    rule tau:     P(IK)_q > tau
 """
 
 from __future__ import annotations
@@ -14,10 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...cache import StageDir
+from ...select import Selection, select_labels
 from ..base import Stage, StageContext
+from ..encode import anchor_for
 from ..training import run_student
+from ..tune import chosen_epochs
 
 LabelFn = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]
+SelectFn = Callable[[StageContext, Mapping[str, StageDir], str], Selection]
+PikFn = Callable[[StageContext, Mapping[str, StageDir], str], np.ndarray]
+W2S_SPLITS = ("w2s_train", "w2s_val")
 
 
 @dataclass(frozen=True)
@@ -29,13 +44,15 @@ class Student:
     description: str = ""
     # True where the labels use hidden w2s ground truth: an upper bound, never a method (marked in every output)
     oracle: bool = False
+    select: SelectFn | None = None  # selection students: which examples took self-labels, per split
 
     def stage(self) -> Stage:
         def run(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
             tr, va = self.labels(ctx, deps)
-            return run_student(ctx, self.name, tr, va, loss=self.loss)
+            return run_student(ctx, self.name, tr, va, loss=self.loss, anchor=anchor_for(ctx, deps["encode"]),
+                               epochs=chosen_epochs(deps["tune"]))
 
-        return Stage(self.name, self.needs, run, self.description)
+        return Stage(self.name, tuple(dict.fromkeys([*self.needs, "encode", "tune"])), run, self.description)
 
 
 def weak_soft_labels(ctx: StageContext, deps: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
@@ -44,14 +61,38 @@ def weak_soft_labels(ctx: StageContext, deps: Mapping[str, StageDir]) -> tuple[n
     return weak.npy("preds_w2s_train"), weak.npy("preds_w2s_val")
 
 
-def selected_labels(name: str) -> LabelFn:
-    """The labels the `select` stage wrote for student `name`."""
+def question_ids(ctx: StageContext, split: str) -> np.ndarray:
+    return np.array([e.question_id for e in ctx.splits.examples[split]])
+
+
+def fallback_labels(deps: Mapping[str, StageDir], split: str, kind: str) -> np.ndarray:
+    """The weak label a selection student falls back to: `smoothed` or `raw`."""
+    return deps["smooth"].npy(f"smoothed_{split}") if kind == "smoothed" else deps["weak"].npy(f"preds_{split}")
+
+
+def select_with(ctx: StageContext, deps: Mapping[str, StageDir], split: str, pik: np.ndarray,
+                fallback: str = "smoothed", chosen: bool = False) -> Selection:
+    """Self-labels on the questions whose P(IK) `pik` (n,) beats the rule's threshold, the
+    `fallback` weak labels elsewhere; one decision per question. `chosen=True`: `pik` is already
+    the decision (1 = take the self-label), no rule applied."""
+    sel, d = ctx.selective, deps["select"]
+    rule, tau = ("tau", 0.5) if chosen else (sel.rule, sel.tau)
+    return select_labels(d.npy(f"self_{split}"), fallback_labels(deps, split, fallback), pik, rule=rule,
+                         tau=tau, weak_conf=d.npy(f"cal_{fallback}_{split}"), groups=question_ids(ctx, split))
+
+
+def selection_student(name: str, pik: PikFn, description: str, *, fallback: str = "smoothed",
+                      oracle: bool = False, chosen: bool = False) -> Student:
+    """A student whose labels are `select_with` the P(IK) scores `pik(ctx, deps, split)`."""
+
+    def select(ctx: StageContext, deps: Mapping[str, StageDir], split: str) -> Selection:
+        return select_with(ctx, deps, split, pik(ctx, deps, split), fallback, chosen)
 
     def labels(ctx: StageContext, deps: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
-        d = deps["select"]
-        return d.npy(f"labels_{name}_w2s_train"), d.npy(f"labels_{name}_w2s_val")
+        tr, va = (select(ctx, deps, s).labels for s in W2S_SPLITS)
+        return tr, va
 
-    return labels
+    return Student(name, "xent", ("select", "smooth", "weak"), labels, description, oracle=oracle, select=select)
 
 
 def discover() -> dict[str, Student]:
@@ -67,4 +108,5 @@ def discover() -> dict[str, Student]:
     return {n: found[n] for n in [*first, *sorted(set(found) - set(first))]}
 
 
-ORDER = ("naive", "aux_conf", "selective", "pik_only", "smooth_only")
+ORDER = ("naive", "aux_conf", "self_only", "selective", "pik_only", "smooth_only", "random_select", "constant_pik",
+         "confidence_pik", "oracle_pik")

@@ -1,6 +1,8 @@
-"""`selective`: self-labels where P(IK) says the strong model knows, smoothed weak labels elsewhere."""
+"""`selective`: self-labels on the questions where the trained P(IK) says the strong model
+knows, smoothed weak labels elsewhere."""
 
-from . import Student, selected_labels
+from . import selection_student
 
-STUDENT = Student("selective", "xent", ("select",), selected_labels("selective"),
-                  "self-labels where P(IK) says the strong model knows, smoothed weak labels elsewhere")
+STUDENT = selection_student(
+    "selective", lambda ctx, deps, split: deps["select"].npy(f"pik_{split}"),
+    "self-labels where P(IK) says the strong model knows, smoothed weak labels elsewhere")

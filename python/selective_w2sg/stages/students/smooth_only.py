@@ -1,6 +1,7 @@
 """`smooth_only` (ablation): smoothed weak labels everywhere, no self-labels."""
 
-from . import Student, selected_labels
+from . import Student
 
-STUDENT = Student("smooth_only", "xent", ("select",), selected_labels("smooth_only"),
+STUDENT = Student("smooth_only", "xent", ("smooth",),
+                  lambda ctx, deps: (deps["smooth"].npy("smoothed_w2s_train"), deps["smooth"].npy("smoothed_w2s_val")),
                   "ablation: smoothed weak labels everywhere")

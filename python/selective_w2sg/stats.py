@@ -1,0 +1,137 @@
+"""Paired statistics over re-splits of one question pool.
+
+Each re-split (seed) has its own test questions. A contrast "A - B" is paired twice over: both
+models are scored on the same test questions of the same re-split. Per question, accuracy is the
+mean over its examples (a question's examples stay together). The point estimate is the mean
+over re-splits of the mean over their test questions; its 95% CI comes from a two-level bootstrap
+(re-splits resampled, then each chosen re-split's test questions), and its p-value from a paired
+t-test over the per-re-split differences, Holm-corrected across the contrasts of a table.
+
+Caveat, stated in every report: re-splits of one pool share questions, so they are not
+independent draws from the task; CIs and p-values describe the variability of the protocol on
+this pool (splits and training), not a population of tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+
+def question_accuracy(probs: np.ndarray, labels: np.ndarray, question: np.ndarray) -> np.ndarray:
+    """Per-question accuracy float64 (Q,): probs, labels, question (n,), with `question` the
+    example's question index in 0..Q-1."""
+    right = ((np.asarray(probs) > 0.5) == (np.asarray(labels) == 1)).astype(np.float64)
+    q = np.asarray(question)
+    return np.bincount(q, weights=right) / np.bincount(q)
+
+
+def two_level_bootstrap(per_seed: Sequence[np.ndarray], *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates (n_boot,) of "mean over re-splits of the mean over their questions":
+    re-splits drawn with replacement, then each drawn re-split's question values with
+    replacement. `per_seed`: one float array of per-question values per re-split."""
+    if not per_seed or any(len(v) == 0 for v in per_seed):
+        raise InputError("the bootstrap needs at least one re-split, each with at least one question")
+    rng = np.random.default_rng(seed)
+    s = len(per_seed)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        picks = rng.integers(0, s, size=s)
+        out[b] = np.mean([per_seed[i][rng.integers(0, len(per_seed[i]), size=len(per_seed[i]))].mean()
+                          for i in picks])
+    return out
+
+
+def paired_t_pvalue(diffs: Sequence[float]) -> float:
+    """Two-sided p-value of a one-sample t-test of the per-re-split differences against 0
+    (NaN with fewer than two re-splits; 0 or 1 when every difference is the same)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if len(d) < 2:
+        return float("nan")
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return 1.0 if d.mean() == 0 else 0.0
+    from scipy.stats import t as student_t
+
+    tstat = d.mean() / (sd / math.sqrt(len(d)))
+    return float(2 * student_t.sf(abs(tstat), df=len(d) - 1))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order (NaN stays NaN, not counted)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(p))
+    adj = np.full(len(p), np.nan)
+    m = len(ok)
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adj[i] = running
+    return adj.tolist()
+
+
+def contrast(a: Sequence[np.ndarray], b: Sequence[np.ndarray], *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """A - B from per-seed per-question accuracies (paired by seed and question): mean, 95%
+    bootstrap CI, per-re-split differences and the paired t-test p-value (uncorrected)."""
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b)):
+        raise InputError("a contrast needs both models scored on the same questions of the same re-splits")
+    d = [np.asarray(x, np.float64) - np.asarray(y, np.float64) for x, y in zip(a, b)]
+    per_seed = [float(v.mean()) for v in d]
+    boots = two_level_bootstrap(d, n_boot=n_boot, seed=seed)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"mean": float(np.mean(per_seed)), "ci95": [float(lo), float(hi)], "p": paired_t_pvalue(per_seed),
+            "per_resplit": per_seed, "n_resplits": len(d)}
+
+
+def pgr_ratio_of_means(student: Sequence[np.ndarray], weak: Sequence[np.ndarray], ceiling: Sequence[np.ndarray],
+                       *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """PGR = (mean student - mean weak) / (mean ceiling - mean weak), means over re-splits of
+    per-question accuracy; 95% CI from the same two-level bootstrap applied to the three jointly
+    (NaN where a replicate's gap is not positive, and the CI is then over the rest)."""
+    rng = np.random.default_rng(seed)
+    s = len(student)
+
+    def means(picks: np.ndarray, rows: list[np.ndarray]) -> tuple[float, float, float]:
+        st = np.mean([student[i][r].mean() for i, r in zip(picks, rows)])
+        wk = np.mean([weak[i][r].mean() for i, r in zip(picks, rows)])
+        ce = np.mean([ceiling[i][r].mean() for i, r in zip(picks, rows)])
+        return st, wk, ce
+
+    def ratio(st: float, wk: float, ce: float) -> float:
+        return (st - wk) / (ce - wk) if ce - wk > 0 else float("nan")
+
+    full = [np.arange(len(student[i])) for i in range(s)]
+    point = ratio(*means(np.arange(s), full))
+    boots = []
+    for _ in range(n_boot):
+        picks = rng.integers(0, s, size=s)
+        rows = [rng.integers(0, len(student[i]), size=len(student[i])) for i in picks]
+        boots.append(ratio(*means(picks, rows)))
+    b = np.asarray(boots)
+    b = b[np.isfinite(b)]
+    ci = [float(x) for x in np.percentile(b, [2.5, 97.5])] if len(b) else [float("nan")] * 2
+    return {"pgr": point, "ci95": ci, "defined_share": float(len(b) / n_boot)}
+
+
+CONTRASTS: tuple[tuple[str, str], ...] = (
+    ("selective", "naive"), ("selective", "aux_conf"), ("selective", "self_only"),
+    ("selective", "random_select"), ("smooth_only", "naive"), ("selective", "zero_shot"),
+)
+
+
+def contrast_table(acc: Mapping[str, Sequence[np.ndarray]], *, pairs: Sequence[tuple[str, str]] = CONTRASTS,
+                   n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Every contrast of `pairs` whose two models are in `acc` (model -> per-seed per-question
+    accuracy), with Holm-adjusted p-values across them."""
+    rows = []
+    for a, b in pairs:
+        if a in acc and b in acc:
+            rows.append({"a": a, "b": b, **contrast(acc[a], acc[b], n_boot=n_boot, seed=seed)})
+    for r, p in zip(rows, holm([r["p"] for r in rows])):
+        r["p_holm"] = p
+    return rows
