@@ -1,7 +1,7 @@
 //! Label spreading (Zhou et al. 2004): `F <- alpha * S F + (1 - alpha) * Y`,
 //! `S = D^-1/2 W D^-1/2`.
 
-use crate::knn::check_cancel;
+use crate::cancel::check_cancel;
 use crate::{CoreError, Csr, Result};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
