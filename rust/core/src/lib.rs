@@ -10,6 +10,7 @@
 //! [`CoreError::Cancelled`].
 
 mod cancel;
+mod csr;
 mod cpu;
 pub mod error;
 pub mod graph;
