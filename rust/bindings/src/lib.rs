@@ -267,6 +267,8 @@ fn symmetrize_max<'py>(
     Ok(csr_out(py, s))
 }
 
+type SmoothOut<'py> = (Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64);
+
 /// Label spreading over CSR `W`. `labels` is `(n, c)` float32; returns
 /// `(labels (n, c) float32 rows summing to 1, iterations, residual, converged, setup_seconds,
 /// iterate_seconds)`.
@@ -286,7 +288,7 @@ fn smooth_labels<'py>(
     confidence: Option<PyReadonlyArray1<'py, f32>>,
     clamped: Option<PyReadonlyArray1<'py, bool>>,
     num_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64)> {
+) -> PyResult<SmoothOut<'py>> {
     let w = csr_in(n, &indptr, &indices, &data)?;
     let c = labels.shape()[1];
     let y = labels.as_slice()?;

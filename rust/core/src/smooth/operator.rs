@@ -219,8 +219,8 @@ impl Part {
         let (r0, r1) = (ch * BUILD_CHUNK, ((ch + 1) * BUILD_CHUNK).min(n));
         let mut p = Part { lo: CsrChunk::with_rows(r1 - r0), up: CsrChunk::with_rows(r1 - r0), diag: Vec::new(), dup: false };
         let mut row: Vec<(u32, f32)> = Vec::new();
-        for r in r0..r1 {
-            let i = order[r] as usize;
+        for (r, &i) in (r0..r1).zip(&order[r0..r1]) {
+            let i = i as usize;
             let (e0, e1) = (w.indptr[i] as usize, w.indptr[i + 1] as usize);
             row.clear();
             row.extend(w.indices[e0..e1].iter().zip(&w.data[e0..e1]).map(|(&j, &v)| (pos[j as usize], s_value(v, dinv[i], dinv[j as usize]))));
