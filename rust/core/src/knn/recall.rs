@@ -39,4 +39,3 @@ pub(super) fn estimate_recall(prep: &Prepared<'_>, indices: &[u32], k: usize, sa
         .sum();
     Ok(hits as f64 / (m * k) as f64)
 }
-

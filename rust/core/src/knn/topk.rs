@@ -129,4 +129,3 @@ impl TopK {
 
 /// Width of the branch-free pre-test in the top-k scans.
 const SCAN_CHUNK: usize = 16;
-

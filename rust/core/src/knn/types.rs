@@ -62,4 +62,3 @@ pub struct KnnResult {
     /// recall@k estimated on a sample against exact search (None for `Exact`)
     pub estimated_recall: Option<f64>,
 }
-
