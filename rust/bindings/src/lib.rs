@@ -12,40 +12,38 @@ use sw2s_core::{
     ApproxParams, CoreError, Csr, KnnParams, Method, MatrixView, Metric, SmoothParams,
 };
 
-/// Map a core error to the matching Python exception class of `selective_w2sg.errors`.
-fn to_pyerr(py: Python<'_>, err: CoreError) -> PyErr {
-    let class = match &err {
-        CoreError::NonFinite { .. } | CoreError::ZeroNorm { .. } | CoreError::TooFewPoints { .. } => {
-            "EmbeddingsError"
-        }
-        CoreError::ShapeMismatch(_) => "InputError",
-        CoreError::InvalidK { .. } | CoreError::InvalidAlpha(_) | CoreError::InvalidParameter(_) => {
-            "ParameterError"
-        }
-        CoreError::LabelOutOfRange { .. } | CoreError::ZeroLabelRow { .. } => "LabelsError",
-        CoreError::InvalidGraph(_) => "GraphError",
-        CoreError::Cancelled => "InterruptedComputation",
-    };
+// The exception classes of `selective_w2sg.errors`. They are defined in Python because most
+// derive from both `Sw2sError` and a builtin (`ValueError`, `KeyboardInterrupt`), which
+// `create_exception!` cannot express; here they are imported as typed Rust handles.
+pyo3::import_exception!(selective_w2sg.errors, Sw2sError);
+pyo3::import_exception!(selective_w2sg.errors, InputError);
+pyo3::import_exception!(selective_w2sg.errors, EmbeddingsError);
+pyo3::import_exception!(selective_w2sg.errors, LabelsError);
+pyo3::import_exception!(selective_w2sg.errors, GraphError);
+pyo3::import_exception!(selective_w2sg.errors, ParameterError);
+pyo3::import_exception!(selective_w2sg.errors, InterruptedComputation);
+
+/// The Python exception for a core error: its class in `selective_w2sg.errors`, with the
+/// core's message. Every error the core returns goes through here.
+fn to_pyerr(err: CoreError) -> PyErr {
     let msg = err.to_string();
-    match py
-        .import("selective_w2sg.errors")
-        .and_then(|m| m.getattr(class))
-        .and_then(|cls| cls.call1((msg.clone(),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(_) => PyValueError::new_err(msg),
+    match err {
+        CoreError::NonFinite { .. } | CoreError::ZeroNorm { .. } | CoreError::TooFewPoints { .. } => {
+            EmbeddingsError::new_err(msg)
+        }
+        CoreError::ShapeMismatch(_) => InputError::new_err(msg),
+        CoreError::InvalidK { .. } | CoreError::InvalidAlpha(_) | CoreError::InvalidParameter(_) => {
+            ParameterError::new_err(msg)
+        }
+        CoreError::LabelOutOfRange { .. } | CoreError::ZeroLabelRow { .. } => LabelsError::new_err(msg),
+        CoreError::InvalidGraph(_) => GraphError::new_err(msg),
+        CoreError::Cancelled => InterruptedComputation::new_err(msg),
     }
 }
 
-fn internal_error(py: Python<'_>, what: String) -> PyErr {
-    match py
-        .import("selective_w2sg.errors")
-        .and_then(|m| m.getattr("Sw2sError"))
-        .and_then(|cls| cls.call1((format!("internal error in the Rust core (please report): {what}"),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
-    }
+/// A panic in the core, reported as `Sw2sError` instead of crashing Python.
+fn internal_error(what: String) -> PyErr {
+    Sw2sError::new_err(format!("internal error in the Rust core (please report): {what}"))
 }
 
 /// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default.
@@ -100,14 +98,14 @@ where
     });
     match outcome {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(to_pyerr(py, e)),
+        Ok(Err(e)) => Err(to_pyerr(e)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_string());
-            Err(internal_error(py, what))
+            Err(internal_error(what))
         }
     }
 }
@@ -172,7 +170,7 @@ fn knn_graph<'py>(
         seed,
         approx: ApproxParams { min_recall, recall_sample, ..ApproxParams::default() },
     };
-    let view = MatrixView::new(slice, n, d).map_err(|e| to_pyerr(py, e))?;
+    let view = MatrixView::new(slice, n, d).map_err(to_pyerr)?;
     let res = run(py, num_threads, |cancel| sw2s_core::knn_graph(view, &params, cancel))?;
     let idx: Vec<i64> = res.indices.iter().map(|&i| i as i64).collect();
     let idx = numpy::ndarray::Array2::from_shape_vec((res.n, res.k), idx)
@@ -192,8 +190,10 @@ fn csr_out<'py>(py: Python<'py>, w: Csr) -> CsrOut<'py> {
     (indptr.into_pyarray(py), indices.into_pyarray(py), w.data.into_pyarray(py))
 }
 
+/// CSR arrays from numpy (`int64` row pointers, `int32` columns) as a core [`Csr`]. The
+/// arrays are checked here, before the conversion to unsigned types, since negative values
+/// cannot be represented after it; errors are `GraphError`s.
 fn csr_in(
-    py: Python<'_>,
     n: usize,
     indptr: &PyReadonlyArray1<'_, i64>,
     indices: &PyReadonlyArray1<'_, i32>,
@@ -202,7 +202,7 @@ fn csr_in(
     let indptr = indptr.as_slice()?;
     let indices = indices.as_slice()?;
     let data = data.as_slice()?;
-    let bad = |m: String| to_pyerr(py, CoreError::InvalidGraph(m));
+    let bad = |m: String| to_pyerr(CoreError::InvalidGraph(m));
     if indptr.len() != n + 1 {
         return Err(bad(format!("indptr has length {}, expected n+1 = {}", indptr.len(), n + 1)));
     }
@@ -238,10 +238,11 @@ fn knn_to_weights<'py>(
 ) -> PyResult<CsrOut<'py>> {
     let (n, k) = (indices.shape()[0], indices.shape()[1]);
     if scores.shape() != indices.shape() {
-        return Err(to_pyerr(
-            py,
-            CoreError::ShapeMismatch(format!("indices {:?} vs scores {:?}", indices.shape(), scores.shape())),
-        ));
+        return Err(to_pyerr(CoreError::ShapeMismatch(format!(
+            "indices {:?} vs scores {:?}",
+            indices.shape(),
+            scores.shape()
+        ))));
     }
     let metric = parse_metric(metric)?;
     let idx = indices.as_slice()?;
@@ -261,10 +262,12 @@ fn symmetrize_max<'py>(
     data: PyReadonlyArray1<'py, f32>,
     num_threads: Option<usize>,
 ) -> PyResult<CsrOut<'py>> {
-    let w = csr_in(py, n, &indptr, &indices, &data)?;
+    let w = csr_in(n, &indptr, &indices, &data)?;
     let s = run(py, num_threads, |_| Ok(sw2s_core::symmetrize_max(&w)))?;
     Ok(csr_out(py, s))
 }
+
+type SmoothOut<'py> = (Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64);
 
 /// Label spreading over CSR `W`. `labels` is `(n, c)` float32; returns
 /// `(labels (n, c) float32 rows summing to 1, iterations, residual, converged, setup_seconds,
@@ -285,8 +288,8 @@ fn smooth_labels<'py>(
     confidence: Option<PyReadonlyArray1<'py, f32>>,
     clamped: Option<PyReadonlyArray1<'py, bool>>,
     num_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64)> {
-    let w = csr_in(py, n, &indptr, &indices, &data)?;
+) -> PyResult<SmoothOut<'py>> {
+    let w = csr_in(n, &indptr, &indices, &data)?;
     let c = labels.shape()[1];
     let y = labels.as_slice()?;
     let conf = confidence.as_ref().map(|a| a.as_slice()).transpose()?;

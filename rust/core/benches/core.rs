@@ -25,7 +25,8 @@ impl Rng {
     }
 }
 
-/// Gaussian mixture with 100 centres (the clustered case of DESIGN.md §4).
+/// Gaussian mixture with 100 centres and noise 0.5: clustered data, as embeddings of a few
+/// topics look.
 fn clustered(n: usize, d: usize) -> Vec<f32> {
     let mut r = Rng(1);
     let c: Vec<f32> = (0..100 * d).map(|_| r.gauss()).collect();

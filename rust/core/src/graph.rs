@@ -1,17 +1,13 @@
 //! Sparse weight matrices: the `W` that label spreading runs on.
 
+pub use crate::csr::Csr;
+
+use crate::csr::CsrChunk;
 use crate::{CoreError, Metric, Result};
 use rayon::prelude::*;
 
-/// Square CSR matrix, `n x n`, `f32` values, `u32` column indices.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Csr {
-    pub n: usize,
-    /// length n + 1
-    pub indptr: Vec<u64>,
-    pub indices: Vec<u32>,
-    pub data: Vec<f32>,
-}
+/// Rows per parallel task when building or merging rows.
+const ROW_CHUNK: usize = 4096;
 
 /// Build `W` from a kNN graph (`indices`/`scores`, row-major `(n, k)`):
 /// entries < 0 in `indices` (faiss's "missing") and self-edges are skipped; similarity
@@ -28,54 +24,9 @@ pub struct Csr {
 /// Errors: `ShapeMismatch` when the buffers are not `n * k` long; `InvalidGraph` naming the
 /// row and value for an index `>= n` or a non-finite score of a kept entry.
 pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metric: Metric) -> Result<Csr> {
-    if indices.len() != n * k || scores.len() != n * k {
-        return Err(CoreError::ShapeMismatch(format!(
-            "indices has {} and scores {} entries, expected n*k = {}*{} = {}",
-            indices.len(),
-            scores.len(),
-            n,
-            k,
-            n * k
-        )));
-    }
-    if u32::try_from(n).is_err() {
-        return Err(CoreError::InvalidGraph(format!("n={n} exceeds the u32 index range")));
-    }
-    let kept = |i: usize, t: usize| -> bool {
-        let j = indices[i * k + t];
-        j >= 0 && j as usize != i
-    };
-    // Validate in parallel; report the first bad row.
-    let bad = (0..n).into_par_iter().find_first(|&i| {
-        (0..k).any(|t| {
-            let j = indices[i * k + t];
-            (j >= 0 && j as u64 >= n as u64) || (kept(i, t) && !scores[i * k + t].is_finite())
-        })
-    });
-    if let Some(i) = bad {
-        for t in 0..k {
-            let j = indices[i * k + t];
-            if j >= 0 && j as u64 >= n as u64 {
-                return Err(CoreError::InvalidGraph(format!("row {i} has neighbour index {j}, but n={n}")));
-            }
-            if kept(i, t) && !scores[i * k + t].is_finite() {
-                return Err(CoreError::InvalidGraph(format!("row {i} has non-finite score {} for neighbour {j}", scores[i * k + t])));
-            }
-        }
-    }
-    let sigma2: Option<Vec<f64>> = if metric == Metric::SquaredL2 {
-        let last: Vec<Option<f64>> = (0..n)
-            .into_par_iter()
-            .map(|i| (0..k).rev().find(|&t| kept(i, t)).map(|t| (scores[i * k + t] as f64).max(0.0)))
-            .collect();
-        let (sum, cnt) = last.iter().flatten().fold((0.0, 0usize), |(s, c), &v| (s + v, c + 1));
-        let mean = if cnt > 0 { sum / cnt as f64 } else { 1.0 };
-        let floor = 1e-12 * mean.max(1.0);
-        Some(last.into_iter().map(|v| v.unwrap_or(mean).max(floor)).collect())
-    } else {
-        None
-    };
-    let sigma: Option<Vec<f64>> = sigma2.map(|v| v.into_iter().map(f64::sqrt).collect());
+    let g = KnnLists { indices, scores, n, k };
+    g.check()?;
+    let sigma = if metric == Metric::SquaredL2 { Some(g.sigmas()) } else { None };
     let weight = |i: usize, t: usize| -> f32 {
         let s = scores[i * k + t];
         match &sigma {
@@ -86,36 +37,90 @@ pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metri
             }
         }
     };
-    let rows: Vec<Vec<(u32, f32)>> = (0..n)
+    let chunks: Vec<CsrChunk> = (0..n.div_ceil(ROW_CHUNK))
         .into_par_iter()
-        .map(|i| {
-            (0..k)
-                .filter(|&t| kept(i, t))
-                .map(|t| (indices[i * k + t] as u32, weight(i, t)))
-                .filter(|&(_, w)| w > 0.0)
-                .collect()
+        .map(|c| {
+            let (r0, r1) = (c * ROW_CHUNK, ((c + 1) * ROW_CHUNK).min(n));
+            let mut out = CsrChunk::with_rows(r1 - r0);
+            for i in r0..r1 {
+                let start = out.indices.len();
+                for t in (0..k).filter(|&t| g.kept(i, t)) {
+                    let w = weight(i, t);
+                    if w > 0.0 {
+                        out.push(indices[i * k + t] as u32, w);
+                    }
+                }
+                out.end_row(start);
+            }
+            out
         })
         .collect();
-    let mut indptr = Vec::with_capacity(n + 1);
-    indptr.push(0u64);
-    let mut acc = 0u64;
-    for r in &rows {
-        acc += r.len() as u64;
-        indptr.push(acc);
-    }
-    let mut ind = Vec::with_capacity(acc as usize);
-    let mut data = Vec::with_capacity(acc as usize);
-    for r in rows {
-        for (j, w) in r {
-            ind.push(j);
-            data.push(w);
-        }
-    }
-    Ok(symmetrize_max(&Csr { n, indptr, indices: ind, data }))
+    Ok(symmetrize_max(&Csr::from_chunks(n, &chunks)))
 }
 
-/// Rows per parallel task when merging.
-const SYM_CHUNK: usize = 4096;
+/// A kNN graph as the caller gave it: row-major `(n, k)` neighbour indices and scores.
+struct KnnLists<'a> {
+    indices: &'a [i64],
+    scores: &'a [f32],
+    n: usize,
+    k: usize,
+}
+
+impl KnnLists<'_> {
+    /// Whether entry `t` of row `i` becomes an edge (present, not a self-edge).
+    #[inline]
+    fn kept(&self, i: usize, t: usize) -> bool {
+        let j = self.indices[i * self.k + t];
+        j >= 0 && j as usize != i
+    }
+
+    /// Shapes, the index range and finite scores; errors name the first bad row.
+    fn check(&self) -> Result<()> {
+        let (indices, scores, n, k) = (self.indices, self.scores, self.n, self.k);
+        if indices.len() != n * k || scores.len() != n * k {
+            return Err(CoreError::ShapeMismatch(format!(
+                "indices has {} and scores {} entries, expected n*k = {}*{} = {}",
+                indices.len(),
+                scores.len(),
+                n,
+                k,
+                n * k
+            )));
+        }
+        if u32::try_from(n).is_err() {
+            return Err(CoreError::InvalidGraph(format!("n={n} exceeds the u32 index range")));
+        }
+        let out_of_range = |j: i64| j >= 0 && j as u64 >= n as u64;
+        let bad_score = |i: usize, t: usize| self.kept(i, t) && !scores[i * k + t].is_finite();
+        // Validate in parallel; report the first bad row.
+        let Some(i) = (0..n).into_par_iter().find_first(|&i| (0..k).any(|t| out_of_range(indices[i * k + t]) || bad_score(i, t))) else {
+            return Ok(());
+        };
+        for t in 0..k {
+            let j = indices[i * k + t];
+            if out_of_range(j) {
+                return Err(CoreError::InvalidGraph(format!("row {i} has neighbour index {j}, but n={n}")));
+            }
+            if bad_score(i, t) {
+                return Err(CoreError::InvalidGraph(format!("row {i} has non-finite score {} for neighbour {j}", scores[i * k + t])));
+            }
+        }
+        Ok(())
+    }
+
+    /// The self-tuning kernel's `sigma_i` (scores are squared distances).
+    fn sigmas(&self) -> Vec<f64> {
+        let (scores, k) = (self.scores, self.k);
+        let last: Vec<Option<f64>> = (0..self.n)
+            .into_par_iter()
+            .map(|i| (0..k).rev().find(|&t| self.kept(i, t)).map(|t| (scores[i * k + t] as f64).max(0.0)))
+            .collect();
+        let (sum, cnt) = last.iter().flatten().fold((0.0, 0usize), |(s, c), &v| (s + v, c + 1));
+        let mean = if cnt > 0 { sum / cnt as f64 } else { 1.0 };
+        let floor = 1e-12 * mean.max(1.0);
+        last.into_iter().map(|v| v.unwrap_or(mean).max(floor).sqrt()).collect()
+    }
+}
 
 /// `max(W, W^T)` elementwise; sorted column indices per row; no explicit zeros.
 ///
@@ -124,8 +129,32 @@ const SYM_CHUNK: usize = 4096;
 /// (`indptr` of length n+1, non-decreasing, column indices < n).
 pub fn symmetrize_max(w: &Csr) -> Csr {
     let n = w.n;
+    let wt = transpose(w);
+    let chunks: Vec<CsrChunk> = (0..n.div_ceil(ROW_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (r0, r1) = (c * ROW_CHUNK, ((c + 1) * ROW_CHUNK).min(n));
+            let mut out = CsrChunk::with_rows(r1 - r0);
+            let mut row: Vec<(u32, f32)> = Vec::new();
+            for i in r0..r1 {
+                row.clear();
+                row.extend((w.indptr[i] as usize..w.indptr[i + 1] as usize).map(|e| (w.indices[e], w.data[e])));
+                row.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+                let tr = wt.indptr[i] as usize..wt.indptr[i + 1] as usize;
+                let start = out.indices.len();
+                merge_max(&row, &wt.indices[tr.clone()], &wt.data[tr], &mut out);
+                out.end_row(start);
+            }
+            out
+        })
+        .collect();
+    Csr::from_chunks(n, &chunks)
+}
+
+/// `W^T` by counting sort: its rows come out with ascending column indices.
+fn transpose(w: &Csr) -> Csr {
+    let n = w.n;
     let nnz = w.indices.len();
-    // Transpose by counting sort: rows of W^T come out with ascending column indices.
     let mut tptr = vec![0u64; n + 1];
     for &j in &w.indices {
         tptr[j as usize + 1] += 1;
@@ -145,96 +174,38 @@ pub fn symmetrize_max(w: &Csr) -> Csr {
             fill[j] += 1;
         }
     }
-    drop(fill);
-    let chunks: Vec<(Vec<u64>, Vec<u32>, Vec<f32>)> = (0..n.div_ceil(SYM_CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let (r0, r1) = (c * SYM_CHUNK, ((c + 1) * SYM_CHUNK).min(n));
-            let mut lens = Vec::with_capacity(r1 - r0);
-            let mut ind = Vec::new();
-            let mut dat = Vec::new();
-            let mut row: Vec<(u32, f32)> = Vec::new();
-            for i in r0..r1 {
-                row.clear();
-                row.extend((w.indptr[i] as usize..w.indptr[i + 1] as usize).map(|e| (w.indices[e], w.data[e])));
-                row.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-                let tr = tptr[i] as usize..tptr[i + 1] as usize;
-                let (ti, td) = (&tind[tr.clone()], &tdat[tr]);
-                let before = ind.len();
-                let (mut a, mut b) = (0usize, 0usize);
-                while a < row.len() || b < ti.len() {
-                    let col = match (row.get(a), ti.get(b)) {
-                        (Some(x), Some(&y)) => x.0.min(y),
-                        (Some(x), None) => x.0,
-                        (None, Some(&y)) => y,
-                        (None, None) => unreachable!(),
-                    };
-                    let (mut m, mut in_w, mut in_t) = (f32::NEG_INFINITY, false, false);
-                    while a < row.len() && row[a].0 == col {
-                        m = m.max(row[a].1);
-                        in_w = true;
-                        a += 1;
-                    }
-                    while b < ti.len() && ti[b] == col {
-                        m = m.max(td[b]);
-                        in_t = true;
-                        b += 1;
-                    }
-                    if !(in_w && in_t) {
-                        m = m.max(0.0);
-                    }
-                    if m != 0.0 {
-                        ind.push(col);
-                        dat.push(m);
-                    }
-                }
-                lens.push((ind.len() - before) as u64);
-            }
-            (lens, ind, dat)
-        })
-        .collect();
-    let total: usize = chunks.iter().map(|c| c.1.len()).sum();
-    let mut indptr = Vec::with_capacity(n + 1);
-    let mut indices = Vec::with_capacity(total);
-    let mut data = Vec::with_capacity(total);
-    indptr.push(0u64);
-    let mut acc = 0u64;
-    for (lens, ind, dat) in chunks {
-        for l in lens {
-            acc += l;
-            indptr.push(acc);
-        }
-        indices.extend_from_slice(&ind);
-        data.extend_from_slice(&dat);
-    }
-    Csr { n, indptr, indices, data }
+    Csr { n, indptr: tptr, indices: tind, data: tdat }
 }
 
-impl Csr {
-    /// Check the structure: `indptr` of length n+1, starting at 0, non-decreasing, ending at
-    /// `indices.len() == data.len()`; column indices < n. Errors name the first bad row.
-    pub fn validate(&self) -> Result<()> {
-        let n = self.n;
-        if self.indptr.len() != n + 1 {
-            return Err(CoreError::InvalidGraph(format!("indptr has {} entries, expected n+1 = {}", self.indptr.len(), n + 1)));
+/// Merge one row of `W` (`row`, sorted by column) with the same row of `W^T` (`ti`, `td`,
+/// sorted) into `out`: per column the max, 0 standing for a side without the entry; zeros
+/// dropped.
+fn merge_max(row: &[(u32, f32)], ti: &[u32], td: &[f32], out: &mut CsrChunk) {
+    let (mut a, mut b) = (0usize, 0usize);
+    while a < row.len() || b < ti.len() {
+        let col = match (row.get(a), ti.get(b)) {
+            (Some(x), Some(&y)) => x.0.min(y),
+            (Some(x), None) => x.0,
+            (None, Some(&y)) => y,
+            (None, None) => unreachable!(),
+        };
+        let (mut m, mut in_w, mut in_t) = (f32::NEG_INFINITY, false, false);
+        while a < row.len() && row[a].0 == col {
+            m = m.max(row[a].1);
+            in_w = true;
+            a += 1;
         }
-        if self.indices.len() != self.data.len() {
-            return Err(CoreError::InvalidGraph(format!("indices has {} entries but data {}", self.indices.len(), self.data.len())));
+        while b < ti.len() && ti[b] == col {
+            m = m.max(td[b]);
+            in_t = true;
+            b += 1;
         }
-        if self.indptr[0] != 0 || self.indptr[n] as usize != self.indices.len() {
-            return Err(CoreError::InvalidGraph(format!("indptr must run from 0 to nnz={}", self.indices.len())));
+        if !(in_w && in_t) {
+            m = m.max(0.0);
         }
-        if let Some(i) = (0..n).into_par_iter().find_first(|&i| self.indptr[i] > self.indptr[i + 1]) {
-            return Err(CoreError::InvalidGraph(format!("indptr decreases at row {i}")));
+        if m != 0.0 {
+            out.push(col, m);
         }
-        let bad = (0..n).into_par_iter().find_first(|&i| {
-            (self.indptr[i] as usize..self.indptr[i + 1] as usize).any(|e| self.indices[e] as usize >= n)
-        });
-        if let Some(i) = bad {
-            let e = (self.indptr[i] as usize..self.indptr[i + 1] as usize).find(|&e| self.indices[e] as usize >= n).unwrap_or(0);
-            return Err(CoreError::InvalidGraph(format!("row {i} has column index {}, but n={n}", self.indices[e])));
-        }
-        Ok(())
     }
 }
 

@@ -9,7 +9,9 @@
 //! caller (the Python bindings) can interrupt them (Ctrl-C); they then return
 //! [`CoreError::Cancelled`].
 
-mod approx;
+mod cancel;
+mod csr;
+mod cpu;
 pub mod error;
 pub mod graph;
 mod kernel;

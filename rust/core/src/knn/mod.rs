@@ -1,0 +1,90 @@
+//! k-nearest-neighbour graphs: exact (blocked GEMM fused with a top-k filter, using the
+//! symmetry of the all-pairs problem), approximate (NN-descent seeded by random-projection
+//! trees), and `Auto`, which picks between them by size and estimated recall.
+//!
+//! Modules, lowest first (each uses only those above it): [`types`] (public parameters and
+//! results), `prepared` (validated, normalised input), `topk` (bounded best-k lists),
+//! `exact` (all-pairs and per-query search), `recall` (recall estimated against exact
+//! search), `approx` (NN-descent); this module only chooses among them.
+
+mod approx;
+mod exact;
+mod prepared;
+mod recall;
+mod topk;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use types::{ApproxParams, KnnParams, KnnResult, Method, Metric};
+
+use crate::cancel::check_cancel;
+use crate::{MatrixView, Result};
+use prepared::Prepared;
+use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
+
+/// `Auto` runs exact search when `n` is at most this (measured: below it exact search costs
+/// about as much as NN-descent plus its recall check, and is exact).
+pub const AUTO_EXACT_MAX_N: usize = 20_000;
+
+/// Validate `data` (finite; non-zero rows under cosine; 2 <= n; 1 <= k < n) and build the graph.
+pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) -> Result<KnnResult> {
+    let prep = Prepared::validate(data, params)?;
+    check_cancel(cancel)?;
+    let search = Search { prep: &prep, params, cancel };
+    let (n, ap) = (data.n, &params.approx);
+    match params.method {
+        Method::Exact => search.exact(),
+        Method::Approx => search.approx(ap.build_k, ap.max_iters),
+        Method::Auto => {
+            if n <= AUTO_EXACT_MAX_N {
+                return search.exact();
+            }
+            let first = search.approx(ap.build_k, ap.max_iters)?;
+            if first.estimated_recall.unwrap_or(0.0) >= ap.min_recall {
+                return Ok(first);
+            }
+            // Refine: a larger candidate pool and more iterations; then give up on approximation.
+            let bk = approx::auto_build_k(params.k, n, ap.build_k);
+            let second = search.approx((2 * bk).min(n - 1), ap.max_iters.max(approx::auto_iters(n)) * 2)?;
+            if second.estimated_recall.unwrap_or(0.0) >= ap.min_recall {
+                return Ok(second);
+            }
+            search.exact()
+        }
+    }
+}
+
+/// One call's validated input and parameters.
+struct Search<'a> {
+    prep: &'a Prepared<'a>,
+    params: &'a KnnParams,
+    cancel: &'a AtomicBool,
+}
+
+impl Search<'_> {
+    fn exact(&self) -> Result<KnnResult> {
+        let (n, k) = (self.prep.data.n, self.params.k);
+        let (indices, keys) = exact::exact_all(self.prep, k, self.cancel)?;
+        let scores = keys_to_scores(keys, self.params.metric);
+        Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None })
+    }
+
+    fn approx(&self, build_k: usize, max_iters: usize) -> Result<KnnResult> {
+        let (n, k, p) = (self.prep.data.n, self.params.k, self.params);
+        let nd = approx::NnDescentParams { k, build_k, n_trees: p.approx.n_trees, max_iters, seed: p.seed };
+        let (indices, scores) = approx::nn_descent(self.prep, &nd, self.cancel)?;
+        let recall = recall::estimate_recall(self.prep, &indices, k, p.approx.recall_sample, p.seed, self.cancel)?;
+        Ok(KnnResult { n, k, indices, scores, method_used: Method::Approx, estimated_recall: Some(recall) })
+    }
+}
+
+/// Internal keys are "higher is better" (similarity, or minus the squared distance).
+fn keys_to_scores(mut keys: Vec<f32>, metric: Metric) -> Vec<f32> {
+    if metric == Metric::SquaredL2 {
+        keys.par_iter_mut().for_each(|v| *v = (-*v).max(0.0));
+    }
+    keys
+}
