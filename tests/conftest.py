@@ -32,3 +32,34 @@ def clustered(n: int, d: int, centres: int, seed: int = 0, spread: float = 0.15)
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def knower(tmp_path_factory) -> str:
+    """tiny-random-llama after a short language-model fit on the gold answers of *easy* synthetic
+    questions (from a question pool the experiments never use): it then knows the easy subset --
+    the word-goodness of easy options -- and not the rest. Saved as a local model folder."""
+    import torch
+
+    from selective_w2sg.models import load_backbone
+    from selective_w2sg.tasks import format_example, synthetic_questions
+
+    torch.manual_seed(0)
+    bb = load_backbone("tiny-random-llama")
+    qs = [q for q in synthetic_questions(2000, seed=777) if q.meta["easy"]]
+    enc = bb.tokenizer([format_example(q.question, q.options[q.gold]) for q in qs], padding=True, return_tensors="pt")
+    model = bb.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(120):
+        idx = torch.randint(0, len(qs), (32,))
+        ids, mask = enc["input_ids"][idx], enc["attention_mask"][idx]
+        loss = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                     labels=ids.masked_fill(mask == 0, -100)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    path = tmp_path_factory.mktemp("knower") / "model"
+    model.save_pretrained(path)
+    bb.tokenizer.save_pretrained(path)
+    return str(path)

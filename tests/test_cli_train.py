@@ -24,7 +24,7 @@ def test_train_end_to_end_then_report(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     assert "PGR" in r.output and "aux_conf" in r.output
     summary = json.loads((out / "results.json").read_text())["summary"]
-    assert summary["seeds"] == [0, 1] and set(summary["models"]) == {"weak", "ceiling", "naive", "aux_conf"}
+    assert summary["seeds"] == [0, 1] and set(summary["models"]) == {"weak", "zero_shot", "ceiling", "naive", "aux_conf"}
     (out / "results.png").unlink()
     r = CliRunner().invoke(app, ["report", str(out)])
     assert r.exit_code == 0, r.output

@@ -99,3 +99,34 @@ def test_one_pass_per_distinct_text(splits, model):
         # every question has exactly one own answer among its options; a pair of examples holds at most one
         pairs = o.self_label.reshape(-1, 2).sum(1)
         assert pairs.max() <= 1
+
+
+@torch.inference_mode()
+def test_causal_scores_under_left_truncation_are_the_answer_tokens():
+    """Texts longer than max_length are cut from the left: the score is still the mean
+    log-likelihood of the answer's own tokens (counted on the untruncated text), and an option
+    none of whose tokens survive scores lowest, never 0 (the best possible)."""
+    from selective_w2sg.encode import _forward, _softmax_rows
+    from selective_w2sg.models import pick_device, tokenize
+
+    bb = load_backbone("tiny-random-llama")
+    long_q = " ".join(["f1", "f2", "f3"] * 12)
+    texts = [format_example(long_q, "w1 w2 w3"), format_example("short", "w4")]
+    prefixes = [format_example(long_q, "").rstrip(), format_example("short", "").rstrip()]
+    max_length = 12
+    _, ll = _forward(bb, texts, prefixes, [-1], batch_size=4, max_length=max_length, device=pick_device("cpu"),
+                     stats=EncodeStats(), progress=None)
+    ids = tokenize(bb, texts, max_length)
+    full = bb.tokenizer(texts)["input_ids"]
+    pre = bb.tokenizer(prefixes)["input_ids"]
+    for i in range(2):
+        n_answer = len(full[i]) - next(k for k, (a, b) in enumerate(zip(full[i] + [-1], pre[i] + [-2])) if a != b)
+        logp = torch.log_softmax(bb.model(input_ids=torch.tensor([ids[i]])).logits[0].float(), -1)
+        start = len(ids[i]) - n_answer
+        special = set(bb.tokenizer.all_special_ids) - {bb.tokenizer.unk_token_id}
+        want = np.mean([logp[p - 1, ids[i][p]].item() for p in range(start, len(ids[i])) if ids[i][p] not in special])
+        assert ll[i] == pytest.approx(want, abs=1e-4)
+    assert len(full[0]) > max_length  # the first text really was cut
+    # an option with no scored token: probability 0 beside a scored one; uniform when none is scored
+    p = _softmax_rows([np.array([-2.0, np.nan, -3.0]), np.array([np.nan, np.nan])], 1.0)
+    assert p[0][1] == 0.0 and p[0][0] > p[0][2] and p[1].tolist() == [0.5, 0.5]

@@ -79,7 +79,8 @@ def test_keys() -> None:
 def test_stages_reuse_and_invalidation(tmp_path) -> None:
     cfg = _cfg(tmp_path)
     first = _run(cfg)
-    assert set(first) == {"weak", "ceiling", "naive", "aux_conf"} and not any(d.reused for d in first.values())
+    assert set(first) == {"weak", "encode", "tune", "zero_shot", "ceiling", "naive", "aux_conf"}
+    assert not any(d.reused for d in first.values())
     n = len(prepare_seed(cfg, 0).splits.examples["w2s_train"])
     assert first["weak"].npy("preds_w2s_train").shape == (n,)
     second = _run(cfg)
@@ -87,8 +88,9 @@ def test_stages_reuse_and_invalidation(tmp_path) -> None:
     assert {k: d.path for k, d in first.items()} == {k: d.path for k, d in second.items()}
     # another learning rate: every training stage is redone; probe features are reused
     feats_before = set((cfg.cache_root / "features").iterdir())
-    third = _run(_cfg(tmp_path, train=TrainConfig(epochs=8, lr=0.05, device="cpu")))
-    assert not any(d.reused for d in third.values())
+    third = _run(_cfg(tmp_path, train=TrainConfig(epochs=8, lr=0.05, anchored_lr=5e-3, device="cpu")))
+    trained = ("weak", "tune", "ceiling", "naive", "aux_conf")
+    assert not any(third[k].reused for k in trained) and third["encode"].reused and third["zero_shot"].reused
     assert set((cfg.cache_root / "features").iterdir()) == feats_before
     # another seed: other splits, other folders
     other = _run(cfg, seed=1)
@@ -121,7 +123,7 @@ def test_resume_after_interrupted_stage(tmp_path, monkeypatch) -> None:
     assert len(partial) == 1 and not (partial[0] / DONE).exists()
     monkeypatch.setattr(stages_mod, "train_classifier", real)
     resumed = _run(cfg)
-    assert [k for k, d in resumed.items() if d.reused] == ["weak", "ceiling", "naive"]
+    assert [k for k, d in resumed.items() if d.reused] == ["weak", "encode", "tune", "zero_shot", "ceiling", "naive"]
     assert resumed["aux_conf"].done and resumed["aux_conf"].path == partial[0]
 
 
@@ -172,7 +174,7 @@ def test_run_pipeline_writes_results(tmp_path) -> None:
     assert saved["summary"]["seeds"] == [0, 1] == summary["seeds"]
     for s in (0, 1):
         r = json.loads((out / f"seed{s}" / "results.json").read_text())
-        assert set(r["models"]) == {"weak", "ceiling", "naive", "aux_conf"}
+        assert set(r["models"]) == {"weak", "zero_shot", "ceiling", "naive", "aux_conf"}
         assert json.loads((out / f"seed{s}" / "splits.json").read_text())["seed"] == s
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 8
 
@@ -180,7 +182,8 @@ def test_run_pipeline_writes_results(tmp_path) -> None:
 def test_full_mode_pipeline(tmp_path) -> None:
     cfg = _cfg(tmp_path, students=("naive",), train=TrainConfig(mode="full", epochs=1, lr=1e-3, device="cpu"))
     stages = _run(cfg)
-    assert set(stages) == {"weak", "ceiling", "naive"}
+    assert set(stages) == {"weak", "encode", "tune", "zero_shot", "ceiling", "naive"}
+    assert stages["tune"].json("tune")["epochs"] is None  # full mode: no anchor, students early-stop
     assert not (cfg.cache_root / "features").exists()  # full mode tokenises; it caches no features
     p = stages["naive"].npy("preds_test")
     assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))

@@ -15,7 +15,9 @@ import selective_w2sg as sw
 from selective_w2sg.stages import training as stages_mod
 from selective_w2sg.pik import auroc
 from selective_w2sg.config import RunConfig
+from selective_w2sg.cache import array_fingerprint
 from selective_w2sg.pipeline import prepare_seed, run_seed, run_stages, run_targets
+from selective_w2sg.stages import STUDENTS
 from selective_w2sg.select import SelectiveConfig
 from selective_w2sg.stages.encode import load_encoded
 from selective_w2sg.stages.training import center_by_question
@@ -25,34 +27,6 @@ from selective_w2sg.train import TrainConfig
 torch.set_num_threads(1)
 
 SMALL = dict(n_weak=120, n_w2s=200, n_test=80)
-
-
-@pytest.fixture(scope="module")
-def knower(tmp_path_factory) -> str:
-    """tiny-random-llama after a short language-model fit on the gold answers of *easy* synthetic
-    questions (from a question pool the experiments never use): it then knows the easy subset --
-    the word-goodness of easy options -- and not the rest. Saved as a local model folder."""
-    from selective_w2sg.models import load_backbone
-
-    torch.manual_seed(0)
-    bb = load_backbone("tiny-random-llama")
-    qs = [q for q in synthetic_questions(2000, seed=777) if q.meta["easy"]]
-    enc = bb.tokenizer([format_example(q.question, q.options[q.gold]) for q in qs], padding=True, return_tensors="pt")
-    model = bb.model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(120):
-        idx = torch.randint(0, len(qs), (32,))
-        ids, mask = enc["input_ids"][idx], enc["attention_mask"][idx]
-        loss = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                     labels=ids.masked_fill(mask == 0, -100)).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    path = tmp_path_factory.mktemp("knower") / "model"
-    model.save_pretrained(path)
-    bb.tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def _cfg(tmp_path: Path, **kw) -> RunConfig:
@@ -84,36 +58,35 @@ def test_pik_recovers_the_known_subset(tmp_path, knower):
     metrics = stages["pik"].json("metrics")
     assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
     # Where the selection takes self-labels, they are better than the weak labels they replace.
-    use = stages["select"].npy("use_self_pik_only_w2s_train").astype(bool)
+    use = STUDENTS["pik_only"].select(ctx, stages, "w2s_train").use_self
     weak_right = (stages["weak"].npy("preds_w2s_train") > 0.5) == (ctx.splits.labels("w2s_train") == 1)
     assert 0 < use.mean() < 1
     assert knows[use].mean() > weak_right[use].mean(), (knows[use].mean(), weak_right[use].mean())
 
 
 def test_selection_labels_follow_the_rule(tmp_path, knower):
+    """Per question: self-labels where mean P(IK) beats the rule's threshold (tau, or the mean
+    calibrated confidence of the fallback label), the fallback label elsewhere."""
     for rule, tau in (("tau", 0.6), ("compare", 0.5)):
         cfg = _cfg(tmp_path, strong=knower, method="all", selective=SelectiveConfig(rule=rule, tau=tau))
         ctx = prepare_seed(cfg, 0)
-        stages = run_targets(ctx, ["select"])
-        enc = load_encoded(stages["encode"])
+        stages = run_targets(ctx, ["select", *cfg.student_names])
         sel = stages["select"]
-        self_l = enc.self_labels(ctx.splits.examples["w2s_train"])
-        p_ik = stages["pik"].npy("pik_w2s_train")
-        smoothed = stages["smooth"].npy("smoothed_w2s_train")
-        raw = stages["weak"].npy("preds_w2s_train")
-        use = sel.npy("use_self_selective_w2s_train").astype(bool)
-        if rule == "tau":
-            np.testing.assert_array_equal(use, p_ik > tau)
-        else:  # P(IK) above the calibrated confidence of the label it would replace
-            from selective_w2sg.stages.select import calibrate_weak
-            from selective_w2sg.select import weak_confidence
-
-            conf = calibrate_weak(ctx, stages["weak"]).predict(weak_confidence(smoothed))
-            np.testing.assert_array_equal(use, p_ik > conf)
-        np.testing.assert_allclose(sel.npy("labels_selective_w2s_train"), np.where(use, self_l, smoothed))
-        use_p = sel.npy("use_self_pik_only_w2s_train").astype(bool)
-        np.testing.assert_allclose(sel.npy("labels_pik_only_w2s_train"), np.where(use_p, self_l, raw))
-        np.testing.assert_allclose(sel.npy("labels_smooth_only_w2s_train"), smoothed)
+        qids = np.array([e.question_id for e in ctx.splits.examples["w2s_train"]])
+        _, q = np.unique(qids, return_inverse=True)
+        qmean = lambda x: (np.bincount(q, weights=x) / np.bincount(q))[q]  # noqa: E731
+        self_l = sel.npy("self_w2s_train")
+        p_ik = qmean(sel.npy("pik_w2s_train").astype(np.float64))
+        for name, fallback, kind in (("selective", stages["smooth"].npy("smoothed_w2s_train"), "smoothed"),
+                                     ("pik_only", stages["weak"].npy("preds_w2s_train"), "raw")):
+            threshold = tau if rule == "tau" else qmean(sel.npy(f"cal_{kind}_w2s_train").astype(np.float64))
+            use = p_ik > threshold
+            chosen = STUDENTS[name].select(ctx, stages, "w2s_train")
+            np.testing.assert_array_equal(chosen.use_self, use)
+            np.testing.assert_allclose(chosen.labels, np.where(use, self_l, fallback))
+            cfg_json = json.loads((stages[name].path / "config.json").read_text())
+            assert cfg_json["inputs"]["train"][3] == array_fingerprint(chosen.labels)  # the student trained on them
+        np.testing.assert_allclose(STUDENTS["smooth_only"].labels(ctx, stages)[0], stages["smooth"].npy("smoothed_w2s_train"))
 
 
 def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):
@@ -239,8 +212,7 @@ def test_cli_train_method_all(tmp_path):
                                  "--k", "5", "--alpha", "0.5", "--seeds", "0,1"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
-    assert set(res["summary"]["models"]) == {"weak", "ceiling", "naive", "aux_conf", "selective", "pik_only",
-                                             "smooth_only"}
+    assert set(res["summary"]["models"]) == {"weak", "zero_shot", "ceiling", *STUDENTS}
     for seed in res["seeds"]:
         assert 0.0 <= seed["selective"]["coverage_w2s_train"]["selective"] <= 1.0
         assert "pik_test" in seed and "label_accuracy_w2s_train" in seed["selective"]

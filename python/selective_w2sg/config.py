@@ -149,6 +149,9 @@ class RunConfig:
     seeds: tuple[int, ...] = field(default=(0,), metadata=opt(
         "Comma-separated seeds, e.g. 0,1,2 (splits and training both depend on the seed).",
         parse=lambda s: parse_ints(s, "--seeds")))
+    resplits: int | None = field(default=None, metadata=opt(
+        "Paired re-splits: seeds 0..N-1 over one question pool (--pool-seed, default 0), sharing one encode pass; "
+        "results get paired contrasts with bootstrap CIs. Overrides --seeds."))
     method: str = field(default="all", metadata=opt(
         "w2s (naive + aux_conf) | selective | all (w2s + selective + ablations and baselines)."))
     students: tuple[str, ...] | None = field(default=None, metadata=opt(
@@ -164,6 +167,12 @@ class RunConfig:
             object.__setattr__(self, "train", TrainConfig())
         if self.selective is None:
             object.__setattr__(self, "selective", SelectiveConfig())
+        if self.resplits is not None:
+            if self.resplits < 1:
+                raise ConfigError(f"--resplits must be >= 1, got {self.resplits}")
+            object.__setattr__(self, "seeds", tuple(range(self.resplits)))
+            if self.data.pool_seed is None:
+                object.__setattr__(self, "data", dataclasses.replace(self.data, pool_seed=0))
         object.__setattr__(self, "seeds", tuple(self.seeds))
         if self.students is not None:
             object.__setattr__(self, "students", tuple(self.students))

@@ -43,7 +43,7 @@ class TrainConfig:
     micro_batch_size: int | None = field(default=None, metadata=opt(
         "Examples per forward pass on one rank: gradient accumulation (default: batch size in probe mode, else 8)."))
     lr: float | None = field(default=None, metadata=opt(
-        "Peak learning rate (default: 1e-2 probe, 5e-5 full, 1e-4 lora)."))
+        "Peak learning rate (default: 1e-2 probe, 5e-5 full, 1e-4 lora); anchored probe heads use --anchored-lr."))
     weight_decay: float = field(default=0.01, metadata=opt("AdamW decoupled weight decay."))
     warmup_frac: float = field(default=0.1, metadata=opt(
         "Share of steps with a linearly rising learning rate, then cosine decay to 0."))

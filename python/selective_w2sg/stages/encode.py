@@ -71,7 +71,7 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
 
     d = _guard_oom(lambda: run_cached(ctx.cache_root, "encode", config, inputs, compute, force=ctx.force),
                    f"encode pass with {ctx.strong.name}")
-    if cfg.pooling in (None, "auto") and cfg.layer == -1:
+    if cfg.mode == "probe" and cfg.pooling in (None, "auto") and cfg.layer == -1:  # probe heads reuse them
         enc = load_encoded(d)
         for split in SPLITS:
             rows = enc.rows(ctx.splits.examples[split])
