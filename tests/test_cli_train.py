@@ -75,3 +75,47 @@ def test_errors_are_one_line_exit_1(tmp_path, monkeypatch, capsys, args, message
     assert "Traceback" not in err
     # nothing left that looks finished
     assert not list((tmp_path / "o").rglob("DONE.json"))
+
+
+def _sw2s(*args: str, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "from selective_w2sg.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("args", [["train", "--k", "abc"], ["nosuch"], ["knn", "--embeddings", "x.npy"],
+                                  ["train", "--no-such-option"]])
+def test_usage_errors_exit_2_without_traceback(args) -> None:
+    r = _sw2s(*args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "Error" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [(["train", "--method", "magic"], "magic"),
+                                         (["train", "--seeds", "-1"], "seed -1"),
+                                         (["train", "--resplits", "0"], "--resplits")])
+def test_config_errors_exit_1_with_one_line(args, needle) -> None:
+    r = _sw2s(*args)
+    assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_exits_130(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-c", "from selective_w2sg.cli import main; main()", "train", "--out",
+                          str(tmp_path / "run"), "--epochs", "400", "--n-w2s", "400"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not (tmp_path / "run" / "cache").exists() and time.time() < deadline:  # a stage has started
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err

@@ -17,27 +17,55 @@ else:
     _TRAIN_IMPORT_ERROR = None
 
 
+TRAINING_COMMANDS = ("train", "weak", "ceiling", "student", "report", "encode", "pik", "select", "pik-transfer")
+
+# Exit codes (README "Exit codes"): 0 success, 1 error, 2 usage, 130 interrupted.
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
 def main() -> None:
-    """Entry point: run the app; a user error is one red line and exit code 1, no traceback."""
+    """Entry point: a user error is one red line and exit code 1, a usage error click's message
+    and exit code 2, Ctrl-C exit code 130; never a traceback for a user's mistake."""
     from rich.console import Console
     from rich.markup import escape
 
+    err = Console(stderr=True, soft_wrap=True)
+    if _TRAIN_IMPORT_ERROR is not None and len(sys.argv) > 1 and sys.argv[1] in TRAINING_COMMANDS:
+        hint = escape("pip install 'selective-w2sg[train]'")
+        err.print(f"[bold red]error:[/] `sw2s {sys.argv[1]}` needs the training extra: {hint} "
+                  f"(missing module: {_TRAIN_IMPORT_ERROR.name})", highlight=False)
+        sys.exit(EXIT_ERROR)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except Sw2sError as e:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        sys.exit(1)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        sys.exit(EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_ERROR)
     except KeyboardInterrupt:
-        Console(stderr=True).print("[bold red]interrupted[/]")
-        sys.exit(130)
-    except Exception as e:  # click usage errors etc.
-        import click
+        err.print("[bold red]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:
+        code = _click_exit_code(e)
+        if code is None:
+            raise
+        sys.exit(code)
+    if isinstance(rc, int) and rc != 0:  # Typer returns Exit codes (130 on Ctrl-C) without standalone mode
+        if rc == EXIT_INTERRUPTED:
+            err.print("[bold red]interrupted[/]")
+        sys.exit(rc)
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def _click_exit_code(e: BaseException) -> int | None:
+    """Click's exceptions (Typer vendors its own click, so matched by shape): print their message
+    the way click does and return the exit code; None for anything else."""
+    name = type(e).__name__
+    mod = type(e).__module__
+    if not ("click" in mod or "typer" in mod):
+        return None
+    if hasattr(e, "show") and hasattr(e, "exit_code"):  # ClickException, UsageError, BadParameter ...
+        e.show()
+        return int(e.exit_code)
+    if name == "Exit":
+        return int(getattr(e, "exit_code", 0))
+    if name == "Abort":
+        return EXIT_INTERRUPTED
+    return None
