@@ -225,12 +225,6 @@ class RunConfig:
             raise ConfigError(f"unknown settings {unknown}")
         return cls(**built, **flat)
 
-    def replace(self, **flat: Any) -> RunConfig:
-        """A copy with some flat settings changed (validated again)."""
-        return RunConfig.create(**{**{p: getattr(self, p) for p in _parts()},
-                                   **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                      if f.name not in _parts()}, **flat})
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

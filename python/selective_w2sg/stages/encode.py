@@ -24,7 +24,7 @@ from ..models import is_causal_model
 from ..encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from ..tasks import SPLITS
 from .base import Stage, StageContext
-from .training import Anchor, _guard_oom, store_features
+from .training import Anchor, guard_oom, store_features
 
 ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
 CAUSAL_SCORING = 2  # bump when causal option scoring changes (encoder outputs keep their key)
@@ -69,7 +69,7 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
         return {"texts": stats.texts, "forward_calls": stats.forward_calls, "seconds": stats.wall_s,
                 "feature_layer": layer, "is_causal": bb.is_causal}
 
-    d = _guard_oom(lambda: run_cached(ctx.cache_root, "encode", config, inputs, compute, force=ctx.force),
+    d = guard_oom(lambda: run_cached(ctx.cache_root, "encode", config, inputs, compute, force=ctx.force),
                    f"encode pass with {ctx.strong.name}")
     if cfg.mode == "probe" and cfg.pooling in (None, "auto") and cfg.layer == -1:  # probe heads reuse them
         enc = load_encoded(d)

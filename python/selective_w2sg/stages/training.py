@@ -66,7 +66,7 @@ def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | Non
         return extract_features(bb, missing, pooling=cfg.pooling, layers=(layer,), batch_size=cfg.feature_batch_size,
                                 max_length=cfg.max_length, device=ctx.device, progress=tick)[layer]
 
-    rows, _ = _guard_oom(lambda: feature_store(ctx, spec, layer).get(texts, compute, force=ctx.force),
+    rows, _ = guard_oom(lambda: feature_store(ctx, spec, layer).get(texts, compute, force=ctx.force),
                          f"feature extraction with {spec.name}")
     return rows
 
@@ -140,7 +140,7 @@ def fit_stage(
     }
 
     def compute(w: Any) -> dict[str, Any]:
-        model, inputs_of = _build_model(ctx, spec, cfg, train_split, tr_idx, anchor)
+        model, inputs_of = build_model(ctx, spec, cfg, train_split, tr_idx, anchor)
         tr = inputs_of(train_split).subset(tr_idx)
         va = inputs_of(val_split).subset(va_idx)
         if epochs == 0:  # the untrained start: for an anchored head, the anchor itself
@@ -156,7 +156,7 @@ def fit_stage(
         return {"steps": res.steps, "best_eval": res.best_eval, "stopped_early": res.stopped_early,
                 "train_s": res.train_s}
 
-    return _guard_oom(lambda: run_cached(ctx.cache_root, stage, config, inputs, compute, force=ctx.force),
+    return guard_oom(lambda: run_cached(ctx.cache_root, stage, config, inputs, compute, force=ctx.force),
                       f"stage {stage} with {spec.name}")
 
 
@@ -181,7 +181,7 @@ class Anchor:
     log_odds: Callable[[str], np.ndarray]
 
 
-def _build_model(
+def build_model(
     ctx: StageContext, spec: ModelSpec, cfg: TrainConfig, train_split: str, tr_idx: np.ndarray,
     anchor: Anchor | None = None,
 ) -> tuple[torch.nn.Module, Callable[[str], Inputs]]:
@@ -215,7 +215,7 @@ def _build_model(
     return model, token_inputs
 
 
-def _guard_oom(fn: Callable[[], Any], what: str) -> Any:
+def guard_oom(fn: Callable[[], Any], what: str) -> Any:
     try:
         return fn()
     except torch.OutOfMemoryError as e:

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..cache import StageDir, run_cached
 from ..tasks import hash_seed
-from ..train import train_classifier, val_score
+from ..train import predict_proba, train_classifier, val_score
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import _build_model, predict_proba
+from .training import build_model
 
 EPOCH_GRID = (0, 2, 5, 10, 20, 40)
 FOLDS = 3
@@ -50,7 +50,7 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         for f in range(FOLDS):
             tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
             for j, epochs in enumerate(grid):
-                model, inputs_of = _build_model(ctx, ctx.strong, cfg, "weak_train", tr, anchor)
+                model, inputs_of = build_model(ctx, ctx.strong, cfg, "weak_train", tr, anchor)
                 x = inputs_of("weak_train")
                 if epochs > 0:
                     run_cfg = replace(cfg, epochs=epochs, lr=cfg.anchored_lr)
