@@ -28,7 +28,10 @@ pyo3::import_exception!(selective_w2sg.errors, InterruptedComputation);
 fn to_pyerr(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
-        CoreError::NonFinite { .. } | CoreError::ZeroNorm { .. } | CoreError::TooFewPoints { .. } => {
+        CoreError::NonFinite { .. }
+        | CoreError::ZeroNorm { .. }
+        | CoreError::TooFewPoints { .. }
+        | CoreError::ScoreOverflow(_) => {
             EmbeddingsError::new_err(msg)
         }
         CoreError::ShapeMismatch(_) => InputError::new_err(msg),
