@@ -32,6 +32,12 @@ def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
         raise OutputPathError(f"cannot create {str(p)!r}: {str(parent)!r} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {str(p)!r}: folder {str(parent)!r} is not writable")
+    try:  # the real test (root passes os.access even where it cannot write)
+        fd, probe = tempfile.mkstemp(prefix=".sw2s-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputPathError(f"cannot write {str(p)!r}: folder {str(parent)!r} is not writable ({e.strerror})") from None
     return p
 
 

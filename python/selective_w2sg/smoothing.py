@@ -30,7 +30,8 @@ def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -
 
     graph: a `KnnGraph` (W = `KnnGraph.weights()`); a scipy sparse matrix, used as W as given
         (made symmetric by ``max(W, W^T)`` only when it is not; negative or non-finite weights
-        are refused; the diagonal is ignored); or an ``(indices, scores)`` pair of ``(n, k)``
+        are refused; the diagonal is ignored; a W whose largest weight is outside [1e-18, 1e18]
+        is scaled to a largest weight of 1, which leaves the spreading unchanged); or an ``(indices, scores)`` pair of ``(n, k)``
         arrays from another tool (faiss, hnswlib: -1 entries skipped), whose scores are read
         as `metric` (similarities for cosine/ip, squared distances for sqeuclidean).
     n: the expected number of nodes (the label count); a mismatch raises `GraphError`."""
@@ -65,14 +66,15 @@ def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -
 def _user_sparse(m: Any) -> sp.csr_array:
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise GraphError(f"weight matrix must be square, got shape {m.shape}")
-    # S = D^-1/2 W D^-1/2 does not change when W is scaled: scale it (in float64) so its
-    # largest weight is 1 before the float32 cast, so 1e-39 or 1e39 weights survive it.
+    # S = D^-1/2 W D^-1/2 does not change when W is scaled: a W whose largest weight is far
+    # outside the float32 comfort zone is scaled (in float64) to a largest weight of 1 before
+    # the float32 cast, so weights of 1e-39 or 1e39 keep their edges. Other W are used as given.
     w64 = sp.csr_array(m, dtype=np.float64)
     w64.setdiag(0)
     w64.eliminate_zeros()
     finite = w64.data[np.isfinite(w64.data)]
     top = float(np.abs(finite).max()) if finite.size else 0.0
-    if top > 0 and not 0.5 <= top <= 2.0:
+    if top > 0 and not 1e-18 <= top <= 1e18:
         w64 = w64 * (1.0 / top)
     w = sp.csr_array(w64, dtype=np.float32)
     w.setdiag(0)
