@@ -73,3 +73,28 @@ def test_file_in_the_way(tmp_path):
 def test_unwritable_system_folder():
     with pytest.raises(OutputPathError, match="not writable"):
         check_writable("/sys/sw2s-out/graph.npz", force=False)
+
+
+def test_hub_offline_detected_at_once(monkeypatch):
+    """No network: `sw2s train --task sciq` must not retry the hub for ~40 s (tasks.py)."""
+    import time
+
+    from selective_w2sg.errors import DataError
+    from selective_w2sg.tasks import _offline_reason, load_questions
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _offline_reason() == "HF_HUB_OFFLINE is set"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert "cannot reach 127.0.0.1:9" in _offline_reason()
+    pytest.importorskip("datasets")
+    t0 = time.perf_counter()
+    try:
+        load_questions("sciq")
+    except DataError as e:
+        assert "offline" in str(e) and "--data" in str(e)
+    # (a cached copy loads, offline)
+    assert time.perf_counter() - t0 < 15
