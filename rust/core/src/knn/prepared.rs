@@ -84,7 +84,7 @@ fn data_grid(x: &[f32]) -> f64 {
 
 /// The power of two `s` with `s * max_abs` in [1, 2) (1 when `max_abs` is 0).
 pub(crate) fn pow2_scale(max_abs: f64) -> f64 {
-    if !(max_abs > 0.0) || !max_abs.is_finite() {
+    if max_abs <= 0.0 || !max_abs.is_finite() {
         return 1.0;
     }
     let e = max_abs.log2().floor() as i32;

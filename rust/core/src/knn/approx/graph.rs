@@ -43,7 +43,7 @@ fn better(d: f32, j: u32, t: f32, tj: u32) -> bool {
 fn row_insert(idx: &mut [u32], dist: &mut [f32], flag: &mut [u8], j: u32, d: f32, f: u8) -> bool {
     let kk = idx.len();
     if let Some(p) = idx.iter().position(|&v| v == j) {
-        if !(d < dist[p]) {
+        if d.partial_cmp(&dist[p]) != Some(std::cmp::Ordering::Less) {
             return false;
         }
         // move j up from p to its new place
