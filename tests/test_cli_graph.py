@@ -97,3 +97,74 @@ def test_help_reads_well():
         assert cmd in r.stdout
     r = sw2s("smooth", "--help")
     assert "--embeddings" in r.stdout and "--alpha" in r.stdout
+
+
+# ---- issue 11: never silent garbage, never a false success ----
+
+
+def _one_line_error(r, needle):
+    assert r.returncode in (1, 2), (r.returncode, r.stderr)
+    assert needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "OverflowError" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--seed", "-1"], "seed"),
+        (["--seed", "18446744073709551616"], "seed"),
+        (["--k", "99999999999999999999"], "k="),
+        (["--threads", "0"], "num_threads"),
+    ],
+)
+def test_knn_bad_integers_are_one_line(files, extra, needle):
+    tmp, _, _ = files
+    r = sw2s("knn", "--embeddings", str(tmp / "emb.npy"), "--out", str(tmp / "g.npz"), *extra)
+    _one_line_error(r, needle)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp / "g.npz").exists()
+
+
+def test_smooth_bad_seed_is_one_line(files):
+    tmp, _, _ = files
+    r = sw2s("smooth", "--embeddings", str(tmp / "emb.npy"), "--labels", str(tmp / "weak.npy"),
+             "--out", str(tmp / "s.npy"), "--seed", "-1")
+    _one_line_error(r, "seed")
+
+
+def test_folder_as_out_with_force(files):
+    tmp, _, _ = files
+    (tmp / "d").mkdir()
+    r = sw2s("knn", "--embeddings", str(tmp / "emb.npy"), "--out", str(tmp / "d"), "--force")
+    _one_line_error(r, "is a folder")
+    assert r.returncode == 1
+
+
+def test_unwritable_out_fails_before_computing(files):
+    tmp, _, _ = files
+    r = sw2s("knn", "--embeddings", str(tmp / "emb.npy"), "--out", "/sys/sw2s-test/g.npz")
+    _one_line_error(r, "not writable")
+    assert "kNN graph of" not in r.stderr  # refused before the graph was computed
+
+
+def test_failed_command_leaves_no_empty_folders(files):
+    tmp, _, _ = files
+    bad = tmp / "bad.npy"
+    np.save(bad, np.full((10, 3), np.nan, np.float32))
+    r = sw2s("knn", "--embeddings", str(bad), "--out", str(tmp / "new" / "deep" / "g.npz"))
+    assert r.returncode == 1
+    assert not (tmp / "new").exists()
+
+
+def test_output_mode_follows_umask(files):
+    import os
+    import stat
+
+    tmp, _, _ = files
+    r = subprocess.run(
+        ["sh", "-c", f"umask 022 && {sys.executable} -c 'from selective_w2sg.cli import main; main()' "
+         f"knn --embeddings {tmp / 'emb.npy'} --out {tmp / 'g.npz'} --k 3"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(tmp / "g.npz").st_mode) == 0o644

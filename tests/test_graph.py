@@ -207,3 +207,85 @@ def test_bad_metric_and_method(rng):
         sw.knn_graph(x, 2, metric="manhattan")
     with pytest.raises(sw.ParameterError, match="'hnsw'"):
         sw.knn_graph(x, 2, method="hnsw")
+
+
+# ---- issue 11: never silent garbage, never a false success ----
+
+
+def test_tiny_norm_row_under_cosine():
+    from conftest import brute_force_knn
+
+    x = np.random.default_rng(7).standard_normal((500, 16)).astype(np.float32)
+    x[42] = 1e-40
+    ref, _ = brute_force_knn(x, 8, "cosine")
+    g = sw.knn_graph(x, k=8, method="exact")
+    assert (g.indices < 500).all() and np.isfinite(g.scores).all()
+    # identical to the float64 brute force (row 42's neighbours all tie? no: it is (1,..,1)/4)
+    assert (g.indices == ref).all(axis=1).sum() >= 499
+    a = sw.knn_graph(x, k=8, method="approx")
+    assert (a.indices < 500).all() and np.isfinite(a.scores).all()
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e4])
+def test_sqeuclidean_offset_keeps_precision(offset):
+    from conftest import brute_force_knn
+
+    x = np.random.default_rng(7).standard_normal((500, 16)).astype(np.float32)
+    xs = (x + np.float32(offset)).astype(np.float32)
+    ref, _ = brute_force_knn(xs, 8, "sqeuclidean")
+    g = sw.knn_graph(xs, 8, metric="sqeuclidean", method="exact")
+    recall = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(g.indices.tolist(), ref.tolist())])
+    assert recall >= 0.99
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "ip"])
+def test_extreme_scales_right_graph_or_typed_error(metric):
+    x = np.random.default_rng(7).standard_normal((300, 16)).astype(np.float32)
+    base = sw.knn_graph(x, 8, metric=metric, method="exact")
+    small = sw.knn_graph(x * np.float32(1e-30), 8, metric=metric, method="exact")
+    assert (small.indices == base.indices).mean() > 0.99
+    with pytest.raises(sw.EmbeddingsError, match="float32 range"):
+        sw.knn_graph(x * np.float32(1e30), 8, metric=metric, method="exact")
+    with pytest.raises(sw.EmbeddingsError, match="float32 range"):
+        sw.knn_graph(x * np.float32(1e30), 8, metric=metric, method="approx")
+
+
+def test_approx_deterministic_on_identical_rows():
+    x = np.tile(np.linspace(-1, 1, 8, dtype=np.float32), (2000, 1))
+    runs = [sw.knn_graph(x, 10, method="approx", seed=3, num_threads=2) for _ in range(4)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.indices, runs[0].indices)
+        assert r.estimated_recall == runs[0].estimated_recall
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"num_threads": 0}, "num_threads"),
+        ({"num_threads": -1}, "num_threads"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**70}, "seed"),
+        ({"recall_sample": -5}, "recall_sample"),
+        ({"recall_sample": 0}, "recall_sample"),
+    ],
+)
+def test_bad_integers_are_typed(kw, match, rng):
+    x = rng.standard_normal((30, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError, match=match):
+        sw.knn_graph(x, 3, **kw)
+
+
+def test_huge_k_is_typed(rng):
+    x = rng.standard_normal((30, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError, match="k="):
+        sw.knn_graph(x, 99999999999999999999)
+
+
+@pytest.mark.parametrize("value", ["zero", "0", "-3", "1.5"])
+def test_invalid_sw2s_num_threads_env(value, rng, monkeypatch):
+    x = rng.standard_normal((30, 3)).astype(np.float32)
+    monkeypatch.setenv("SW2S_NUM_THREADS", value)
+    with pytest.raises(sw.ParameterError, match="SW2S_NUM_THREADS"):
+        sw.knn_graph(x, 3)
+    monkeypatch.setenv("SW2S_NUM_THREADS", "2")
+    assert sw.knn_graph(x, 3).n == 30

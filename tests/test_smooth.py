@@ -151,7 +151,7 @@ def test_converges(rng):
 
 def test_label_length_mismatch(rng):
     g = sw.knn_graph(rng.standard_normal((20, 3)).astype(np.float32), 3)
-    with pytest.raises(sw.GraphError, match="20 nodes but labels have 19"):
+    with pytest.raises(sw.LabelsError, match="labels have 19 rows but the graph has 20 nodes"):
         sw.smooth_labels(g, np.full(19, 0.5, np.float32))
 
 
@@ -198,3 +198,57 @@ def test_bad_confidence(rng):
         conf = np.ones(10, np.float32)
         conf[3] = -1
         sw.smooth_labels(w, np.full(10, 0.5, np.float32), confidence=conf)
+
+
+# ---- issue 11: never silent garbage, never a false success ----
+
+
+def test_labels_n_by_1_are_probabilities(rng):
+    g = sw.knn_graph(clustered(60, 4, centres=2, seed=1), 5)
+    p = rng.random(60).astype(np.float32)
+    flat = sw.smooth_labels(g, p, alpha=0.5)
+    col = sw.smooth_labels(g, p[:, None], alpha=0.5)
+    assert col.shape == (60, 1)
+    np.testing.assert_allclose(col[:, 0], flat, atol=1e-6)
+    assert not np.allclose(col, 1.0)
+
+
+def test_negative_indices_other_than_minus_one_refused(rng):
+    idx = np.array([[1, -1], [0, -2], [0, 1]], np.int64)
+    sc = np.ones((3, 2), np.float32)
+    with pytest.raises(sw.GraphError, match="row 1 has neighbour index -2"):
+        sw.smooth_labels((idx, sc), np.full(3, 0.5, np.float32))
+    idx[1, 1] = -1
+    assert sw.smooth_labels((idx, sc), np.full(3, 0.5, np.float32)).shape == (3,)
+
+
+def test_negative_squared_distance_refused():
+    idx = np.array([[1], [0], [0]], np.int64)
+    sc = np.array([[0.5], [-0.25], [0.5]], np.float32)
+    with pytest.raises(sw.GraphError, match="row 1 has negative squared distance"):
+        sw.smooth_labels((idx, sc), np.full(3, 0.5, np.float32), metric="sqeuclidean")
+
+
+@pytest.mark.parametrize("scale", [1e-39, 1e-45, 1e39])
+def test_scaled_scipy_weights_keep_their_edges(scale, rng):
+    g = sw.knn_graph(clustered(50, 4, centres=2, seed=3), 4)
+    y = rng.random(50).astype(np.float32)
+    ref = sw.smooth_labels(g.weights(), y, alpha=0.7)
+    w = sp.csr_array(g.weights().astype(np.float64) * scale)
+    out = sw.smooth_labels(w, y, alpha=0.7)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert not np.allclose(out, y)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2**70, True, 1.5])
+def test_bad_num_threads_typed(threads, rng):
+    g = sw.knn_graph(rng.standard_normal((20, 3)).astype(np.float32), 3)
+    with pytest.raises(sw.ParameterError, match="num_threads"):
+        sw.smooth_labels(g, np.full(20, 0.5, np.float32), num_threads=threads)
+
+
+@pytest.mark.parametrize("max_iter", [-1, 2**70])
+def test_bad_max_iter_typed(max_iter, rng):
+    g = sw.knn_graph(rng.standard_normal((20, 3)).astype(np.float32), 3)
+    with pytest.raises(sw.ParameterError, match="max_iter"):
+        sw.smooth_labels(g, np.full(20, 0.5, np.float32), max_iter=max_iter)

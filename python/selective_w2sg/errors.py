@@ -40,6 +40,10 @@ class OutputExistsError(Sw2sError, FileExistsError):
     """An output exists and would be overwritten without ``--force``."""
 
 
+class OutputPathError(InputError):
+    """An output that cannot be written: a folder given as the file, an unwritable folder."""
+
+
 class InterruptedComputation(Sw2sError, KeyboardInterrupt):
     """A long computation in the Rust core was interrupted (Ctrl-C)."""
 

@@ -21,6 +21,29 @@ METHODS = ("auto", "exact", "approx")
 _METRIC_ALIASES = {"inner_product": "ip", "l2": "sqeuclidean", "squared_l2": "sqeuclidean"}
 
 
+U64_MAX = 2**64 - 1
+MAX_THREADS = 4096
+
+
+def check_int(name: str, value: Any, lo: int, hi: int, error: type[Exception] = ParameterError) -> int:
+    """`value` as an int in ``[lo, hi]``; anything else (bool, float, out of range, also
+    beyond what the core's integer types hold) is a typed error naming it, never an
+    OverflowError from the bindings."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise error(f"{name}={value!r} must be an integer")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise error(f"{name}={v} must be in [{lo}, {hi}]")
+    return v
+
+
+def check_threads(num_threads: Any) -> int | None:
+    """None (``SW2S_NUM_THREADS`` or all cores) or an int in [1, MAX_THREADS]."""
+    if num_threads is None:
+        return None
+    return check_int("num_threads", num_threads, 1, MAX_THREADS)
+
+
 def normalize_metric(metric: str) -> str:
     m = _METRIC_ALIASES.get(metric, metric)
     if m not in METRICS:
@@ -171,22 +194,33 @@ def knn_graph(
         points against exact search, refined or replaced by exact search below `min_recall`).
     num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores).
 
+    seed: an integer in [0, 2^64).
+    recall_sample: at least 1.
+
+    Numerics: cosine rows are normalised from norms computed in float64, so rows of tiny
+    (even denormal) norm get proper unit vectors; for sqeuclidean and ip the rows are centred
+    and scaled by a power of two before the float32 search and the scores scaled back, so data
+    far from the origin (an offset of 1e4) keeps its precision and scales from 1e-30 to 1e15
+    give the same graph.
+
     Raises `EmbeddingsError` (NaN/inf naming the first bad row, zero-norm rows under cosine,
-    n < 2, bad shape or dtype), `ParameterError` (k, metric, method)."""
+    n < 2, bad shape or dtype, scores beyond the float32 range such as squared distances of
+    data scaled by 1e30), `ParameterError` (k, seed, num_threads, recall_sample, metric,
+    method)."""
     x = as_embeddings(embeddings)
     metric = normalize_metric(metric)
     if method not in METHODS:
         raise ParameterError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ParameterError(f"k={k!r} must be an integer")
-    if k < 1:
-        raise ParameterError(f"k={k} must be at least 1")
-    if not 0.0 <= min_recall <= 1.0:
+    k = check_int("k", k, 1, U64_MAX)
+    if x.shape[0] >= 2 and k >= x.shape[0]:
+        raise ParameterError(f"k={k} must satisfy 1 <= k < n (n={x.shape[0]})")
+    seed = check_int("seed", seed, 0, U64_MAX)
+    recall_sample = check_int("recall_sample", recall_sample, 1, U64_MAX)
+    num_threads = check_threads(num_threads)
+    if not isinstance(min_recall, (int, float, np.integer, np.floating)) or not 0.0 <= min_recall <= 1.0:
         raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
-    if num_threads is not None and num_threads < 1:
-        raise ParameterError(f"num_threads={num_threads} must be at least 1")
     indices, scores, used, recall = _core.knn_graph(
-        x, int(k), metric, method, int(seed), num_threads, float(min_recall), int(recall_sample)
+        x, k, metric, method, seed, num_threads, float(min_recall), recall_sample
     )
     return KnnGraph(
         indices=indices,

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from . import _core
 from .errors import GraphError, LabelsError, ParameterError
-from .graph import KnnGraph, normalize_metric
+from .graph import KnnGraph, check_int, check_threads, normalize_metric
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -
 
     graph: a `KnnGraph` (W = `KnnGraph.weights()`); a scipy sparse matrix, used as W as given
         (made symmetric by ``max(W, W^T)`` only when it is not; negative or non-finite weights
-        are refused; the diagonal is ignored); or an ``(indices, scores)`` pair of ``(n, k)``
+        are refused; the diagonal is ignored; a W whose largest weight is outside [1e-18, 1e18]
+        is scaled to a largest weight of 1, which leaves the spreading unchanged); or an ``(indices, scores)`` pair of ``(n, k)``
         arrays from another tool (faiss, hnswlib: -1 entries skipped), whose scores are read
         as `metric` (similarities for cosine/ip, squared distances for sqeuclidean).
     n: the expected number of nodes (the label count); a mismatch raises `GraphError`."""
@@ -65,7 +66,17 @@ def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -
 def _user_sparse(m: Any) -> sp.csr_array:
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise GraphError(f"weight matrix must be square, got shape {m.shape}")
-    w = sp.csr_array(m, dtype=np.float32)
+    # S = D^-1/2 W D^-1/2 does not change when W is scaled: a W whose largest weight is far
+    # outside the float32 comfort zone is scaled (in float64) to a largest weight of 1 before
+    # the float32 cast, so weights of 1e-39 or 1e39 keep their edges. Other W are used as given.
+    w64 = sp.csr_array(m, dtype=np.float64)
+    w64.setdiag(0)
+    w64.eliminate_zeros()
+    finite = w64.data[np.isfinite(w64.data)]
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    if top > 0 and not 1e-18 <= top <= 1e18:
+        w64 = w64 * (1.0 / top)
+    w = sp.csr_array(w64, dtype=np.float32)
     w.setdiag(0)
     w.eliminate_zeros()
     w.sum_duplicates()
@@ -86,10 +97,11 @@ def _as_labels(labels: Any) -> tuple[np.ndarray, bool]:
     y = np.asarray(labels)
     if y.dtype.kind not in "fiub":
         raise LabelsError(f"labels have dtype {y.dtype}; expected probabilities (float)")
-    if y.ndim == 1:
-        p = y.astype(np.float32)
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        # (n,) and (n, 1): probabilities of the positive class
+        p = y.reshape(-1).astype(np.float32)
         return np.ascontiguousarray(np.stack([1.0 - p, p], axis=1)), True
-    if y.ndim == 2 and y.shape[1] >= 1:
+    if y.ndim == 2 and y.shape[1] >= 2:
         return np.ascontiguousarray(y, dtype=np.float32), False
     raise LabelsError(f"labels must be (n,) probabilities or (n, c) soft labels, got shape {y.shape}")
 
@@ -120,20 +132,22 @@ def smooth_labels(
     `max_iter` iterations, then rows normalised to sum 1.
 
     graph: a `KnnGraph`, a scipy sparse W, or an ``(indices, scores)`` pair (see `weight_matrix`).
-    labels: ``(n,)`` probabilities of the positive class, or ``(n, c)`` soft-label rows (each
-        in [0, 1], summing > 0). The result has the same shape (float32).
+    labels: ``(n,)`` or ``(n, 1)`` probabilities of the positive class, or ``(n, c)``
+        soft-label rows, c >= 2 (each in [0, 1], summing > 0). The result has the same shape
+        (float32). A label count other than the graph's node count is a `LabelsError`.
     alpha: in [0, 1): weight of the neighbours against a node's own label (0 returns Y).
     confidence: optional ``(n,)`` weights >= 0 scaling each node's seed label ``Y_i``.
     clamped: optional ``(n,)`` bool; clamped nodes keep their own label.
     return_info: return a `SmoothResult` with iteration count and residual instead."""
     y, binary = _as_labels(labels)
+    shape = np.shape(labels)
     n = y.shape[0]
+    num_threads = check_threads(num_threads)
     _check_label_values(y, binary)
     if not (isinstance(alpha, (int, float, np.floating)) and 0.0 <= float(alpha) < 1.0):
         raise ParameterError(f"alpha={alpha} must be in [0, 1)")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
-        raise ParameterError(f"max_iter={max_iter!r} must be a non-negative integer")
-    if not (tol >= 0):
+    max_iter = check_int("max_iter", max_iter, 0, 2**63 - 1)
+    if not isinstance(tol, (int, float, np.integer, np.floating)) or not (tol >= 0):
         raise ParameterError(f"tol={tol} must be >= 0")
     conf = None
     if confidence is not None:
@@ -149,7 +163,9 @@ def smooth_labels(
         clamp = np.ascontiguousarray(clamped, dtype=np.bool_)
         if clamp.shape != (n,):
             raise LabelsError(f"clamped has shape {clamp.shape}, expected ({n},)")
-    w = weight_matrix(graph, n, metric=metric)
+    w = weight_matrix(graph, metric=metric)
+    if w.shape[0] != n:
+        raise LabelsError(f"labels have {n} rows but the graph has {w.shape[0]} nodes (labels or graph from other data?)")
     out, iterations, residual, converged, setup_s, iterate_s = _core.smooth_labels(
         n,
         np.ascontiguousarray(w.indptr, dtype=np.int64),
@@ -163,7 +179,7 @@ def smooth_labels(
         clamp,
         num_threads,
     )
-    result = np.ascontiguousarray(out[:, 1]) if binary else out
+    result = np.ascontiguousarray(out[:, 1]).reshape(shape) if binary else out
     if return_info:
         return SmoothResult(result, int(iterations), float(residual), bool(converged), setup_s, iterate_s)
     return result

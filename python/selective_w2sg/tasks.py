@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,59 @@ def read_rows(path: str | os.PathLike[str], split: str | None = None) -> list[di
     raise DataError(f"data path {str(p)!r}: expected a save_to_disk folder, .jsonl or .parquet")
 
 
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _offline_reason(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, found at once (None: it can, or we cannot tell): the
+    HF_HUB_OFFLINE / HF_DATASETS_OFFLINE variables, or no TCP connection to the hub's host
+    within `timeout` seconds (not tried behind a proxy). Without this check `datasets`
+    retries for about 40 s before failing."""
+    import socket
+    from urllib.parse import urlparse
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"{var} is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"cannot reach {host}:{port}: {e.strerror or type(e).__name__}"
+
+
+@contextmanager
+def _hub_offline(on: bool) -> Iterator[None]:
+    """Run `datasets` in offline mode (cache only, no retries) while `on`."""
+    if not on:
+        yield
+        return
+    import datasets.config as dc
+
+    saved = {a: getattr(dc, a) for a in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if hasattr(dc, a)}
+    try:
+        import huggingface_hub.constants as hc
+
+        hub_saved = getattr(hc, "HF_HUB_OFFLINE", None)
+    except ImportError:  # pragma: no cover
+        hc, hub_saved = None, None
+    try:
+        for a in saved:
+            setattr(dc, a, True)
+        if hc is not None:
+            hc.HF_HUB_OFFLINE = True
+        yield
+    finally:
+        for a, v in saved.items():
+            setattr(dc, a, v)
+        if hc is not None:
+            hc.HF_HUB_OFFLINE = hub_saved
+
+
 def load_questions(
     task: str, data: str | os.PathLike[str] | None = None, *, split: str | None = None, n: int | None = None,
     seed: int = 0,
@@ -282,11 +336,14 @@ def load_questions(
     else:
         import datasets
 
+        offline = _offline_reason()
         try:
-            ds = datasets.load_dataset(spec.hub_path, spec.hub_config, split=split or spec.hub_split)
+            with _hub_offline(offline is not None):
+                ds = datasets.load_dataset(spec.hub_path, spec.hub_config, split=split or spec.hub_split)
         except Exception as e:  # offline, unknown repo, ...: one clear message
+            why = f"offline ({offline}) and no cached copy" if offline else f"{type(e).__name__}: {e}"
             raise DataError(
-                f"cannot load task {task!r} from the hub ({spec.hub_path}): {type(e).__name__}: {e}. "
+                f"cannot load task {task!r} from the hub ({spec.hub_path}): {why}. "
                 "Pass --data PATH with a local copy (save_to_disk folder, .jsonl or .parquet)."
             ) from None
         rows = list(ds)

@@ -3,7 +3,6 @@
 //! the typed exceptions of `selective_w2sg.errors`. No algorithm lives here.
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -28,7 +27,10 @@ pyo3::import_exception!(selective_w2sg.errors, InterruptedComputation);
 fn to_pyerr(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
-        CoreError::NonFinite { .. } | CoreError::ZeroNorm { .. } | CoreError::TooFewPoints { .. } => {
+        CoreError::NonFinite { .. }
+        | CoreError::ZeroNorm { .. }
+        | CoreError::TooFewPoints { .. }
+        | CoreError::ScoreOverflow(_) => {
             EmbeddingsError::new_err(msg)
         }
         CoreError::ShapeMismatch(_) => InputError::new_err(msg),
@@ -49,15 +51,29 @@ fn internal_error(what: String) -> PyErr {
 /// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default.
 /// A pool per call keeps the core fork-safe (torch DataLoader workers fork): no rayon
 /// threads outlive a call, so a forked child never inherits a dead global pool.
+/// An unset or empty variable means the default; anything but a positive integer is a
+/// `ParameterError`, not silently ignored.
 fn thread_pool(num_threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
-    let n = num_threads
-        .or_else(|| std::env::var("SW2S_NUM_THREADS").ok().and_then(|v| v.parse().ok()))
-        .unwrap_or(0);
+    let n = match num_threads {
+        Some(0) => return Err(ParameterError::new_err("num_threads=0 must be at least 1")),
+        Some(t) => t,
+        None => match std::env::var("SW2S_NUM_THREADS") {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+                Ok(t) if t >= 1 => t,
+                _ => {
+                    return Err(ParameterError::new_err(format!(
+                        "SW2S_NUM_THREADS={v:?} is not a positive integer (unset it for all cores)"
+                    )))
+                }
+            },
+            _ => 0,
+        },
+    };
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("sw2s-{i}"))
         .build()
-        .map_err(|e| PyValueError::new_err(format!("cannot start {n} threads: {e}")))
+        .map_err(|e| ParameterError::new_err(format!("cannot start {n} threads: {e}")))
 }
 
 /// Run `work` on a worker thread inside a fresh rayon pool with the GIL released, while
@@ -115,7 +131,7 @@ fn parse_metric(s: &str) -> PyResult<Metric> {
         "cosine" => Ok(Metric::Cosine),
         "ip" | "inner_product" => Ok(Metric::InnerProduct),
         "sqeuclidean" | "l2" | "squared_l2" => Ok(Metric::SquaredL2),
-        other => Err(PyValueError::new_err(format!(
+        other => Err(ParameterError::new_err(format!(
             "metric={other:?} is not one of 'cosine', 'ip', 'sqeuclidean'"
         ))),
     }
@@ -126,7 +142,7 @@ fn parse_method(s: &str) -> PyResult<Method> {
         "exact" => Ok(Method::Exact),
         "approx" => Ok(Method::Approx),
         "auto" => Ok(Method::Auto),
-        other => Err(PyValueError::new_err(format!(
+        other => Err(ParameterError::new_err(format!(
             "method={other:?} is not one of 'auto', 'exact', 'approx'"
         ))),
     }
@@ -162,7 +178,7 @@ fn knn_graph<'py>(
     let (n, d) = (shape[0], shape[1]);
     let slice = data
         .as_slice()
-        .map_err(|_| PyValueError::new_err("embeddings must be C-contiguous"))?;
+        .map_err(|_| EmbeddingsError::new_err("embeddings must be C-contiguous"))?;
     let params = KnnParams {
         k,
         metric: parse_metric(metric)?,

@@ -24,6 +24,8 @@ pub enum CoreError {
     InvalidGraph(String),
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    #[error("{0}")]
+    ScoreOverflow(String),
     #[error("interrupted")]
     Cancelled,
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 const ROW_CHUNK: usize = 4096;
 
 /// Build `W` from a kNN graph (`indices`/`scores`, row-major `(n, k)`):
-/// entries < 0 in `indices` (faiss's "missing") and self-edges are skipped; similarity
+/// entries -1 in `indices` (faiss's "missing") and self-edges are skipped; similarity
 /// scores (Cosine, InnerProduct) become weights `max(score, 0)`; squared-L2 distances
 /// become a self-tuning Gaussian kernel; zero weights are dropped; the result is
 /// symmetrised with `symmetrize_max`.
@@ -22,9 +22,10 @@ const ROW_CHUNK: usize = 4096;
 /// neighbour gets the mean `sigma^2` of the others.
 ///
 /// Errors: `ShapeMismatch` when the buffers are not `n * k` long; `InvalidGraph` naming the
-/// row and value for an index `>= n` or a non-finite score of a kept entry.
+/// row and value for an index `>= n` or `< -1`, a non-finite score of a kept entry, or a
+/// negative squared distance (SquaredL2).
 pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metric: Metric) -> Result<Csr> {
-    let g = KnnLists { indices, scores, n, k };
+    let g = KnnLists { indices, scores, n, k, metric };
     g.check()?;
     let sigma = if metric == Metric::SquaredL2 { Some(g.sigmas()) } else { None };
     let weight = |i: usize, t: usize| -> f32 {
@@ -64,6 +65,7 @@ struct KnnLists<'a> {
     scores: &'a [f32],
     n: usize,
     k: usize,
+    metric: Metric,
 }
 
 impl KnnLists<'_> {
@@ -90,19 +92,28 @@ impl KnnLists<'_> {
         if u32::try_from(n).is_err() {
             return Err(CoreError::InvalidGraph(format!("n={n} exceeds the u32 index range")));
         }
-        let out_of_range = |j: i64| j >= 0 && j as u64 >= n as u64;
+        let out_of_range = |j: i64| j < -1 || (j >= 0 && j as u64 >= n as u64);
         let bad_score = |i: usize, t: usize| self.kept(i, t) && !scores[i * k + t].is_finite();
+        let negative = |i: usize, t: usize| self.metric == Metric::SquaredL2 && self.kept(i, t) && scores[i * k + t] < 0.0;
         // Validate in parallel; report the first bad row.
-        let Some(i) = (0..n).into_par_iter().find_first(|&i| (0..k).any(|t| out_of_range(indices[i * k + t]) || bad_score(i, t))) else {
+        let Some(i) = (0..n).into_par_iter().find_first(|&i| (0..k).any(|t| out_of_range(indices[i * k + t]) || bad_score(i, t) || negative(i, t))) else {
             return Ok(());
         };
         for t in 0..k {
             let j = indices[i * k + t];
             if out_of_range(j) {
-                return Err(CoreError::InvalidGraph(format!("row {i} has neighbour index {j}, but n={n}")));
+                return Err(CoreError::InvalidGraph(format!(
+                    "row {i} has neighbour index {j}, but n={n} (indices must be in [0, n), or -1 for a missing neighbour)"
+                )));
             }
             if bad_score(i, t) {
                 return Err(CoreError::InvalidGraph(format!("row {i} has non-finite score {} for neighbour {j}", scores[i * k + t])));
+            }
+            if negative(i, t) {
+                return Err(CoreError::InvalidGraph(format!(
+                    "row {i} has negative squared distance {} for neighbour {j}; sqeuclidean scores must be >= 0",
+                    scores[i * k + t]
+                )));
             }
         }
         Ok(())
@@ -316,5 +327,11 @@ mod tests {
         assert!(matches!(knn_to_weights(&[1, 5], &[1.0, 1.0], 2, 1, Metric::Cosine), Err(CoreError::InvalidGraph(m)) if m.contains("row 1") && m.contains('5')));
         assert!(matches!(knn_to_weights(&[1, 0], &[1.0, f32::INFINITY], 2, 1, Metric::Cosine), Err(CoreError::InvalidGraph(m)) if m.contains("row 1")));
         assert!(matches!(knn_to_weights(&[1], &[1.0, 1.0], 2, 1, Metric::Cosine), Err(CoreError::ShapeMismatch(_))));
+        // -1 is "missing"; other negative indices are errors
+        assert!(knn_to_weights(&[1, -1], &[1.0, 1.0], 2, 1, Metric::Cosine).is_ok());
+        assert!(matches!(knn_to_weights(&[1, -2], &[1.0, 1.0], 2, 1, Metric::Cosine), Err(CoreError::InvalidGraph(m)) if m.contains("row 1") && m.contains("-2")));
+        // negative squared distances are errors (a similarity passed as a distance?)
+        assert!(matches!(knn_to_weights(&[1, 0], &[0.5, -0.5], 2, 1, Metric::SquaredL2), Err(CoreError::InvalidGraph(m)) if m.contains("row 1") && m.contains("negative")));
+        assert!(knn_to_weights(&[1, 0], &[0.5, -0.5], 2, 1, Metric::InnerProduct).is_ok());
     }
 }

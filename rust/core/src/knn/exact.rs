@@ -18,7 +18,7 @@ const EXACT_BLOCK: usize = 256;
 pub(super) fn exact_all(prep: &Prepared<'_>, k: usize, cancel: &AtomicBool) -> Result<(Vec<u32>, Vec<f32>)> {
     let MatrixView { n, d, .. } = prep.data;
     let mut packed = vec![0.0f32; packed_len(n, d)];
-    pack_rows(n, d, |i| prep.data.row(i), |i| prep.scale(i), &mut packed);
+    pack_rows(n, d, |i| prep.row(i), |i| prep.scale(i), &mut packed);
     check_cancel(cancel)?;
     let bs = EXACT_BLOCK;
     let nblk = n.div_ceil(bs);
@@ -72,7 +72,7 @@ pub(super) fn exact_queries(prep: &Prepared<'_>, queries: &[usize], k: usize, ca
         let q = qs.len();
         let mb = round_up(q, PW);
         let mut qa = vec![0.0f32; packed_len(q, d)];
-        pack_rows(q, d, |i| prep.data.row(qs[i]), |i| prep.scale(qs[i]), &mut qa);
+        pack_rows(q, d, |i| prep.row(qs[i]), |i| prep.scale(qs[i]), &mut qa);
         let nblk = n.div_ceil(bs);
         let top = (0..nblk)
             .into_par_iter()
@@ -85,7 +85,7 @@ pub(super) fn exact_queries(prep: &Prepared<'_>, queries: &[usize], k: usize, ca
                     let (j0, j1) = (b * bs, ((b + 1) * bs).min(n));
                     let nc = j1 - j0;
                     let nb = round_up(nc, PW);
-                    pack_rows_seq(nc, d, |i| prep.data.row(j0 + i), |i| prep.scale(j0 + i), &mut bp);
+                    pack_rows_seq(nc, d, |i| prep.row(j0 + i), |i| prep.scale(j0 + i), &mut bp);
                     gemm_tile(&qa, &bp, d, mb, nb, &mut tile);
                     prep.to_keys(&mut tile, nb, &|r| qs[r], q, j0, nc);
                     for (r, &qi) in qs.iter().enumerate() {

@@ -68,7 +68,8 @@ impl Search<'_> {
     fn exact(&self) -> Result<KnnResult> {
         let (n, k) = (self.prep.data.n, self.params.k);
         let (indices, keys) = exact::exact_all(self.prep, k, self.cancel)?;
-        let scores = keys_to_scores(keys, self.params.metric);
+        let scores = keys_to_scores(keys, self.prep);
+        self.prep.check_scores(&scores, k)?;
         Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None })
     }
 
@@ -76,15 +77,17 @@ impl Search<'_> {
         let (n, k, p) = (self.prep.data.n, self.params.k, self.params);
         let nd = approx::NnDescentParams { k, build_k, n_trees: p.approx.n_trees, max_iters, seed: p.seed };
         let (indices, scores) = approx::nn_descent(self.prep, &nd, self.cancel)?;
+        self.prep.check_scores(&scores, k)?;
         let recall = recall::estimate_recall(self.prep, &indices, k, p.approx.recall_sample, p.seed, self.cancel)?;
         Ok(KnnResult { n, k, indices, scores, method_used: Method::Approx, estimated_recall: Some(recall) })
     }
 }
 
-/// Internal keys are "higher is better" (similarity, or minus the squared distance).
-fn keys_to_scores(mut keys: Vec<f32>, metric: Metric) -> Vec<f32> {
-    if metric == Metric::SquaredL2 {
-        keys.par_iter_mut().for_each(|v| *v = (-*v).max(0.0));
+/// Internal keys are "higher is better" (similarity, or minus the squared distance, of the
+/// transformed rows); scores are in the caller's units (see [`prepared`]).
+fn keys_to_scores(mut keys: Vec<f32>, prep: &Prepared<'_>) -> Vec<f32> {
+    if prep.metric != Metric::Cosine {
+        keys.par_iter_mut().for_each(|v| *v = prep.score_of_key(*v));
     }
     keys
 }

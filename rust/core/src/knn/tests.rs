@@ -204,3 +204,159 @@ fn auto_small_is_exact_and_large_reports_recall() {
         Method::Auto => panic!("Auto reported"),
     }
 }
+
+// ---- numerics of the prepared input: denormal norms, offsets, scales, ties ----
+
+fn run(x: &[f32], n: usize, d: usize, k: usize, metric: Metric, method: Method) -> crate::Result<KnnResult> {
+    let mut p = params(k, metric, method);
+    p.approx.recall_sample = n;
+    knn_graph(MatrixView::new(x, n, d).unwrap(), &p, &AtomicBool::new(false))
+}
+
+/// Every row of `r` lies within `tol` (in key units) of the f64 brute force's k-th key.
+fn assert_up_to_ties(x: &[f32], n: usize, d: usize, k: usize, metric: Metric, r: &KnnResult, tol: f64) {
+    let row = |i: usize| &x[i * d..(i + 1) * d];
+    let key = |i: usize, j: usize| -> f64 {
+        let ip: f64 = row(i).iter().zip(row(j)).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let nn = |i: usize| row(i).iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        match metric {
+            Metric::InnerProduct => ip,
+            Metric::Cosine => ip / (nn(i) * nn(j)),
+            Metric::SquaredL2 => -row(i).iter().zip(row(j)).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>(),
+        }
+    };
+    let (_, nv) = naive(x, n, d, k, metric);
+    for i in 0..n {
+        let kth = nv[i * k + k - 1];
+        for t in 0..k {
+            let j = r.indices[i * k + t] as usize;
+            assert!(j < n && j != i, "row {i}: neighbour {j}");
+            assert!(key(i, j) >= kth - tol, "row {i} rank {t}: {} < k-th {kth}", key(i, j));
+        }
+    }
+}
+
+#[test]
+fn denormal_norm_row_under_cosine() {
+    let (n, d, k) = (500, 16, 8);
+    let mut x = clustered(n, d, 10, 0.5, 7);
+    x[42 * d..43 * d].fill(1e-40);
+    x[43 * d..44 * d].iter_mut().enumerate().for_each(|(p, v)| *v = if p % 2 == 0 { 3e-41 } else { -1e-45 });
+    for method in [Method::Exact, Method::Approx] {
+        let r = run(&x, n, d, k, Metric::Cosine, method).unwrap();
+        assert!(r.indices.iter().all(|&j| (j as usize) < n), "{method:?}: sentinel index");
+        assert!(r.scores.iter().all(|v| v.is_finite()), "{method:?}: non-finite score");
+        if method == Method::Exact {
+            assert_up_to_ties(&x, n, d, k, Metric::Cosine, &r, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn offsets_do_not_lose_precision() {
+    let (n, d, k) = (400, 16, 8);
+    let base = clustered(n, d, 8, 0.5, 5);
+    for off in [1e3f32, 1e4, -3e4] {
+        let x: Vec<f32> = base.iter().map(|&v| v + off).collect();
+        let r = run(&x, n, d, k, Metric::SquaredL2, Method::Exact).unwrap();
+        assert_up_to_ties(&x, n, d, k, Metric::SquaredL2, &r, 1e-3);
+        let a = run(&x, n, d, k, Metric::SquaredL2, Method::Approx).unwrap();
+        assert!(a.estimated_recall.unwrap() >= 0.9, "offset {off}: recall {:?}", a.estimated_recall);
+    }
+}
+
+#[test]
+fn scales_give_the_same_graph_or_an_error() {
+    let (n, d, k) = (300, 12, 6);
+    let base = clustered(n, d, 6, 0.5, 9);
+    let reference = run(&base, n, d, k, Metric::SquaredL2, Method::Exact).unwrap();
+    for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+        let small: Vec<f32> = base.iter().map(|&v| v * 1e-30).collect();
+        let r = run(&small, n, d, k, metric, Method::Exact).unwrap();
+        let rb = run(&base, n, d, k, metric, Method::Exact).unwrap();
+        assert_up_to_ties(&small, n, d, k, metric, &r, if metric == Metric::SquaredL2 { 1e-64 } else { 1e-63 });
+        let same = r.indices.iter().zip(&rb.indices).filter(|(a, b)| a == b).count();
+        assert!(same * 100 >= 99 * r.indices.len(), "{metric:?}: 1e-30 graph differs from the unscaled one");
+        // the scores (about 1e-60) are below the f32 range: their f32 rounding is 0
+        assert!(r.scores.iter().all(|v| v.is_finite() && v.abs() < 1e-40), "{metric:?}: scores at 1e-30");
+        let big: Vec<f32> = base.iter().map(|&v| v * 1e30).collect();
+        for method in [Method::Exact, Method::Approx] {
+            assert!(matches!(run(&big, n, d, k, metric, method), Err(CoreError::ScoreOverflow(_))), "{metric:?} {method:?} at 1e30");
+        }
+        let mid: Vec<f32> = base.iter().map(|&v| v * 1e15).collect();
+        let r = run(&mid, n, d, k, metric, Method::Exact).unwrap();
+        assert_up_to_ties(&mid, n, d, k, metric, &r, 1e28);
+    }
+    assert_eq!(reference.indices, run(&base, n, d, k, Metric::SquaredL2, Method::Exact).unwrap().indices);
+}
+
+#[test]
+fn approx_is_deterministic_on_ties() {
+    let (n, d, k) = (2000, 8, 10);
+    let row: Vec<f32> = (0..d).map(|p| p as f32 * 0.37 - 1.0).collect();
+    let x: Vec<f32> = (0..n).flat_map(|_| row.clone()).collect();
+    let mut y = clustered(n, d, 3, 0.01, 2);
+    y.iter_mut().step_by(3).for_each(|v| *v = (*v * 8.0).round() / 8.0);
+    for data in [&x, &y] {
+        for metric in [Metric::Cosine, Metric::SquaredL2, Metric::InnerProduct] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let first = pool.install(|| run(data, n, d, k, metric, Method::Approx).unwrap());
+            for _ in 0..4 {
+                let again = pool.install(|| run(data, n, d, k, metric, Method::Approx).unwrap());
+                assert_eq!(first.indices, again.indices, "{metric:?}");
+                assert_eq!(first.estimated_recall, again.estimated_recall, "{metric:?}");
+            }
+            let other = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            let third = other.install(|| run(data, n, d, k, metric, Method::Approx).unwrap());
+            assert_eq!(first.indices, third.indices, "{metric:?}: thread count");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Exact search on shifted and scaled data equals the f64 brute force up to ties
+    /// (sqeuclidean, ip), or reports an overflow; tiny-norm rows under cosine get proper
+    /// unit vectors.
+    #[test]
+    fn prepared_numerics_prop(n in 3usize..120, d in 1usize..20, seed in 0u64..1000, e_scale in -35i32..36, e_off in 0i32..6, m in 0usize..3, tiny in 0usize..3) {
+        let metric = [Metric::Cosine, Metric::InnerProduct, Metric::SquaredL2][m];
+        let k = 1 + (seed as usize % (n - 1)).min(6);
+        let scale = 10f64.powi(e_scale);
+        let off = if metric == Metric::Cosine { 0.0 } else { 10f64.powi(e_off) - 1.0 };
+        let mut x: Vec<f32> = data(n, d, seed, seed % 3 == 0, 4).iter().map(|&v| ((v as f64 + off) * scale) as f32).collect();
+        for t in 0..tiny {
+            x[t * d..(t + 1) * d].iter_mut().enumerate().for_each(|(p, v)| *v = if p % 2 == 0 { 1e-41 } else { -2e-45 });
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Ok(());
+        }
+        match run(&x, n, d, k, metric, Method::Exact) {
+            Ok(r) => {
+                prop_assert!(r.scores.iter().all(|v| v.is_finite()));
+                // tolerance: f32 rounding relative to the magnitudes involved
+                // (sqeuclidean: f32 cancellation is bounded by the squared distance from the
+                // mean, which outliers such as the tiny rows under an offset make large)
+                let mx = x.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
+                let mean: Vec<f64> = (0..d).map(|p| (0..n).map(|i| x[i * d + p] as f64).sum::<f64>() / n as f64).collect();
+                let cn = (0..n).map(|i| (0..d).map(|p| (x[i * d + p] as f64 - mean[p]).powi(2)).sum::<f64>()).fold(0.0, f64::max);
+                let tol = match metric {
+                    Metric::Cosine => 1e-5,
+                    Metric::SquaredL2 => 1e-5 * cn,
+                    Metric::InnerProduct => 1e-4 * (d as f64) * mx * mx,
+                };
+                assert_up_to_ties(&x, n, d, k, metric, &r, tol);
+            }
+            Err(CoreError::ScoreOverflow(_)) => {
+                // only when some true score is beyond the f32 range
+                let mx = x.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
+                prop_assert!(metric != Metric::Cosine && 4.0 * mx * mx * d as f64 > f32::MAX as f64);
+            }
+            Err(CoreError::ZeroNorm { .. }) => prop_assert!(metric == Metric::Cosine),
+            Err(e) => prop_assert!(false, "{e:?}"),
+        }
+        if let Ok(r) = run(&x, n, d, k, metric, Method::Approx) {
+            prop_assert!(r.indices.iter().all(|&j| (j as usize) < n));
+        }
+    }
+}

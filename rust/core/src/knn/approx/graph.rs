@@ -31,11 +31,35 @@ fn better(d: f32, j: u32, t: f32, tj: u32) -> bool {
     d < t || (d == t && j < tj)
 }
 
-/// Offer (j, d) to one row; true when it went in.
+/// Offer (j, d) to one row; true when it went in (or improved j's distance there).
+///
+/// Order-independent: after any sequence of offers the row holds the best K of
+/// everything offered, each candidate at the smallest distance it was offered with, ordered
+/// by (distance, index), whatever the order of the offers. (An offer of a candidate already
+/// present lowers its distance rather than being dropped: otherwise a candidate evicted and
+/// offered again, with a distance computed by another kernel, would go in or not depending on
+/// the order, which broke determinism on tied data.) An entry that goes in or improves gets `f`.
 #[inline]
 fn row_insert(idx: &mut [u32], dist: &mut [f32], flag: &mut [u8], j: u32, d: f32, f: u8) -> bool {
     let kk = idx.len();
-    if !better(d, j, dist[kk - 1], idx[kk - 1]) || idx.contains(&j) {
+    if let Some(p) = idx.iter().position(|&v| v == j) {
+        if d.partial_cmp(&dist[p]) != Some(std::cmp::Ordering::Less) {
+            return false;
+        }
+        // move j up from p to its new place
+        let mut pos = p;
+        while pos > 0 && better(d, j, dist[pos - 1], idx[pos - 1]) {
+            idx[pos] = idx[pos - 1];
+            dist[pos] = dist[pos - 1];
+            flag[pos] = flag[pos - 1];
+            pos -= 1;
+        }
+        idx[pos] = j;
+        dist[pos] = d;
+        flag[pos] = f;
+        return true;
+    }
+    if !better(d, j, dist[kk - 1], idx[kk - 1]) {
         return false;
     }
     let mut pos = kk - 1;

@@ -102,7 +102,7 @@ pub(super) fn nn_descent(prep: &Prepared<'_>, p: &NnDescentParams, cancel: &Atom
     // Tree 0 on the caller's rows fixes the internal order: rows are copied once in its
     // leaf order, so that neighbours tend to sit close in memory.
     let mut perm: Vec<u32> = (0..n as u32).collect();
-    let spec0 = TreeSpec { row: &|i| prep.data.row(i), scale: &|i| prep.scale(i), angular, leaf };
+    let spec0 = TreeSpec { row: &|i| prep.row(i), scale: &|i| prep.scale(i), angular, leaf };
     let sizes0 = spec0.build(&mut perm, hash3(p.seed, TREE_SEED, 0), 0);
     check_cancel(cancel)?;
     let pts = Points::reordered(prep, &perm);
@@ -129,7 +129,7 @@ pub(super) fn nn_descent(prep: &Prepared<'_>, p: &NnDescentParams, cancel: &Atom
         }
     }
     check_cancel(cancel)?;
-    Ok(to_caller_order(&g, &perm, p.k, prep.metric))
+    Ok(to_caller_order(&g, &perm, p.k, prep))
 }
 
 /// Offer the exact kNN inside every leaf of one tree (`ids` in leaf order, `sizes` the leaf
@@ -212,7 +212,7 @@ fn descent_round(g: &mut Graph, pts: &Points, sit: u64, cancel: &AtomicBool) -> 
 
 /// The best `k` of every list, back in the caller's order (`perm`: internal -> caller), ties
 /// re-broken by the caller's indices; scores as `KnnResult` defines them.
-fn to_caller_order(g: &Graph, perm: &[u32], k: usize, metric: Metric) -> (Vec<u32>, Vec<f32>) {
+fn to_caller_order(g: &Graph, perm: &[u32], k: usize, prep: &Prepared<'_>) -> (Vec<u32>, Vec<f32>) {
     let (n, kk) = (g.n(), g.kk);
     let mut out_idx = vec![0u32; n * k];
     let mut out_sc = vec![0.0f32; n * k];
@@ -226,10 +226,7 @@ fn to_caller_order(g: &Graph, perm: &[u32], k: usize, metric: Metric) -> (Vec<u3
         row.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
         for t in 0..k {
             oi[t] = row[t].1;
-            os[t] = match metric {
-                Metric::SquaredL2 => row[t].0.max(0.0),
-                _ => -row[t].0,
-            };
+            os[t] = prep.score_of_key(-row[t].0);
         }
     });
     (out_idx, out_sc)

@@ -22,6 +22,8 @@ pub(super) struct Points {
     d: usize,
     /// SquaredL2 only: squared norms, internal order
     sqn: Option<Vec<f32>>,
+    /// InnerProduct only: the linear terms `l_i` (see `prepared`), internal order
+    lin: Option<Vec<f32>>,
 }
 
 /// Per-thread buffers.
@@ -43,12 +45,13 @@ impl Points {
         let mut x = vec![0.0f32; perm.len() * d];
         x.par_chunks_mut(d).zip(perm.par_iter()).for_each(|(dst, &o)| {
             let s = prep.scale(o as usize);
-            for (a, &b) in dst.iter_mut().zip(prep.data.row(o as usize)) {
+            for (a, &b) in dst.iter_mut().zip(prep.row(o as usize)) {
                 *a = b * s;
             }
         });
         let sqn = prep.sqn.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
-        Points { x, d, sqn }
+        let lin = prep.lin.as_ref().map(|v| perm.iter().map(|&o| v[o as usize]).collect::<Vec<f32>>());
+        Points { x, d, sqn, lin }
     }
 
     #[inline]
@@ -59,9 +62,10 @@ impl Points {
     /// Lower is better: minus the similarity, or the squared distance, from a dot product.
     #[inline]
     fn dist_from_dot(&self, a: usize, b: usize, ip: f32) -> f32 {
-        match &self.sqn {
-            Some(s) => (s[a] + s[b]) - 2.0 * ip,
-            None => -ip,
+        match (&self.sqn, &self.lin) {
+            (Some(s), _) => (s[a] + s[b]) - 2.0 * ip,
+            (None, Some(l)) => -(ip + (l[a] + l[b])),
+            (None, None) => -ip,
         }
     }
 
@@ -100,14 +104,20 @@ impl Points {
     /// Turn the dot products of row `a` with rows `ids` into distances, in place.
     #[inline]
     fn dists_from_dots(&self, a: u32, trow: &mut [f32], ids: &[u32]) {
-        match &self.sqn {
-            Some(s) => {
+        match (&self.sqn, &self.lin) {
+            (Some(s), _) => {
                 let sa = s[a as usize];
                 for (v, &b) in trow.iter_mut().zip(ids) {
                     *v = (sa + s[b as usize]) - 2.0 * *v;
                 }
             }
-            None => trow.iter_mut().for_each(|v| *v = -*v),
+            (None, Some(l)) => {
+                let la = l[a as usize];
+                for (v, &b) in trow.iter_mut().zip(ids) {
+                    *v = -(*v + (la + l[b as usize]));
+                }
+            }
+            (None, None) => trow.iter_mut().for_each(|v| *v = -*v),
         }
     }
 
