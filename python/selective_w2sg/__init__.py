@@ -16,6 +16,7 @@ from .errors import (
     InterruptedComputation,
     LabelsError,
     OutputExistsError,
+    OutputPathError,
     ParameterError,
     Sw2sError,
 )
@@ -38,5 +39,6 @@ __all__ = [
     "ConfigError",
     "DataError",
     "OutputExistsError",
+    "OutputPathError",
     "InterruptedComputation",
 ]
