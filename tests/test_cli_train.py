@@ -119,3 +119,21 @@ def test_ctrl_c_exits_130(tmp_path) -> None:
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_training_command_without_the_train_extra_names_it() -> None:
+    """As from the prebuilt wheel without [train]: torch cannot be imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['sw2s', 'train']; "
+            "from selective_w2sg.cli import main; main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "selective-w2sg[train]" in r.stderr and "torch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_seed_prints_no_spread(tmp_path) -> None:
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--method", "all", *SMALL])
+    assert r.exit_code == 0, r.output
+    assert "± 0.0" not in r.output and "over 1 seed(s)" in r.output

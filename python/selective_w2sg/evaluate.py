@@ -209,12 +209,13 @@ def results_table(summary: Mapping[str, Any]) -> Any:
             r = ratio.get(name)
             cells.append("" if r is None else f"{r['pgr']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
         t.add_row(*cells)
+    one = len(seeds) == 1
     if "selective" in summary:
         x = summary["selective"]
-        accs = ", ".join(f"{k.removeprefix('label_accuracy_')} {_fmt(*v)}" for k, v in x.items()
+        accs = ", ".join(f"{k.removeprefix('label_accuracy_')} {_fmt(*v, one=one)}" for k, v in x.items()
                          if k.startswith("label_accuracy_"))
-        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'])} % (zero-shot confidence alone: "
-                     f"{_fmt(*x['confidence_test_auroc'])} %), selective coverage {_fmt(*x['coverage'])} %; "
+        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'], one=one)} % (zero-shot confidence alone: "
+                     f"{_fmt(*x['confidence_test_auroc'], one=one)} %), selective coverage {_fmt(*x['coverage'], one=one)} %; "
                      f"w2s_train label accuracy (analysis only): {accs}")
     if summary["flagged_seeds"]:
         t.caption = (t.caption + "\n" if t.caption else "") + (f"[yellow]ceiling <= weak on seed(s) {summary['flagged_seeds']}: PGR undefined there, "
