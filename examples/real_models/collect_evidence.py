@@ -63,7 +63,13 @@ def main() -> None:
     for t, s in summaries.items():
         x = s.get("selective", {})
         r = s.get("pgr_ratio_of_means", {})
-        fmt = lambda n: "—" if n not in r else f"{r[n]['pgr']:.2f} [{r[n]['ci95'][0]:.2f}, {r[n]['ci95'][1]:.2f}]"  # noqa: E731
+        def fmt(n: str) -> str:
+            if n not in r:
+                return "—"
+            if not math.isfinite(r[n]["pgr"]):
+                return "undefined (ceiling ≤ weak)"
+            return f"{r[n]['pgr']:.2f} [{r[n]['ci95'][0]:.2f}, {r[n]['ci95'][1]:.2f}]"
+
         ep = _epochs(args.out / t)
         print(f"| {t} | {pct(*x.get('pik_test_auroc', (float('nan'), 0)))} | "
               f"{pct(*x.get('confidence_test_auroc', (float('nan'), 0)))} | {pct(*x.get('coverage', (float('nan'), 0)))} | "
