@@ -22,6 +22,7 @@ def test_stage_commands_share_the_cache(tmp_path):
     r = runner.invoke(app, ["select", "--out", out, "--rule", "tau", "--tau", "0.5", *SIZES])
     assert r.exit_code == 0, r.output
     assert "reused encode" in r.output and "coverage" in r.output
+    assert "selective" in r.output and "random_select" in r.output and "oracle_pik" not in r.output
     r = runner.invoke(app, ["pik", "--out", out, *SIZES])
     assert r.exit_code == 0 and "reused pik" in r.output and "AUROC" in r.output
 

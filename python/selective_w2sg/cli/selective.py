@@ -36,14 +36,21 @@ def pik(cfg: RunConfig) -> None:
 
 @config_command(app, name="select", exclude=NOT_FOR_STAGES)
 def select_cmd(cfg: RunConfig) -> None:
-    """weak -> encode -> P(IK) -> smooth -> select: the selective students' labels, with coverage."""
+    """weak -> encode -> P(IK) -> smooth -> calibrate -> select: what the selection students decide from, and
+    each one's coverage (share of questions on self-labels)."""
+    from ..pipeline import prepare_seed
+    from ..stages import STUDENTS
+
     for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, ["select"])):
-        table = Table(title=f"selection, seed {seed}")
-        table.add_column("labels")
-        table.add_column("coverage (share of self-labels)", justify="right")
-        for key, v in stages["select"].json("selection").items():
-            if key.startswith("coverage_"):
-                table.add_row(key.removeprefix("coverage_"), f"{100 * v:.1f} %")
+        ctx = prepare_seed(cfg, seed)
+        table = Table(title=f"selection, seed {seed} (rule {cfg.selective.rule})")
+        table.add_column("student")
+        for split in ("w2s_train", "w2s_val"):
+            table.add_column(f"coverage, {split}", justify="right")
+        for name, st in STUDENTS.items():
+            if st.select is None or st.oracle:  # the oracle reads w2s ground truth: only in full runs
+                continue
+            table.add_row(name, *[f"{100 * st.select(ctx, stages, s).coverage:.1f} %" for s in ("w2s_train", "w2s_val")])
         out_console.print(table)
 
 
