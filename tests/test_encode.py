@@ -43,7 +43,8 @@ def reference_option_ll(backbone, question: str, option: str) -> float:
     prefix = tok(format_example(question, "").rstrip())["input_ids"]
     start = next((i for i, (a, b) in enumerate(zip(full, prefix)) if a != b), len(prefix))
     special = set(tok.all_special_ids) - {tok.unk_token_id}
-    logits = backbone.model(input_ids=torch.tensor([full])).logits[0].float()
+    dev = next(backbone.model.parameters()).device  # the encode pass may have moved it to a GPU
+    logits = backbone.model(input_ids=torch.tensor([full], device=dev)).logits[0].float().cpu()
     logp = torch.log_softmax(logits, -1)
     return float(np.mean([logp[p - 1, full[p]].item() for p in range(start, len(full)) if full[p] not in special]))
 
@@ -121,7 +122,8 @@ def test_causal_scores_under_left_truncation_are_the_answer_tokens():
     pre = bb.tokenizer(prefixes)["input_ids"]
     for i in range(2):
         n_answer = len(full[i]) - next(k for k, (a, b) in enumerate(zip(full[i] + [-1], pre[i] + [-2])) if a != b)
-        logp = torch.log_softmax(bb.model(input_ids=torch.tensor([ids[i]])).logits[0].float(), -1)
+        dev = next(bb.model.parameters()).device
+        logp = torch.log_softmax(bb.model(input_ids=torch.tensor([ids[i]], device=dev)).logits[0].float().cpu(), -1)
         start = len(ids[i]) - n_answer
         special = set(bb.tokenizer.all_special_ids) - {bb.tokenizer.unk_token_id}
         want = np.mean([logp[p - 1, ids[i][p]].item() for p in range(start, len(ids[i])) if ids[i][p] not in special])

@@ -264,3 +264,14 @@ def test_features_shared_across_seeds_of_one_pool(tmp_path, monkeypatch) -> None
     shared = [(where0[t], i) for i, t in enumerate(ctx1.splits.texts("w2s_train")) if t in where0]
     assert shared
     np.testing.assert_array_equal(x0[[a for a, _ in shared]], x1[[b for _, b in shared]])
+
+
+def test_device_and_precision_are_in_the_cache_keys(tmp_path) -> None:
+    """CPU-fp32 and GPU-bf16 outputs must never be reused for one another."""
+    cfg = _cfg(tmp_path, students=("naive",))
+    stages = _run(cfg)
+    for name in ("weak", "encode", "tune", "ceiling", "naive"):
+        config = json.loads((stages[name].path / "config.json").read_text())["config"]
+        assert (config["device"], config["precision"]) == ("cpu", "fp32"), name
+    store = json.loads(next((cfg.cache_root / "features").glob("*/config.json")).read_text())
+    assert store["precision"] == "fp32" and store["device"] == "cpu"

@@ -94,17 +94,25 @@ def _forward(
         for layer in layers:
             feats[layer][batch] = pool(out.hidden_states[layer], mask, backbone.default_pooling).float().cpu().numpy()
         if ll is not None and starts is not None:
-            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            # Only the positions that predict answer tokens are turned into fp32 log-probabilities
+            # (not every position of the batch: at a 150k vocabulary that is gigabytes).
             width = input_ids.shape[1]
+            rows, pos, owner = [], [], []
             for row, i in enumerate(batch):
                 n_tok = len(ids[i])
                 offset = width - n_tok if tok.padding_side == "left" else 0
-                answer = [p for p in range(int(starts[i]), n_tok) if ids[i][p] not in special]
-                if not answer:
-                    continue
-                pos = torch.tensor(answer, device=logp.device) + offset
-                targets = input_ids[row, pos]
-                ll[i] = float(logp[row, pos - 1, :].gather(-1, targets[:, None]).mean())
+                answer = [p + offset for p in range(int(starts[i]), n_tok) if ids[i][p] not in special]
+                rows += [row] * len(answer)
+                pos += answer
+                owner += [i] * len(answer)
+            if pos:
+                r = torch.tensor(rows, device=input_ids.device)
+                q = torch.tensor(pos, device=input_ids.device)
+                logp = torch.log_softmax(out.logits[r, q - 1].float(), dim=-1)
+                tok_ll = logp.gather(-1, input_ids[r, q][:, None])[:, 0].double().cpu().numpy()
+                owners = np.array(owner)
+                for i in np.unique(owners):
+                    ll[i] = float(tok_ll[owners == i].mean())
         if progress is not None:
             progress(len(batch))
     stats.texts += len(texts)

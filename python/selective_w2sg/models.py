@@ -44,8 +44,10 @@ class Device:
     device: torch.device
     bf16: bool
 
-    def autocast(self) -> Any:
-        if self.bf16:
+    def autocast(self, enabled: bool = True) -> Any:
+        """bf16 autocast where supported; `enabled=False` (a probe head: tiny, and its logits
+        decide near-ties) keeps fp32 everywhere."""
+        if self.bf16 and enabled:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         import contextlib
 

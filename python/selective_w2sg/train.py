@@ -23,7 +23,7 @@ from . import dist
 from .config import opt
 from .errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
-from .models import Device, pad_batch, pick_device
+from .models import Device, LinearHead, pad_batch, pick_device
 
 MODES = ("probe", "full", "lora")
 
@@ -213,7 +213,7 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, batch_size: int = 64, dev
     out = np.empty(len(idx), dtype=np.float32)
     off = 0
     for b in mine:
-        with device.autocast():
+        with device.autocast(enabled=not isinstance(model, LinearHead)):
             logits = model(**inputs.batch(b, device.device))
         out[off : off + len(b)] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
         off += len(b)
@@ -322,7 +322,7 @@ def _train(
                 mi = local[m * mbs : (m + 1) * mbs]
                 if len(mi) == 0:
                     continue
-                with device.autocast():
+                with device.autocast(enabled=not isinstance(model, LinearHead)):
                     logits = model(**train.batch(mi, device.device))
                 per_ex = loss_fn(logits, y[mi].to(device.device), step)
                 (per_ex.sum() / len(gbatch)).backward()

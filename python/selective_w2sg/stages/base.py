@@ -67,6 +67,12 @@ class StageContext:
             self._device = pick_device(self.train.device)
         return self._device
 
+    @property
+    def numerics(self) -> dict[str, str]:
+        """Where and in what precision stages compute: part of every cache key that runs a model,
+        so CPU-fp32 and GPU-bf16 outputs are never mixed."""
+        return {"device": self.device.device.type, "precision": "bf16" if self.device.bf16 else "fp32"}
+
     def frozen_backbone(self, spec: ModelSpec) -> Any:
         """The pretrained model, loaded once per context (probe mode never changes its weights)."""
         if spec not in self._frozen:

@@ -32,7 +32,7 @@ def run_calibrate(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     sel = ctx.selective
     config = {"folds": FOLDS, "k": sel.k, "alpha": sel.alpha, "iters": sel.smooth_iters, "method": sel.graph_method,
               "center": sel.graph_center, "seed": ctx.seed, "train": ctx.train.resolved().to_dict(),
-              "weak": ctx.weak.fingerprint}
+              "weak": ctx.weak.fingerprint, **ctx.numerics}
     inputs = {"encode": encode.path.name, "weak_train": ctx.splits.fingerprint("weak_train")}
 
     def compute(w: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from .base import Stage, StageContext
 from .training import Anchor, guard_oom, store_features
 
 ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
-CAUSAL_SCORING = 2  # bump when causal option scoring changes (encoder outputs keep their key)
+CAUSAL_SCORING = 3  # bump when causal option scoring changes (encoder outputs keep their key)
 
 
 def _all_questions(ctx: StageContext) -> list[Any]:
@@ -39,9 +39,10 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
     cfg = ctx.train
     questions = _all_questions(ctx)
     config = {"format": ENCODE_FORMAT, "model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
-              "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length}
+              "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length, **ctx.numerics}
     if is_causal_model(ctx.strong.name, ctx.strong.gguf_file):
-        # 2: answer tokens counted on untruncated texts; an option with none scores lowest
+        # 2: answer tokens counted on untruncated texts, an option with none scores lowest; 3: log-probs
+        # of answer positions only, means in float64
         config["causal_scoring"] = CAUSAL_SCORING
     h = hashlib.sha256()
     for q in questions:

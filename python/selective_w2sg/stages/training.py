@@ -43,7 +43,7 @@ def feature_store(ctx: StageContext, spec: ModelSpec, layer: int) -> TextRowStor
     distinct text: `<cache>/features/<key>/` (see `cache.TextRowStore`)."""
     cfg = ctx.train
     config = {"format": FEATURES_FORMAT, "model": spec.fingerprint, "model_name": spec.name,
-              "pooling": cfg.pooling or "auto", "layer": layer, "max_length": cfg.max_length}
+              "pooling": cfg.pooling or "auto", "layer": layer, "max_length": cfg.max_length, **ctx.numerics}
     return TextRowStore(ctx.cache_root, "features", config)
 
 
@@ -125,7 +125,7 @@ def fit_stage(
     train_labels = np.asarray(train_labels, dtype=np.float32)
     val_labels = np.asarray(val_labels, dtype=np.float32)
     config = {"stage": stage, "model": spec.fingerprint, "model_name": spec.name, "train": cfg.to_dict(),
-              "loss": loss, "seed": ctx.seed, **(extra or {})}
+              "loss": loss, "seed": ctx.seed, **ctx.numerics, **(extra or {})}
     if anchor is not None:
         config["anchor"] = anchor.key
     if epochs is not None:

@@ -34,7 +34,7 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     cfg = ctx.train.resolved()
     anchor = anchor_for(ctx, deps["encode"])
     grid = [e for e in EPOCH_GRID if e <= cfg.epochs] if anchor is not None else []
-    config = {"train": cfg.to_dict(), "grid": grid, "folds": FOLDS, "seed": ctx.seed,
+    config = {"train": cfg.to_dict(), "grid": grid, "folds": FOLDS, "seed": ctx.seed, **ctx.numerics,
               "anchor": None if anchor is None else anchor.key}
     inputs = {"weak_train": ctx.splits.fingerprint("weak_train")}
 
