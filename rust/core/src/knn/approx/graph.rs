@@ -42,27 +42,13 @@ fn better(d: f32, j: u32, t: f32, tj: u32) -> bool {
 #[inline]
 fn row_insert(idx: &mut [u32], dist: &mut [f32], flag: &mut [u8], j: u32, d: f32, f: u8) -> bool {
     let kk = idx.len();
-    if let Some(p) = idx.iter().position(|&v| v == j) {
-        if d.partial_cmp(&dist[p]) != Some(std::cmp::Ordering::Less) {
-            return false;
-        }
-        // move j up from p to its new place
-        let mut pos = p;
-        while pos > 0 && better(d, j, dist[pos - 1], idx[pos - 1]) {
-            idx[pos] = idx[pos - 1];
-            dist[pos] = dist[pos - 1];
-            flag[pos] = flag[pos - 1];
-            pos -= 1;
-        }
-        idx[pos] = j;
-        dist[pos] = d;
-        flag[pos] = f;
-        return true;
-    }
-    if !better(d, j, dist[kk - 1], idx[kk - 1]) {
-        return false;
-    }
-    let mut pos = kk - 1;
+    // Where j starts moving up from: its own slot if it is listed (and improves), else the last.
+    let mut pos = match idx.iter().position(|&v| v == j) {
+        Some(p) if d.partial_cmp(&dist[p]) == Some(std::cmp::Ordering::Less) => p,
+        Some(_) => return false,
+        None if better(d, j, dist[kk - 1], idx[kk - 1]) => kk - 1,
+        None => return false,
+    };
     while pos > 0 && better(d, j, dist[pos - 1], idx[pos - 1]) {
         idx[pos] = idx[pos - 1];
         dist[pos] = dist[pos - 1];
