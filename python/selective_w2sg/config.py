@@ -129,7 +129,7 @@ class ModelsConfig:
         return ModelSpec(self.strong, self.strong_gguf)
 
 
-def _parts() -> dict[str, type]:
+def config_parts() -> dict[str, type]:
     from .select import SelectiveConfig
     from .train import TrainConfig
 
@@ -211,7 +211,7 @@ class RunConfig:
     def create(cls, **flat: Any) -> RunConfig:
         """A RunConfig from flat names (`task=`, `n_weak=`, `k=`, `pik_c=` ...; see module doc),
         whole parts (`train=TrainConfig(...)`) or both (flat names override the part's field)."""
-        parts = _parts()
+        parts = config_parts()
         given = {name: flat.pop(name) for name in list(flat) if name in parts and not _is_flat(name)}
         routes = flat_fields()
         built: dict[str, Any] = {}
@@ -232,7 +232,7 @@ class RunConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
         """The inverse of `to_dict` (a run folder's config.json); unknown keys are refused."""
         top = dict(_checked(cls, d, "config"))
-        for part, klass in _parts().items():
+        for part, klass in config_parts().items():
             top[part] = _from_dict(klass, top.get(part, {}), f"config.{part}")
         return cls(**top)
 
@@ -253,7 +253,7 @@ def flat_fields() -> dict[str, tuple[str, str]]:
     """flat name -> (part, field name) for every leaf field of the four parts; a nested part
     (SelectiveConfig.pik) routes as `selective` with field `pik.<name>`."""
     out: dict[str, tuple[str, str]] = {}
-    for part, klass in _parts().items():
+    for part, klass in config_parts().items():
         for f in dataclasses.fields(klass):
             if f.name == "pik":
                 from .pik import PikConfig

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import DataConfig, ModelsConfig, RunConfig, flag_of, flat_name
+from ..config import RunConfig, config_parts, flag_of, flat_name
 
 # Config parts a command can take options from. "run" is RunConfig's own fields.
 PART_NAMES = ("data", "models", "train", "selective", "pik", "run")
@@ -25,11 +25,8 @@ PART_NAMES = ("data", "models", "train", "selective", "pik", "run")
 
 def _classes() -> dict[str, type]:
     from ..pik import PikConfig
-    from ..select import SelectiveConfig
-    from ..train import TrainConfig
 
-    return {"data": DataConfig, "models": ModelsConfig, "train": TrainConfig, "selective": SelectiveConfig,
-            "pik": PikConfig, "run": RunConfig}
+    return {**config_parts(), "pik": PikConfig, "run": RunConfig}
 
 
 def _cli_type(f: dataclasses.Field[Any], hint: Any) -> Any:

@@ -230,7 +230,8 @@ def run_student(
     extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, epochs: int | None = None,
 ) -> StageDir:
     """A strong student trained on w2s_train with `train_labels` (float32 P(y=1), one per w2s_train
-    example, from anywhere: weak predictions, selected labels ...), early stopping on w2s_val with
+    example, from anywhere: weak predictions, selected labels ...). With `epochs` (anchored heads,
+    chosen by `tune`) it trains exactly that long; otherwise it early-stops on w2s_val with
     `val_labels` (weak-derived: never ground truth)."""
     return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
                      val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})},

@@ -13,6 +13,7 @@ Output: tune.json {"epochs": chosen or null, "grid": [...], "cv_accuracy": [...]
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -49,9 +50,10 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         acc = np.zeros((FOLDS, len(grid)))
         for f in range(FOLDS):
             tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            start, inputs_of = build_model(ctx, ctx.strong, cfg, "weak_train", tr, anchor)
+            x = inputs_of("weak_train")  # features read once per fold; each grid value gets a fresh head
             for j, epochs in enumerate(grid):
-                model, inputs_of = build_model(ctx, ctx.strong, cfg, "weak_train", tr, anchor)
-                x = inputs_of("weak_train")
+                model = copy.deepcopy(start)
                 if epochs > 0:
                     run_cfg = replace(cfg, epochs=epochs, lr=cfg.anchored_lr)
                     model = train_classifier(model, x.subset(tr), y[tr], None, None, run_cfg, seed=ctx.seed,

@@ -26,13 +26,13 @@ from ...cache import StageDir
 from ...select import Selection, select_labels
 from ..base import Stage, StageContext
 from ..encode import anchor_for
+from ..smooth import W2S_SPLITS
 from ..training import run_student
 from ..tune import chosen_epochs
 
 LabelFn = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]
 SelectFn = Callable[[StageContext, Mapping[str, StageDir], str], Selection]
 PikFn = Callable[[StageContext, Mapping[str, StageDir], str], np.ndarray]
-W2S_SPLITS = ("w2s_train", "w2s_val")
 
 
 @dataclass(frozen=True)
