@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
-from selective_w2sg.models import load_backbone
+from selective_w2sg.models import Backbone, load_backbone, pick_device, split_lm
 from selective_w2sg.tasks import build_splits, format_example
 
 
@@ -17,15 +19,20 @@ def splits():
 
 
 def count_rows(backbone):
-    """Wrap the model's forward to count the rows (texts) it sees."""
+    """Wrap the forward of the part of the model the encode pass runs (a causal LM's trunk) to
+    count the rows (texts) it sees; a shared-prefix pass (it caches keys and values for the
+    options that follow) holds no whole text and is not counted."""
     seen = {"rows": 0}
-    orig = backbone.model.forward
+    trunk = split_lm(backbone.model)[0]
+    orig = trunk.forward
 
     def forward(*args, **kw):
-        seen["rows"] += int(kw["input_ids"].shape[0])
+        continues = any(kw.get(k) is not None for k in ("cache", "past_key_values"))
+        if kw.get("use_cache") is not True or continues:
+            seen["rows"] += int(kw["input_ids"].shape[0])
         return orig(*args, **kw)
 
-    backbone.model.forward = forward
+    trunk.forward = forward
     return seen
 
 
@@ -132,3 +139,61 @@ def test_causal_scores_under_left_truncation_are_the_answer_tokens():
     # an option with no scored token: probability 0 beside a scored one; uniform when none is scored
     p = _softmax_rows([np.array([-2.0, np.nan, -3.0]), np.array([np.nan, np.nan])], 1.0)
     assert p[0][1] == 0.0 and p[0][0] > p[0][2] and p[1].tolist() == [0.5, 0.5]
+
+
+def _questions(splits):
+    return [q for qs in splits.questions.values() for q in qs]
+
+
+@pytest.mark.parametrize("max_length,pooling", [(256, "last"), (12, "last"), (256, "mean")])
+def test_shared_prefix_equals_whole_texts(splits, max_length, pooling, monkeypatch):
+    """A question's context computed once (options continue from its key/value cache) gives the
+    whole-text numbers up to float rounding, with fewer tokens computed; also when texts are cut
+    from the left (max_length 12: the options' cuts differ, so little or nothing is shared) and for
+    mean pooling (the prefix's states count in every option's mean)."""
+    monkeypatch.setattr(Backbone, "default_pooling", property(lambda self: pooling))
+    bb = load_backbone("tiny-random-llama")
+    qs = _questions(splits)
+    # a question whose options repeat, and that shares an option text with another question
+    dup = replace(qs[0], question_id="dup", options=(qs[0].options[0], qs[0].options[0], "w1 w2"), gold=0)
+    qs = [*qs, dup]
+    plain, shared = EncodeStats(), EncodeStats()
+    a = encode_questions(bb, qs, batch_size=7, max_length=max_length, share_prefix=False, stats=plain)
+    b = encode_questions(bb, qs, batch_size=7, max_length=max_length, share_prefix=True, stats=shared)
+    for name in ("embedding", "hidden", "features", "option_prob"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=2e-5, rtol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(b.is_own_answer, a.is_own_answer)
+    assert plain.texts == shared.texts
+    if max_length == 256:
+        assert shared.tokens < 0.7 * plain.tokens  # the question is most of every option's text
+    else:
+        assert shared.tokens <= plain.tokens
+
+
+def _sharded_worker(rank: int, world: int, init_file: str, out: str, share: bool) -> None:
+    import torch.distributed as tdist
+
+    torch.set_num_threads(1)
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        sp = build_splits("synthetic", seed=0, n_weak=20, n_w2s=60, n_test=20)
+        enc = encode_questions(load_backbone("tiny-random-llama"), _questions(sp), batch_size=7, share_prefix=share,
+                               device=pick_device("cpu"))
+        if rank == 1:  # a rank that computed only its share: it must hold every row after the gather
+            np.savez(out, features=enc.features, embedding=enc.embedding, option_prob=enc.option_prob)
+    finally:
+        tdist.destroy_process_group()
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_sharded_encode_is_bit_identical_to_one_process(splits, tmp_path, share):
+    import torch.multiprocessing as mp
+
+    torch.set_num_threads(1)
+    one = encode_questions(load_backbone("tiny-random-llama"), _questions(splits), batch_size=7, share_prefix=share,
+                           device=pick_device("cpu"))
+    out = str(tmp_path / "sharded.npz")
+    mp.spawn(_sharded_worker, args=(2, str(tmp_path / "init"), out, share), nprocs=2, join=True)
+    got = np.load(out)
+    for name in ("features", "embedding", "option_prob"):
+        np.testing.assert_array_equal(got[name], getattr(one, name), err_msg=name)

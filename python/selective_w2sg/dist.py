@@ -49,10 +49,21 @@ def barrier() -> None:
         tdist.barrier()
 
 
-def gather_cat(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's tensor (any lengths, also 0) in rank order, on every rank."""
+def gather_cat(t: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+    """Concatenate every rank's 1-d tensor (any lengths, also 0) in rank order, on every rank.
+    With `sizes` (every rank's length, known alike on all ranks) the tensors stay on their device
+    (padded all_gather, NCCL on GPUs); without, they travel as pickled host copies."""
     if not is_distributed():
         return t
+    if sizes is not None:
+        if len(sizes) != world_size() or sizes[rank()] != t.numel():
+            raise ValueError(f"gather_cat: sizes {sizes} do not match rank {rank()}'s {t.numel()} values")
+        width = max(max(sizes), 1)
+        buf = torch.zeros(width, dtype=t.dtype, device=t.device)
+        buf[: t.numel()] = t.reshape(-1)
+        out = [torch.empty_like(buf) for _ in sizes]
+        tdist.all_gather(out, buf)
+        return torch.cat([o[:k] for o, k in zip(out, sizes)])
     parts: list[Any] = [None] * world_size()
     tdist.all_gather_object(parts, t.detach().cpu())
     return torch.cat(parts).to(t.device)
@@ -70,30 +81,3 @@ def gather_rows(local: np.ndarray, local_idx: np.ndarray, n: int) -> np.ndarray:
     for idx, rows in parts:
         out[idx] = rows
     return out
-
-
-def allreduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
-    """Sum gradients over ranks in one flat buffer. Each rank's loss is already divided by the
-    *global* batch size, so the sum is the gradient of the global mean: equal to one process's,
-    whatever the split of examples across ranks (also uneven)."""
-    if not is_distributed():
-        return
-    ps = [p for p in params if p.requires_grad]
-    for p in ps:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in ps])
-    tdist.all_reduce(flat)
-    off = 0
-    for p in ps:
-        n = p.numel()
-        p.grad.copy_(flat[off : off + n].view_as(p))
-        off += n
-
-
-def broadcast_params(module: torch.nn.Module) -> None:
-    """Start every rank from rank 0's weights."""
-    if not is_distributed():
-        return
-    for t in [*module.parameters(), *module.buffers()]:
-        tdist.broadcast(t.data, src=0)

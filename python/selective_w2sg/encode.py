@@ -14,14 +14,21 @@ Every distinct text is passed through the model exactly once."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from .models import Backbone, Device, length_sorted_batches, pad_batch, pick_device, pool, tokenize
+from . import dist
+from .errors import ConfigError
+from .models import (
+    Backbone, Device, length_sorted_batches, pad_batch, pick_device, pool, position_ids_from_mask, split_lm, tokenize,
+)
 from .tasks import Example, Question, format_example
 
 # Softmax temperature of encoder cosine scores: cosines of sentence embeddings live in a narrow
@@ -41,14 +48,206 @@ class EncodeOutput:
 
 @dataclass
 class EncodeStats:
-    texts: int = 0  # distinct texts passed through the model
+    texts: int = 0  # distinct texts encoded
+    tokens: int = 0  # real (non-pad) token positions run through the model; a shared prefix counts once
+    padded_tokens: int = 0  # token positions including padding
     forward_calls: int = 0
     wall_s: float = 0.0
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.texts / self.wall_s if self.wall_s > 0 else 0.0
 
 
 def middle_layer(backbone: Backbone) -> int:
     n_layers = int(getattr(backbone.model.config, "num_hidden_layers", 2))
     return max(1, n_layers // 2)
+
+
+@dataclass
+class _Plan:
+    """The token ids of the distinct texts and, for a causal LM, where each text's answer starts."""
+
+    ids: list[list[int]]
+    starts: np.ndarray | None  # (n,) first answer token of each text (causal), else None
+    special: set[int]
+
+
+@dataclass
+class _Results:
+    """Per-text outputs of a forward pass; each unit of work fills its own rows."""
+
+    feats: dict[int, np.ndarray]
+    ll: np.ndarray | None
+
+    def answer_ll(self, hidden: list[torch.Tensor], targets: list[int], owners: list[int], head: nn.Module) -> None:
+        """Mean log-likelihood per text from the final hidden states that predict its answer
+        tokens: the vocabulary projection and log-softmax run in fp32 on those positions only."""
+        if not hidden or self.ll is None:
+            return
+        h = torch.stack(hidden)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            logits = nn.functional.linear(h.float(), head.weight.float(),
+                                          None if getattr(head, "bias", None) is None else head.bias.float())
+        logp = torch.log_softmax(logits, dim=-1)
+        tgt = torch.tensor(targets, device=h.device)
+        tok_ll = logp.gather(-1, tgt[:, None])[:, 0].double().cpu().numpy()
+        own = np.asarray(owners)
+        for i in np.unique(own):
+            self.ll[i] = float(tok_ll[own == i].mean())
+
+
+def _answer_positions(plan: _Plan, i: int) -> list[int]:
+    """Positions (in text i's own token ids) of its scored answer tokens: special tokens excluded."""
+    ids = plan.ids[i]
+    assert plan.starts is not None
+    return [p for p in range(int(plan.starts[i]), len(ids)) if ids[p] not in plan.special]
+
+
+def _shared_prefix(plan: _Plan, group: Sequence[int]) -> int:
+    """Tokens a question's option texts share at their start, as many as can be computed once:
+    every text keeps at least one token of its own (its pooled state), and no answer token is
+    inside the prefix (a shared answer token would still be scored, from the prefix's last state)."""
+    seqs = [plan.ids[i] for i in group]
+    n = min(len(s) for s in seqs) - 1
+    if plan.starts is not None:
+        n = min(n, int(min(plan.starts[i] for i in group)))
+    first = seqs[0]
+    for k in range(max(n, 0)):
+        if any(s[k] != first[k] for s in seqs[1:]):
+            return k
+    return max(n, 0)
+
+
+def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size: int,
+                max_tokens: int | None) -> list[tuple[str, Any]]:
+    """The pass as a fixed list of batches, the same in every process (so a rank's share of
+    them computes exactly what one process would). ("plain", text indices): texts as whole
+    sequences. ("shared", [(text indices, prefix length), ...]): questions whose option texts
+    share a prefix; rows = options, at most `batch_size` per batch."""
+    lengths = [len(x) for x in plan.ids]
+    shared: list[tuple[list[int], int]] = []
+    plain: list[int] = []
+    for g in groups or []:
+        p = _shared_prefix(plan, g) if len(g) > 1 else 0
+        if p >= 1:
+            shared.append((list(g), p))
+        else:
+            plain.extend(g)
+    if groups is None:
+        plain = list(range(len(plan.ids)))
+    units: list[tuple[str, Any]] = []
+    plain_lengths = [lengths[i] for i in plain]
+    for b in length_sorted_batches(plain_lengths, batch_size, max_tokens=max_tokens):
+        units.append(("plain", np.array([plain[j] for j in b], dtype=np.int64)))
+    # Longest suffix first (an OOM shows at once); questions packed until the rows or tokens run out.
+    shared.sort(key=lambda gp: (-max(lengths[i] - gp[1] for i in gp[0]), -gp[1]))
+    cur: list[tuple[list[int], int]] = []
+    rows = width = 0
+    for g, p in shared:
+        w = max(width, max(lengths[i] for i in g))
+        if cur and (rows + len(g) > batch_size or (max_tokens and (rows + len(g)) * w > max_tokens)):
+            units.append(("shared", cur))
+            cur, rows, w = [], 0, max(lengths[i] for i in g)
+        cur.append((g, p))
+        rows += len(g)
+        width = w
+    if cur:
+        units.append(("shared", cur))
+    return units
+
+
+def _run_plain(trunk: nn.Module, head: nn.Module | None, backbone: Backbone, plan: _Plan, batch: np.ndarray,
+               layers: Sequence[int], device: Device, res: _Results, stats: EncodeStats) -> None:
+    """Whole texts, padded on the tokenizer's side, one forward pass."""
+    tok = backbone.tokenizer
+    input_ids, mask = pad_batch([plan.ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
+    input_ids, mask = input_ids.to(device.device), mask.to(device.device)
+    kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
+    if backbone.is_causal:
+        kw["position_ids"] = position_ids_from_mask(mask)
+        kw["use_cache"] = False
+    with device.autocast():
+        out = trunk(**kw)
+    stats.forward_calls += 1
+    stats.tokens += int(sum(len(plan.ids[i]) for i in batch))
+    stats.padded_tokens += int(input_ids.numel())
+    for layer in layers:
+        res.feats[layer][batch] = pool(out.hidden_states[layer], mask, backbone.default_pooling).float().cpu().numpy()
+    if res.ll is None:
+        return
+    assert head is not None
+    final = out.last_hidden_state
+    width = input_ids.shape[1]
+    hidden, targets, owners = [], [], []
+    for row, i in enumerate(batch):
+        offset = width - len(plan.ids[i]) if tok.padding_side == "left" else 0
+        for p in _answer_positions(plan, int(i)):
+            hidden.append(final[row, p - 1 + offset])
+            targets.append(plan.ids[i][p])
+            owners.append(int(i))
+    res.answer_ll(hidden, targets, owners, head)
+
+
+def _cache_argument(trunk: nn.Module) -> str:
+    """The key/value cache's name in forward() and its output: `cache` in recent transformers,
+    `past_key_values` before."""
+    try:
+        return "cache" if "cache" in inspect.signature(type(trunk).forward).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
+
+
+def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Plan,
+                groups: list[tuple[list[int], int]], layers: Sequence[int], device: Device, res: _Results,
+                stats: EncodeStats) -> None:
+    """Questions whose options share a prefix: the prefixes in one pass (left-padded, keeping
+    their key/value cache), then every option's remaining tokens in a second pass that attends
+    to its question's cached prefix, at the positions it has in the whole text."""
+    pad = backbone.tokenizer.pad_token_id
+    plen = [p for _, p in groups]
+    pre_ids, pre_mask = pad_batch([plan.ids[g[0]][:p] for g, p in groups], pad, "left")
+    pre_ids, pre_mask = pre_ids.to(device.device), pre_mask.to(device.device)
+    with device.autocast():
+        pre = trunk(input_ids=pre_ids, attention_mask=pre_mask, position_ids=position_ids_from_mask(pre_mask),
+                    use_cache=True, output_hidden_states=True)
+    texts = [i for g, _ in groups for i in g]
+    owner = [k for k, (g, _) in enumerate(groups) for _ in g]
+    own_t = torch.tensor(owner, device=device.device)
+    suf_ids, suf_mask = pad_batch([plan.ids[i][plen[k]:] for i, k in zip(texts, owner)], pad, "right")
+    suf_ids, suf_mask = suf_ids.to(device.device), suf_mask.to(device.device)
+    cache_arg = _cache_argument(trunk)
+    cache = getattr(pre, cache_arg)
+    cache.batch_select_indices(own_t)
+    start = torch.tensor(plen, device=device.device)[own_t]
+    positions = start[:, None] + torch.arange(suf_ids.shape[1], device=device.device)[None, :]
+    with device.autocast():
+        out = trunk(input_ids=suf_ids, attention_mask=torch.cat([pre_mask[own_t], suf_mask], dim=1),
+                    position_ids=positions, use_cache=True, output_hidden_states=True, **{cache_arg: cache})
+    stats.forward_calls += 2
+    stats.tokens += int(sum(plen)) + int(suf_mask.sum())
+    stats.padded_tokens += int(pre_ids.numel() + suf_ids.numel())
+    idx = np.array(texts, dtype=np.int64)
+    for layer in layers:
+        if backbone.default_pooling == "last":
+            v = pool(out.hidden_states[layer], suf_mask, "last")
+        else:  # the mean over the whole text: the prefix's sum plus the suffix's
+            pm = pre_mask.to(pre.hidden_states[layer].dtype).unsqueeze(-1)
+            sm = suf_mask.to(out.hidden_states[layer].dtype).unsqueeze(-1)
+            total = (pre.hidden_states[layer] * pm).sum(1)[own_t] + (out.hidden_states[layer] * sm).sum(1)
+            v = total / (pm.sum(1)[own_t] + sm.sum(1))
+        res.feats[layer][idx] = v.float().cpu().numpy()
+    if res.ll is None:
+        return
+    hidden, targets, owners = [], [], []
+    for row, (i, k) in enumerate(zip(texts, owner)):
+        p0 = plen[k]
+        for p in _answer_positions(plan, i):
+            # the state predicting token p sits at p - 1: the prefix's last, or in the suffix pass
+            hidden.append(pre.last_hidden_state[k, -1] if p - 1 < p0 else out.last_hidden_state[row, p - 1 - p0])
+            targets.append(plan.ids[i][p])
+            owners.append(i)
+    res.answer_ll(hidden, targets, owners, head)
 
 
 @torch.inference_mode()
@@ -63,9 +262,17 @@ def _forward(
     device: Device,
     stats: EncodeStats,
     progress: Callable[[int], None] | None,
+    groups: Sequence[Sequence[int]] | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
     """Pooled hidden states of `texts` per layer and, when `prefixes` is given (causal LMs), the
-    mean log-likelihood of each text's tokens after its prefix."""
+    mean log-likelihood of each text's tokens after its prefix.
+
+    `groups` (causal LMs): text indices that share a question; a group's common leading tokens
+    are computed once and its texts continue from that key/value cache (`_run_shared`), which
+    gives the same numbers as whole texts up to float rounding. Under torchrun each rank runs
+    every world_size-th batch of one fixed list and the rows are gathered: the result is
+    bit-identical to one process's."""
     tok = backbone.tokenizer
     ids = tokenize(backbone, texts, max_length)
     starts = None
@@ -73,49 +280,42 @@ def _forward(
         # The answer is the text's tokens after its prefix, counted on the untruncated texts: texts
         # are cut from the left, so a long text keeps its answer tokens at its end, but the prefix
         # it shares with its question would no longer line up after the cut.
-        full = backbone.tokenizer(list(texts))["input_ids"]
-        pre = backbone.tokenizer(list(prefixes))["input_ids"]
+        full = tok(list(texts))["input_ids"]
+        pre = tok(list(prefixes))["input_ids"]
         n_answer = np.array([len(f) - _common_prefix(f, q) for f, q in zip(full, pre)])
         starts = np.array([max(1, len(x) - n) for x, n in zip(ids, n_answer)])
     special = set(getattr(tok, "all_special_ids", []) or []) - {tok.unk_token_id}
+    plan = _Plan(ids, starts, special)
     model = backbone.model.to(device.device)
-    feats = {layer: np.empty((len(texts), backbone.hidden_size), np.float32) for layer in layers}
-    # NaN: no answer token could be scored (no evidence); such an option ranks below any scored one.
-    ll = np.full(len(texts), np.nan, np.float32) if prefixes is not None else None
-    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
-        input_ids, mask = pad_batch([ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
-        input_ids, mask = input_ids.to(device.device), mask.to(device.device)
-        kw = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
-        if backbone.is_causal:
-            kw["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-        with device.autocast():
-            out = model(**kw)
-        stats.forward_calls += 1
-        for layer in layers:
-            feats[layer][batch] = pool(out.hidden_states[layer], mask, backbone.default_pooling).float().cpu().numpy()
-        if ll is not None and starts is not None:
-            # Only the positions that predict answer tokens are turned into fp32 log-probabilities
-            # (not every position of the batch: at a 150k vocabulary that is gigabytes).
-            width = input_ids.shape[1]
-            rows, pos, owner = [], [], []
-            for row, i in enumerate(batch):
-                n_tok = len(ids[i])
-                offset = width - n_tok if tok.padding_side == "left" else 0
-                answer = [p + offset for p in range(int(starts[i]), n_tok) if ids[i][p] not in special]
-                rows += [row] * len(answer)
-                pos += answer
-                owner += [i] * len(answer)
-            if pos:
-                r = torch.tensor(rows, device=input_ids.device)
-                q = torch.tensor(pos, device=input_ids.device)
-                logp = torch.log_softmax(out.logits[r, q - 1].float(), dim=-1)
-                tok_ll = logp.gather(-1, input_ids[r, q][:, None])[:, 0].double().cpu().numpy()
-                owners = np.array(owner)
-                for i in np.unique(owners):
-                    ll[i] = float(tok_ll[owners == i].mean())
+    trunk, head = split_lm(model) if backbone.is_causal else (model, None)
+    if prefixes is not None and head is None:
+        raise ConfigError(f"model {backbone.name!r}: option scoring needs a causal LM whose logits are "
+                          "lm_head(last hidden state) (no soft-capping or logit scaling)")
+    n = len(texts)
+    res = _Results({layer: np.zeros((n, backbone.hidden_size), np.float32) for layer in layers},
+                   # NaN: no answer token could be scored (no evidence); such an option ranks below any scored one
+                   np.full(n, np.nan, np.float32) if prefixes is not None else None)
+    use_groups = groups if (groups is not None and head is not None and prefixes is not None) else None
+    units = _work_units(plan, use_groups, batch_size, max_tokens)
+    world, rank = dist.world_size(), dist.rank()
+    mine: list[np.ndarray] = []
+    for kind, unit in units[rank::world]:
+        if kind == "plain":
+            _run_plain(trunk, head, backbone, plan, unit, layers, device, res, stats)
+            done = np.asarray(unit)
+        else:
+            assert head is not None
+            _run_shared(trunk, head, backbone, plan, unit, layers, device, res, stats)
+            done = np.array([i for g, _ in unit for i in g], dtype=np.int64)
+        mine.append(done)
         if progress is not None:
-            progress(len(batch))
-    stats.texts += len(texts)
+            progress(len(done) * world)  # each rank's share stands for the whole pass's progress
+    stats.texts += n
+    if world == 1:
+        return res.feats, res.ll
+    local = np.concatenate(mine) if mine else np.zeros(0, np.int64)
+    feats = {layer: dist.gather_rows(a[local], local, n) for layer, a in res.feats.items()}
+    ll = dist.gather_rows(res.ll[local], local, n) if res.ll is not None else None
     return feats, ll
 
 
@@ -233,8 +433,14 @@ def encode_questions(
     device: Device | None = None,
     progress: Callable[[int], None] | None = None,
     stats: EncodeStats | None = None,
+    share_prefix: bool = True,
+    max_tokens: int | None = None,
 ) -> EncodedQuestions:
-    """Encode every option of every question in one pass over the distinct texts."""
+    """Encode every option of every question in one pass over the distinct texts.
+
+    `batch_size` texts (option rows) per forward pass, and with `max_tokens` at most that many
+    padded token positions. `share_prefix` (causal LMs): a question's context is computed once
+    and every option continues from its key/value cache, instead of once per option."""
     t0 = time.perf_counter()
     stats = stats if stats is not None else EncodeStats()
     device = device or pick_device()
@@ -261,9 +467,19 @@ def encode_questions(
         q_rows = {qid: add(q.question, "") for qid, q in all_q.items()}
         alone_rows = {qid: [add(o, "") for o in q.options] for qid, q in all_q.items()}
     layers = sorted({-1, layer})
+    groups = None
+    if backbone.is_causal and share_prefix:
+        owned: dict[int, None] = {}
+        groups = []
+        for rows in option_rows.values():
+            g = [r for r in dict.fromkeys(rows) if r not in owned]  # a text shared by questions runs once
+            owned.update(dict.fromkeys(g))
+            if g:
+                groups.append(g)
     feats, ll = _forward(
         backbone, texts, prefixes if backbone.is_causal else None, layers,
         batch_size=batch_size, max_length=max_length, device=device, stats=stats, progress=progress,
+        groups=groups, max_tokens=max_tokens,
     )
     last = feats[-1]
     unit = last / np.maximum(np.linalg.norm(last, axis=1, keepdims=True), 1e-12)

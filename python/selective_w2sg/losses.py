@@ -30,7 +30,7 @@ class XentLoss:
 
     name = "xent"
 
-    def end_step(self) -> None:
+    def end_step(self, sizes: list[int] | None = None) -> None:
         pass
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
@@ -51,15 +51,17 @@ class AuxConfLoss:
     threshold is fixed within a step and does not depend on how a global batch is cut into
     micro-batches or ranks. On the very first step (empty window) the current batch sets it.
 
-    `gather` maps this process's detached probabilities to all processes' (DDP), so every rank's
-    window holds the same predictions as a single process would.
+    `gather(probs, sizes)` maps this process's detached probabilities to all processes' (DDP;
+    `sizes`: each rank's count this step), so every rank's window holds the same predictions as a
+    single process would. Predictions and the threshold stay on the model's device: no host
+    synchronisation per step.
     """
 
     name = "aux_conf"
 
     def __init__(
         self, aux_weight: float = 0.75, warmup_steps: int = 0, window: int = 512, prior: float = 0.5,
-        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        gather: Callable[[torch.Tensor, list[int] | None], torch.Tensor] | None = None,
     ) -> None:
         if not 0.0 <= aux_weight <= 1.0:
             raise ConfigError(f"aux_weight must be in [0, 1], got {aux_weight}")
@@ -74,6 +76,7 @@ class AuxConfLoss:
         self.window: deque[torch.Tensor] = deque()
         self._n_window = 0
         self._pending: list[torch.Tensor] = []
+        self._threshold: torch.Tensor | None = None
         self.gather = gather
 
     def weight(self, step: int) -> float:
@@ -82,16 +85,20 @@ class AuxConfLoss:
             return self.aux_weight
         return self.aux_weight * min(1.0, step / self.warmup_steps)
 
-    def threshold(self) -> float:
-        q = torch.cat(list(self.window)).double()
-        return float(torch.quantile(q, 1.0 - self.prior))
+    def threshold(self) -> torch.Tensor:
+        """The hardening threshold (a 0-d float64 tensor on the window's device)."""
+        if self._threshold is None:
+            q = torch.cat(list(self.window)).double()
+            self._threshold = torch.quantile(q, 1.0 - self.prior)
+        return self._threshold
 
-    def end_step(self) -> None:
-        """Move this step's predictions (all ranks') into the window. Collective under DDP."""
+    def end_step(self, sizes: list[int] | None = None) -> None:
+        """Move this step's predictions (all ranks'; `sizes`: each rank's count) into the window.
+        Collective under DDP."""
         p = torch.cat(self._pending) if self._pending else torch.zeros(0)
         self._pending = []
         if self.gather is not None:
-            p = self.gather(p)
+            p = self.gather(p, sizes)
         self.observe(p)
 
     def observe(self, probs: torch.Tensor) -> None:
@@ -99,22 +106,23 @@ class AuxConfLoss:
         p = probs.detach().float()
         if p.numel() == 0:
             return
-        self.window.append(p.cpu())
+        self.window.append(p)
+        self._threshold = None
         self._n_window += p.numel()
         while self._n_window - self.window[0].numel() >= self.window_size:
             self._n_window -= self.window.popleft().numel()
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
         probs = F.softmax(logits.float(), dim=-1)[:, 1].detach()
-        self._pending.append(probs.cpu())
-        thr = self.threshold() if self.window else float(torch.quantile(probs.double(), 1.0 - self.prior))
-        hard = (probs > thr).float()
+        self._pending.append(probs)
+        thr = self.threshold() if self.window else torch.quantile(probs.double(), 1.0 - self.prior)
+        hard = (probs > thr.float()).float()
         a = self.weight(step)
         return soft_cross_entropy(logits, (1.0 - a) * target.float() + a * hard)
 
 
 def make_loss(name: str, *, total_steps: int, aux_weight: float = 0.75, aux_warmup_frac: float = 0.2,
-              aux_window: int = 512, gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+              aux_window: int = 512, gather: Callable[[torch.Tensor, list[int] | None], torch.Tensor] | None = None
               ) -> XentLoss | AuxConfLoss:
     if name == "xent":
         return XentLoss()

@@ -303,12 +303,38 @@ def _accepts_position_ids(model: nn.Module) -> bool:
         return False
 
 
+# Config fields by which a causal LM's logits are more than `lm_head(last hidden state)`.
+_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def split_lm(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """(trunk, lm_head) of a causal LM: the transformer without its vocabulary projection, and the
+    projection, such that logits = lm_head(trunk(...).last_hidden_state). Features need only the
+    trunk (the projection is ~40% of a 0.5B model's compute at a 152k vocabulary); option scores
+    need the projection at answer positions only. A peft wrapper is looked through (its adapters
+    live inside the trunk). Any other model, or a causal LM whose logits are post-processed
+    (soft-capping, scaling): (model, None)."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    getter = getattr(base, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    trunk = getattr(base, "base_model", base)
+    config = getattr(base, "config", None)
+    post = any(getattr(config, a, None) not in (None, 1, 1.0) for a in _LOGIT_POSTPROCESSING)
+    if head is None or trunk is base or post:
+        return model, None
+    return trunk, head
+
+
 def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """All hidden states (embeddings first, then one per layer), each (b, t, d)."""
+    """All hidden states (embeddings first, then one per layer), each (b, t, d). A causal LM runs
+    without its vocabulary projection (`split_lm`)."""
+    trunk, _ = split_lm(model)
     kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
-    if _accepts_position_ids(model):
+    if _accepts_position_ids(trunk):
         kw["position_ids"] = position_ids_from_mask(attention_mask)
-    out = model(**kw)
+    if trunk is not model:
+        kw["use_cache"] = False
+    out = trunk(**kw)
     return tuple(out.hidden_states)
 
 
@@ -368,9 +394,14 @@ def extract_features(
     backbone: Backbone, texts: Sequence[str], *, pooling: str | None = None, layers: Sequence[int] = (-1,),
     batch_size: int = 64, max_length: int = 256, device: Device | None = None,
     stats: ExtractStats | None = None, progress: Callable[[int], None] | None = None,
+    max_tokens: int | None = None,
 ) -> dict[int, np.ndarray]:
     """Pooled hidden states of `texts` for each of `layers`: {layer: float32 (n, d)}, rows in the
-    order of `texts`. One tokenisation, then batched forward passes over length-sorted batches."""
+    order of `texts`. One tokenisation, then batched forward passes over length-sorted batches
+    (at most `batch_size` texts and `max_tokens` padded tokens each). Under torchrun each rank
+    runs every world_size-th batch and the rows are gathered (bit-identical to one process)."""
+    from . import dist
+
     pooling = pooling or backbone.default_pooling
     device = device or pick_device()
     t0 = time.perf_counter()
@@ -380,7 +411,9 @@ def extract_features(
     model = backbone.model.to(device.device)
     out = {layer: np.empty((len(texts), backbone.hidden_size), dtype=np.float32) for layer in layers}
     fwd = 0.0
-    for batch in length_sorted_batches(lengths, batch_size):
+    world = dist.world_size()
+    mine = length_sorted_batches(lengths, batch_size, max_tokens=max_tokens)[dist.rank() :: world]
+    for batch in mine:
         input_ids, mask = pad_batch([ids[i] for i in batch], tok.pad_token_id, tok.padding_side)
         input_ids, mask = input_ids.to(device.device), mask.to(device.device)
         f0 = time.perf_counter()
@@ -392,7 +425,10 @@ def extract_features(
         for layer in layers:
             out[layer][batch] = pool(hs[layer], mask, pooling).float().cpu().numpy()
         if progress is not None:
-            progress(len(batch))
+            progress(len(batch) * world)
+    if world > 1:
+        local = np.concatenate(mine) if mine else np.zeros(0, np.int64)
+        out = {layer: dist.gather_rows(a[local], local, len(texts)) for layer, a in out.items()}
     if stats is not None:
         stats.n += len(texts)
         stats.wall_s += time.perf_counter() - t0
@@ -428,9 +464,17 @@ class LinearHead(nn.Module):
 class Classifier(nn.Module):
     """Backbone + pooling + linear head: input_ids, attention_mask -> logits (b, 2)."""
 
-    def __init__(self, backbone: Backbone, pooling: str | None = None, layer: int = -1) -> None:
+    def __init__(self, backbone: Backbone, pooling: str | None = None, layer: int = -1,
+                 gradient_checkpointing: bool = False) -> None:
         super().__init__()
-        self.backbone = backbone.model
+        # A causal LM's vocabulary projection is not part of the classifier: never run, never
+        # trained (and no unused parameters for DDP to wait for).
+        self.backbone = split_lm(backbone.model)[0]
+        if gradient_checkpointing:
+            enable = getattr(self.backbone, "gradient_checkpointing_enable", None)
+            if not callable(enable) or not getattr(self.backbone, "supports_gradient_checkpointing", False):
+                raise ConfigError(f"model {backbone.name!r} does not support gradient checkpointing")
+            enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.pooling = pooling or backbone.default_pooling
         self.layer = layer
         self.head = LinearHead(backbone.hidden_size)

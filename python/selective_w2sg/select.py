@@ -38,6 +38,9 @@ class SelectiveConfig:
         "all its options (all).", "--self-labels"))
     pik: PikConfig = field(default_factory=PikConfig)
     encode_batch_size: int = field(default=32, metadata=opt("Texts per forward pass of the encode stage."))
+    encode_share_prefix: bool = field(default=True, metadata=opt(
+        "Causal LMs: compute a question's context once and score every option from its key/value cache "
+        "(equal to whole-text passes up to float rounding)."))
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -23,7 +23,7 @@ from . import dist
 from .config import opt
 from .errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
-from .models import Device, LinearHead, pad_batch, pick_device
+from .models import Device, LinearHead, length_sorted_batches, pad_batch, pick_device
 
 MODES = ("probe", "full", "lora")
 
@@ -67,6 +67,11 @@ class TrainConfig:
     center_features: bool = field(default=True, metadata=opt(
         "probe: subtract each question's mean feature (uses no labels)."))
     eval_batch_size: int = field(default=64, metadata=opt("Examples per forward pass when predicting."))
+    max_batch_tokens: int | None = field(default=None, metadata=opt(
+        "Padded tokens per forward pass of the encode, feature and prediction passes, on top of their example "
+        "counts (default: no token limit). Bounds activation memory on long texts."))
+    gradient_checkpointing: bool = field(default=False, metadata=opt(
+        "full/lora: recompute activations in the backward pass (less memory, ~30% more compute)."))
     lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
     device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
 
@@ -91,6 +96,8 @@ class TrainConfig:
             lr=self.lr if self.lr is not None else (1e-2 if probe else (5e-5 if self.mode == "full" else 1e-4)),
             patience=self.patience if self.patience is not None else (8 if probe else 2),
         )
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ConfigError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
         for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
             v = kw.get(name, getattr(self, name))
             if v < 1:
@@ -107,6 +114,14 @@ class TrainConfig:
 
 # --------------------------------------------------------------------------------------------
 # Inputs: what a batch of examples looks like to the model.
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`: to CUDA from pinned memory without blocking the host (the copy
+    is ordered on the stream before the kernels that read it); on the CPU, itself."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 class Inputs(Protocol):
@@ -129,6 +144,16 @@ class FeatureInputs:
         self.anchor = None if anchor is None else np.asarray(anchor, dtype=np.float32)
         if self.anchor is not None and self.anchor.shape != (len(self.features),):
             raise ConfigError(f"anchor has shape {self.anchor.shape}, expected ({len(self.features)},)")
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The whole arrays on `device`, copied once (features are small next to a GPU's memory),
+        so a batch is an index on the device instead of a host-to-device copy per step."""
+        if device not in self._on:
+            x = to_device(torch.from_numpy(self.features), device)
+            a = None if self.anchor is None else to_device(torch.from_numpy(self.anchor), device)
+            self._on[device] = (x, a)
+        return self._on[device]
 
     def __len__(self) -> int:
         return len(self.features)
@@ -138,10 +163,14 @@ class FeatureInputs:
         return None
 
     def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        out = {"x": torch.from_numpy(self.features[idx]).to(device)}
-        if self.anchor is not None:
-            out["anchor"] = torch.from_numpy(self.anchor[idx]).to(device)
-        return out
+        if device.type == "cpu":
+            out = {"x": torch.from_numpy(self.features[idx])}
+            if self.anchor is not None:
+                out["anchor"] = torch.from_numpy(self.anchor[idx])
+            return out
+        x, a = self._tensors(device)
+        i = to_device(torch.from_numpy(np.asarray(idx, dtype=np.int64)), device)
+        return {"x": x[i]} if a is None else {"x": x[i], "anchor": a[i]}
 
     def subset(self, idx: np.ndarray) -> FeatureInputs:
         return FeatureInputs(self.features[idx], None if self.anchor is None else self.anchor[idx])
@@ -166,7 +195,7 @@ class TokenInputs:
 
     def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         ids, mask = pad_batch([self.ids[i] for i in idx], self.pad_id, self.padding_side)
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        return {"input_ids": to_device(ids, device), "attention_mask": to_device(mask, device)}
 
     def subset(self, idx: np.ndarray) -> TokenInputs:
         return TokenInputs([self.ids[i] for i in idx], self.pad_id, self.padding_side)
@@ -192,9 +221,12 @@ def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, lengths: np
     return [batches[i] for i in order]
 
 
-def predict_batches(n: int, batch_size: int, lengths: np.ndarray | None) -> list[np.ndarray]:
-    order = np.arange(n) if lengths is None else np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+def predict_batches(n: int, batch_size: int, lengths: np.ndarray | None, max_tokens: int | None = None
+                    ) -> list[np.ndarray]:
+    """Prediction batches: longest first, at most `batch_size` examples and `max_tokens` padded tokens."""
+    if lengths is None:
+        return [np.arange(i, min(n, i + batch_size)) for i in range(0, n, batch_size)]
+    return length_sorted_batches(lengths, batch_size, max_tokens=max_tokens)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,23 +234,23 @@ def predict_batches(n: int, batch_size: int, lengths: np.ndarray | None) -> list
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs: Inputs, *, batch_size: int = 64, device: Device | None = None) -> np.ndarray:
+def predict_proba(model: nn.Module, inputs: Inputs, *, batch_size: int = 64, device: Device | None = None,
+                  max_tokens: int | None = None) -> np.ndarray:
     """P(y = 1) for every example, float32 (n,). Batches are shared out over ranks and gathered."""
     device = device or pick_device()
     was_training = model.training
     model.eval()
     n = len(inputs)
-    mine = predict_batches(n, batch_size, inputs.lengths)[dist.rank() :: dist.world_size()]
+    mine = predict_batches(n, batch_size, inputs.lengths, max_tokens)[dist.rank() :: dist.world_size()]
     idx = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
-    out = np.empty(len(idx), dtype=np.float32)
-    off = 0
+    parts = []
     for b in mine:
         with device.autocast(enabled=not isinstance(model, LinearHead)):
             logits = model(**inputs.batch(b, device.device))
-        out[off : off + len(b)] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
-        off += len(b)
+        parts.append(torch.softmax(logits.float(), -1)[:, 1])  # stays on the device: one copy at the end
+    out = torch.cat(parts).cpu().numpy() if parts else np.zeros(0, dtype=np.float32)
     model.train(was_training)
-    return dist.gather_rows(out, idx, n)
+    return dist.gather_rows(out.astype(np.float32, copy=False), idx, n)
 
 
 @dataclass
@@ -270,6 +302,23 @@ def train_classifier(
         return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress, select_start)
 
 
+def _data_parallel(model: nn.Module, device: Device) -> nn.Module:
+    """Under torchrun / accelerate launch: the model in torch's DistributedDataParallel (weights
+    broadcast from rank 0, bucketed gradient all-reduce overlapping the backward pass); else the
+    model itself."""
+    if not dist.is_distributed() or not any(p.requires_grad for p in model.parameters()):
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.device.index if device.device.index is not None else 0] if device.device.type == "cuda" else None
+    # Buffers (a head's feature mean and std) are equal on every rank: synced at start, not per step.
+    import inspect
+
+    quiet = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    kw = {"forward_sync_buffers": False} if quiet else {"broadcast_buffers": False}
+    return DistributedDataParallel(model, device_ids=ids, **kw)
+
+
 def _train(
     model: nn.Module, train: Inputs, train_labels: np.ndarray, val: Inputs | None, val_labels: np.ndarray | None,
     cfg: TrainConfig, loss: str, seed: int, device: Device, progress: Callable[[int, int], None] | None,
@@ -283,9 +332,11 @@ def _train(
         raise ConfigError("train labels must be probabilities in [0, 1]")
     torch.manual_seed(seed)
     model.to(device.device)
-    dist.broadcast_params(model)
+    engine = _data_parallel(model, device)  # what runs forward/backward: the model, or its DDP wrapper
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cuda = device.device.type == "cuda"
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cuda or None)
+    y_dev = y.to(device.device)
     n = len(train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs  # type: ignore[operator]
@@ -308,7 +359,8 @@ def _train(
     mbs: int = cfg.micro_batch_size  # type: ignore[assignment]
     step = 0
     if select_start and val is not None:
-        probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device)
+        probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device,
+                              max_tokens=cfg.max_batch_tokens)
         acc, vloss = val_score(probs, np.asarray(val_labels, dtype=np.float32))
         history.append({"step": 0, "epoch": -1, "val_acc": acc, "val_loss": vloss})
         best, best_eval = (acc, vloss), 0
@@ -318,16 +370,24 @@ def _train(
         rng = np.random.default_rng([seed, epoch])
         for gbatch in epoch_batches(n, cfg.batch_size, rng, train.lengths):
             local = gbatch[rk::world]
-            for m in range(math.ceil(len(local) / mbs)):
-                mi = local[m * mbs : (m + 1) * mbs]
-                if len(mi) == 0:
-                    continue
-                with device.autocast(enabled=not isinstance(model, LinearHead)):
-                    logits = model(**train.batch(mi, device.device))
-                per_ex = loss_fn(logits, y[mi].to(device.device), step)
-                (per_ex.sum() / len(gbatch)).backward()
-            loss_fn.end_step()  # collective under DDP: once per step on every rank
-            dist.allreduce_grads(params)
+            micro = [local[m * mbs : (m + 1) * mbs] for m in range(math.ceil(len(local) / mbs))]
+            for j, mi in enumerate(micro or [gbatch[:1]]):
+                # DDP averages gradients over ranks; each rank's loss is its examples' sum over the
+                # *global* batch size, times the world size: the average is the global batch's mean,
+                # one process's gradient whatever the split. Gradients synchronise once per step, in
+                # the backward pass of the last micro-batch (bucketed, overlapping the backward).
+                last = j == max(len(micro), 1) - 1
+                sync = contextlib.nullcontext() if (last or engine is model) else engine.no_sync()
+                with sync:
+                    with device.autocast(enabled=not isinstance(model, LinearHead)):
+                        logits = engine(**train.batch(mi, device.device))
+                    if micro:
+                        idx = to_device(torch.from_numpy(np.asarray(mi, dtype=np.int64)), device.device)
+                        per_ex = loss_fn(logits, y_dev[idx], step)
+                        (per_ex.sum() * (world / len(gbatch))).backward()
+                    else:  # no examples on this rank this step: join the gradient sync with a zero
+                        (logits.sum() * 0.0).backward()
+            loss_fn.end_step([len(gbatch[r::world]) for r in range(world)])  # collective under DDP
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
@@ -337,7 +397,8 @@ def _train(
             if progress is not None:
                 progress(step, total)
             if val is not None and (step % eval_every == 0 or step == total):
-                probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device)
+                probs = predict_proba(model, val, batch_size=cfg.eval_batch_size, device=device,
+                                      max_tokens=cfg.max_batch_tokens)
                 acc, vloss = val_score(probs, np.asarray(val_labels, dtype=np.float32))
                 history.append({"step": step, "epoch": epoch, "val_acc": acc, "val_loss": vloss})
                 if best is None or acc > best[0] or (acc == best[0] and vloss < best[1]):

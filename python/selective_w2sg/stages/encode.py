@@ -27,7 +27,7 @@ from .base import Stage, StageContext
 from .training import Anchor, guard_oom, store_features
 
 ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
-CAUSAL_SCORING = 3  # bump when causal option scoring changes (encoder outputs keep their key)
+CAUSAL_SCORING = 4  # bump when causal option scoring changes (encoder outputs keep their key)
 
 
 def _all_questions(ctx: StageContext) -> list[Any]:
@@ -42,8 +42,10 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
               "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length, **ctx.numerics}
     if is_causal_model(ctx.strong.name, ctx.strong.gguf_file):
         # 2: answer tokens counted on untruncated texts, an option with none scores lowest; 3: log-probs
-        # of answer positions only, means in float64
+        # of answer positions only, means in float64; 4: the vocabulary projection in fp32 on the trunk's
+        # final states at answer positions
         config["causal_scoring"] = CAUSAL_SCORING
+        config["share_prefix"] = ctx.selective.encode_share_prefix
     h = hashlib.sha256()
     for q in questions:
         h.update(json.dumps([q.question_id, q.question, list(q.options)]).encode())  # no gold: not needed
@@ -61,13 +63,15 @@ def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) ->
 
         enc = encode_questions(bb, questions, feature_layer=ctx.selective.feature_layer,
                                batch_size=ctx.selective.encode_batch_size, max_length=cfg.max_length,
-                               device=ctx.device, progress=tick, stats=stats)
+                               device=ctx.device, progress=tick, stats=stats,
+                               share_prefix=ctx.selective.encode_share_prefix, max_tokens=cfg.max_batch_tokens)
         for name in ("embedding", "hidden", "features", "option_prob", "is_own_answer", "question_confidence",
                      "question_entropy"):
             w.npy(name, getattr(enc, name))
         w.json("offsets", enc.offsets)
         layer = middle_layer(bb) if ctx.selective.feature_layer is None else ctx.selective.feature_layer
-        return {"texts": stats.texts, "forward_calls": stats.forward_calls, "seconds": stats.wall_s,
+        return {"texts": stats.texts, "tokens": stats.tokens, "padded_tokens": stats.padded_tokens,
+                "forward_calls": stats.forward_calls, "seconds": stats.wall_s,
                 "feature_layer": layer, "is_causal": bb.is_causal}
 
     d = guard_oom(lambda: run_cached(ctx.cache_root, "encode", config, inputs, compute, force=ctx.force),

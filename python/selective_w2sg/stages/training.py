@@ -64,7 +64,8 @@ def features(ctx: StageContext, spec: ModelSpec, split: str, *, layer: int | Non
             ctx.report(f"features {spec.name} {split}", done[0], len(missing))
 
         return extract_features(bb, missing, pooling=cfg.pooling, layers=(layer,), batch_size=cfg.feature_batch_size,
-                                max_length=cfg.max_length, device=ctx.device, progress=tick)[layer]
+                                max_length=cfg.max_length, device=ctx.device, progress=tick,
+                                max_tokens=cfg.max_batch_tokens)[layer]
 
     rows, _ = guard_oom(lambda: feature_store(ctx, spec, layer).get(texts, compute, force=ctx.force),
                          f"feature extraction with {spec.name}")
@@ -151,7 +152,8 @@ def fit_stage(
                                    device=ctx.device, progress=lambda s, t: ctx.report(stage, s, t),
                                    select_start=anchor is not None)
         for s in predict:
-            w.npy(f"preds_{s}", predict_proba(res.model, inputs_of(s), batch_size=cfg.eval_batch_size, device=ctx.device))
+            w.npy(f"preds_{s}", predict_proba(res.model, inputs_of(s), batch_size=cfg.eval_batch_size, device=ctx.device,
+                                                      max_tokens=cfg.max_batch_tokens))
         w.json("train_history", res.history)
         return {"steps": res.steps, "best_eval": res.best_eval, "stopped_early": res.stopped_early,
                 "train_s": res.train_s}
@@ -201,7 +203,7 @@ def build_model(
         head = LinearHead(f.shape[1], torch.from_numpy(f.mean(0)), torch.from_numpy(f.std(0)))
         return head, feature_inputs
     bb = load_backbone(spec.name, gguf_file=spec.gguf_file)  # fresh weights: training changes them
-    model = Classifier(bb, cfg.pooling, cfg.layer)
+    model = Classifier(bb, cfg.pooling, cfg.layer, gradient_checkpointing=cfg.gradient_checkpointing)
     if cfg.mode == "lora":
         model = apply_lora(model, r=cfg.lora_r)
     toks: dict[str, TokenInputs] = {}
