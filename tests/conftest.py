@@ -63,3 +63,23 @@ def knower(tmp_path_factory) -> str:
     model.save_pretrained(path)
     bb.tokenizer.save_pretrained(path)
     return str(path)
+
+
+def count_rows(backbone):
+    """Wrap the forward of the part of the model the encode pass runs (a causal LM's trunk) to
+    count the rows (texts) it sees; a shared-prefix pass (it caches keys and values for the
+    options that follow) holds no whole text and is not counted."""
+    seen = {"rows": 0}
+    from selective_w2sg.models import split_lm
+
+    trunk = split_lm(backbone.model)[0]
+    orig = trunk.forward
+
+    def forward(*args, **kw):
+        continues = any(kw.get(k) is not None for k in ("cache", "past_key_values"))
+        if kw.get("use_cache") is not True or continues:
+            seen["rows"] += int(kw["input_ids"].shape[0])
+        return orig(*args, **kw)
+
+    trunk.forward = forward
+    return seen

@@ -9,31 +9,15 @@ import pytest
 import torch
 
 from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
-from selective_w2sg.models import Backbone, load_backbone, pick_device, split_lm
+from selective_w2sg.models import Backbone, load_backbone, pick_device
 from selective_w2sg.tasks import build_splits, format_example
+
+from conftest import count_rows
 
 
 @pytest.fixture(scope="module")
 def splits():
     return build_splits("synthetic", seed=0, n_weak=20, n_w2s=60, n_test=20)
-
-
-def count_rows(backbone):
-    """Wrap the forward of the part of the model the encode pass runs (a causal LM's trunk) to
-    count the rows (texts) it sees; a shared-prefix pass (it caches keys and values for the
-    options that follow) holds no whole text and is not counted."""
-    seen = {"rows": 0}
-    trunk = split_lm(backbone.model)[0]
-    orig = trunk.forward
-
-    def forward(*args, **kw):
-        continues = any(kw.get(k) is not None for k in ("cache", "past_key_values"))
-        if kw.get("use_cache") is not True or continues:
-            seen["rows"] += int(kw["input_ids"].shape[0])
-        return orig(*args, **kw)
-
-    trunk.forward = forward
-    return seen
 
 
 def encode_splits(backbone, examples, questions, among="presented", **kw):

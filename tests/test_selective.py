@@ -24,6 +24,8 @@ from selective_w2sg.stages.training import center_by_question
 from selective_w2sg.tasks import format_example, synthetic_questions
 from selective_w2sg.train import TrainConfig
 
+from conftest import count_rows
+
 torch.set_num_threads(1)
 
 SMALL = dict(n_weak=120, n_w2s=200, n_test=80)
@@ -132,31 +134,26 @@ def test_truncation_keeps_the_answer():
 def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch):
     """--method all in probe mode: the encode pass is the only forward pass of the strong model
     (ceiling and students reuse its features), one row per distinct text."""
-    rows = {"n": 0}
     real = stages_mod.load_backbone
 
     def counting(name, **kw):
         bb = real(name, **kw)
         if name == "tiny-random-llama":
-            fwd = bb.model.forward
-
-            def forward(*a, **k):
-                rows["n"] += int(k["input_ids"].shape[0])
-                return fwd(*a, **k)
-
-            bb.model.forward = forward
+            counts.append(count_rows(bb))
         return bb
+
+    counts: list[dict[str, int]] = []
 
     monkeypatch.setattr(stages_mod, "load_backbone", counting)
     cfg = _cfg(tmp_path, method="all")
     ctx = prepare_seed(cfg, 0)
     run_stages(ctx, cfg.student_names)
     qs = [q for s in ctx.splits.questions.values() for q in s]
-    assert rows["n"] == len({format_example(q.question, o) for q in qs for o in q.options})
+    assert sum(c["rows"] for c in counts) == len({format_example(q.question, o) for q in qs for o in q.options})
     # a second run reuses everything: no forward pass at all
-    rows["n"] = 0
+    counts.clear()
     run_stages(prepare_seed(cfg, 0), cfg.student_names)
-    assert rows["n"] == 0
+    assert sum(c["rows"] for c in counts) == 0
 
 
 def _swap_test_gold(splits):

@@ -137,7 +137,7 @@ class TextRowStore:
     Each batch of new rows is a part: `part-<id>.npy` (n, d) written first, then
     `part-<id>.json` (its text keys) as the commit marker, both atomically. A part without its
     `.json` (a killed run) is ignored and overwritten by the next run that needs those rows.
-    Under torchrun every rank computes and rank 0 writes."""
+    Under torchrun the ranks share the computation and rank 0 writes."""
 
     def __init__(self, root: str | Path, name: str, config: Mapping[str, Any]) -> None:
         self.path = Path(root) / name / stage_key(config, {})
@@ -178,6 +178,9 @@ class TextRowStore:
                 raise DataError(f"computed rows have shape {new_rows.shape}, expected ({len(missing)}, d)")
             fresh = dict(zip(missing, new_rows))
             self._write(list(missing), new_rows)
+            # Under torchrun the computation is collective: no rank may look at the store again
+            # (and find a different set missing) before rank 0 has committed this part.
+            dist.barrier()
         parts: dict[Path, np.ndarray] = {}
 
         def stored(k: str) -> np.ndarray:

@@ -14,6 +14,7 @@ Every distinct text is passed through the model exactly once."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -140,20 +141,11 @@ def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size:
     plain_lengths = [lengths[i] for i in plain]
     for b in length_sorted_batches(plain_lengths, batch_size, max_tokens=max_tokens):
         units.append(("plain", np.array([plain[j] for j in b], dtype=np.int64)))
-    # Longest suffix first (an OOM shows at once); questions packed until the rows or tokens run out.
-    shared.sort(key=lambda gp: (-max(lengths[i] - gp[1] for i in gp[0]), -gp[1]))
-    cur: list[tuple[list[int], int]] = []
-    rows = width = 0
-    for g, p in shared:
-        w = max(width, max(lengths[i] for i in g))
-        if cur and (rows + len(g) > batch_size or (max_tokens and (rows + len(g)) * w > max_tokens)):
-            units.append(("shared", cur))
-            cur, rows, w = [], 0, max(lengths[i] for i in g)
-        cur.append((g, p))
-        rows += len(g)
-        width = w
-    if cur:
-        units.append(("shared", cur))
+    # Longest prefix first (an OOM shows at once; neighbours' prefixes pad little), `batch_size`
+    # prefixes per batch (their options then run in length-sorted chunks of `batch_size` rows).
+    shared.sort(key=lambda gp: -gp[1])
+    for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens):
+        units.append(("shared", [shared[j] for j in b]))
     return units
 
 
@@ -200,10 +192,11 @@ def _cache_argument(trunk: nn.Module) -> str:
 
 def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Plan,
                 groups: list[tuple[list[int], int]], layers: Sequence[int], device: Device, res: _Results,
-                stats: EncodeStats) -> None:
+                stats: EncodeStats, max_rows: int | None = None, max_tokens: int | None = None) -> None:
     """Questions whose options share a prefix: the prefixes in one pass (left-padded, keeping
-    their key/value cache), then every option's remaining tokens in a second pass that attends
-    to its question's cached prefix, at the positions it has in the whole text."""
+    their key/value cache), then the options' remaining tokens, in chunks of similar length, in
+    passes that attend to their question's cached prefix at the positions they have in the whole
+    text."""
     pad = backbone.tokenizer.pad_token_id
     plen = [p for _, p in groups]
     pre_ids, pre_mask = pad_batch([plan.ids[g[0]][:p] for g, p in groups], pad, "left")
@@ -211,43 +204,62 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
     with device.autocast():
         pre = trunk(input_ids=pre_ids, attention_mask=pre_mask, position_ids=position_ids_from_mask(pre_mask),
                     use_cache=True, output_hidden_states=True)
-    texts = [i for g, _ in groups for i in g]
-    owner = [k for k, (g, _) in enumerate(groups) for _ in g]
-    own_t = torch.tensor(owner, device=device.device)
-    suf_ids, suf_mask = pad_batch([plan.ids[i][plen[k]:] for i, k in zip(texts, owner)], pad, "right")
-    suf_ids, suf_mask = suf_ids.to(device.device), suf_mask.to(device.device)
+    stats.forward_calls += 1
+    stats.tokens += int(sum(plen))
+    stats.padded_tokens += int(pre_ids.numel())
     cache_arg = _cache_argument(trunk)
     cache = getattr(pre, cache_arg)
-    cache.batch_select_indices(own_t)
-    start = torch.tensor(plen, device=device.device)[own_t]
-    positions = start[:, None] + torch.arange(suf_ids.shape[1], device=device.device)[None, :]
-    with device.autocast():
-        out = trunk(input_ids=suf_ids, attention_mask=torch.cat([pre_mask[own_t], suf_mask], dim=1),
-                    position_ids=positions, use_cache=True, output_hidden_states=True, **{cache_arg: cache})
-    stats.forward_calls += 2
-    stats.tokens += int(sum(plen)) + int(suf_mask.sum())
-    stats.padded_tokens += int(pre_ids.numel() + suf_ids.numel())
-    idx = np.array(texts, dtype=np.int64)
-    for layer in layers:
-        if backbone.default_pooling == "last":
-            v = pool(out.hidden_states[layer], suf_mask, "last")
-        else:  # the mean over the whole text: the prefix's sum plus the suffix's
-            pm = pre_mask.to(pre.hidden_states[layer].dtype).unsqueeze(-1)
-            sm = suf_mask.to(out.hidden_states[layer].dtype).unsqueeze(-1)
-            total = (pre.hidden_states[layer] * pm).sum(1)[own_t] + (out.hidden_states[layer] * sm).sum(1)
-            v = total / (pm.sum(1)[own_t] + sm.sum(1))
-        res.feats[layer][idx] = v.float().cpu().numpy()
-    if res.ll is None:
-        return
-    hidden, targets, owners = [], [], []
-    for row, (i, k) in enumerate(zip(texts, owner)):
-        p0 = plen[k]
-        for p in _answer_positions(plan, i):
-            # the state predicting token p sits at p - 1: the prefix's last, or in the suffix pass
-            hidden.append(pre.last_hidden_state[k, -1] if p - 1 < p0 else out.last_hidden_state[row, p - 1 - p0])
-            targets.append(plan.ids[i][p])
-            owners.append(i)
-    res.answer_ll(hidden, targets, owners, head)
+    texts = [i for g, _ in groups for i in g]
+    owners = [k for k, (g, _) in enumerate(groups) for _ in g]
+    suffix_len = [len(plan.ids[i]) - plen[k] for i, k in zip(texts, owners)]
+    for chunk in length_sorted_batches(suffix_len, len(texts) if max_rows is None else max_rows, max_tokens=max_tokens):
+        rows = [texts[c] for c in chunk]
+        owner = [owners[c] for c in chunk]
+        own_t = torch.tensor(owner, device=device.device)
+        suf_ids, suf_mask = pad_batch([plan.ids[i][plen[k]:] for i, k in zip(rows, owner)], pad, "right")
+        suf_ids, suf_mask = suf_ids.to(device.device), suf_mask.to(device.device)
+        start = torch.tensor(plen, device=device.device)[own_t]
+        positions = start[:, None] + torch.arange(suf_ids.shape[1], device=device.device)[None, :]
+        with device.autocast():
+            out = trunk(input_ids=suf_ids, attention_mask=torch.cat([pre_mask[own_t], suf_mask], dim=1),
+                        position_ids=positions, use_cache=True, output_hidden_states=True,
+                        **{cache_arg: _select_rows(cache, own_t)})
+        stats.forward_calls += 1
+        stats.tokens += sum(suffix_len[c] for c in chunk)
+        stats.padded_tokens += int(suf_ids.numel())
+        idx = np.array(rows, dtype=np.int64)
+        for layer in layers:
+            if backbone.default_pooling == "last":
+                v = pool(out.hidden_states[layer], suf_mask, "last")
+            else:  # the mean over the whole text: the prefix's sum plus the suffix's
+                pm = pre_mask.to(pre.hidden_states[layer].dtype).unsqueeze(-1)
+                sm = suf_mask.to(out.hidden_states[layer].dtype).unsqueeze(-1)
+                total = (pre.hidden_states[layer] * pm).sum(1)[own_t] + (out.hidden_states[layer] * sm).sum(1)
+                v = total / (pm.sum(1)[own_t] + sm.sum(1))
+            res.feats[layer][idx] = v.float().cpu().numpy()
+        if res.ll is None:
+            continue
+        hidden, targets, who = [], [], []
+        for row, (i, k) in enumerate(zip(rows, owner)):
+            p0 = plen[k]
+            for p in _answer_positions(plan, i):
+                # the state predicting token p sits at p - 1: the prefix's last, or in the suffix pass
+                hidden.append(pre.last_hidden_state[k, -1] if p - 1 < p0 else out.last_hidden_state[row, p - 1 - p0])
+                targets.append(plan.ids[i][p])
+                who.append(i)
+        res.answer_ll(hidden, targets, who, head)
+
+
+def _select_rows(cache: Any, idx: torch.Tensor) -> Any:
+    """A key/value cache holding rows `idx` (repeats allowed) of `cache`, which stays intact:
+    shallow copies whose tensors are replaced, not written."""
+    new = copy.copy(cache)
+    if hasattr(cache, "layers"):
+        new.layers = [copy.copy(layer) for layer in cache.layers]
+    else:  # older transformers: per-layer tensor lists
+        new.key_cache, new.value_cache = list(cache.key_cache), list(cache.value_cache)
+    new.batch_select_indices(idx)
+    return new
 
 
 @torch.inference_mode()
@@ -305,7 +317,7 @@ def _forward(
             done = np.asarray(unit)
         else:
             assert head is not None
-            _run_shared(trunk, head, backbone, plan, unit, layers, device, res, stats)
+            _run_shared(trunk, head, backbone, plan, unit, layers, device, res, stats, batch_size, max_tokens)
             done = np.array([i for g, _ in unit for i in g], dtype=np.int64)
         mine.append(done)
         if progress is not None:

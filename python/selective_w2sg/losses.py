@@ -77,6 +77,7 @@ class AuxConfLoss:
         self._n_window = 0
         self._pending: list[torch.Tensor] = []
         self._threshold: torch.Tensor | None = None
+        self._device = torch.device("cpu")  # where predictions live (an idle rank's empty share goes there too)
         self.gather = gather
 
     def weight(self, step: int) -> float:
@@ -95,7 +96,7 @@ class AuxConfLoss:
     def end_step(self, sizes: list[int] | None = None) -> None:
         """Move this step's predictions (all ranks'; `sizes`: each rank's count) into the window.
         Collective under DDP."""
-        p = torch.cat(self._pending) if self._pending else torch.zeros(0)
+        p = torch.cat(self._pending) if self._pending else torch.zeros(0, device=self._device)
         self._pending = []
         if self.gather is not None:
             p = self.gather(p, sizes)
@@ -114,6 +115,7 @@ class AuxConfLoss:
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
         probs = F.softmax(logits.float(), dim=-1)[:, 1].detach()
+        self._device = probs.device
         self._pending.append(probs)
         thr = self.threshold() if self.window else torch.quantile(probs.double(), 1.0 - self.prior)
         hard = (probs > thr.float()).float()

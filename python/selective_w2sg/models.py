@@ -26,6 +26,7 @@ from torch import nn
 from .errors import ConfigError
 
 POOLINGS = ("last", "mean")
+PRECISIONS = ("auto", "fp32", "bf16")
 # Encoder model types: everything else with a causal-LM mapping is loaded as a causal LM.
 _ENCODER_TYPES = {
     "bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "deberta", "deberta-v2", "electra",
@@ -54,17 +55,24 @@ class Device:
         return contextlib.nullcontext()
 
 
-def pick_device(prefer: str = "auto") -> Device:
-    """CUDA (with bf16 autocast where supported) if available, else CPU. Under DDP each rank takes
-    cuda:LOCAL_RANK. `prefer` = "cpu" forces the CPU."""
+def pick_device(prefer: str = "auto", precision: str = "auto") -> Device:
+    """CUDA if available, else CPU. Under DDP each rank takes cuda:LOCAL_RANK. `prefer` = "cpu"
+    forces the CPU. `precision`: auto (bf16 autocast on a CUDA device that supports it, fp32 on
+    the CPU) | fp32 | bf16 (also on the CPU: faster where it has bf16 instructions, results
+    differ from fp32 by bf16 rounding)."""
     if prefer not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {prefer!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if prefer != "cpu" and torch.cuda.is_available():
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return Device(dev, torch.cuda.is_bf16_supported())
+        supported = torch.cuda.is_bf16_supported()
+        if precision == "bf16" and not supported:
+            raise ConfigError("precision bf16 requested but this CUDA device does not support bf16")
+        return Device(dev, supported and precision != "fp32")
     if prefer == "cuda":
         raise ConfigError("device cuda requested but torch sees no CUDA device")
-    return Device(torch.device("cpu"), False)
+    return Device(torch.device("cpu"), precision == "bf16")
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,12 +301,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def _accepts_position_ids(model: nn.Module) -> bool:
-    base = getattr(model, "get_base_model", None)  # a peft wrapper forwards **kwargs to its base
+def _accepts(model: nn.Module, arg: str) -> bool:
+    """Whether the model's forward takes `arg` (looked up on its class, so an instance whose
+    forward is wrapped still answers; a peft wrapper forwards **kwargs to its base)."""
+    base = getattr(model, "get_base_model", None)
     if callable(base):
         model = base()
     try:
-        return "position_ids" in inspect.signature(model.forward).parameters
+        return arg in inspect.signature(type(model).forward).parameters
     except (TypeError, ValueError):
         return False
 
@@ -330,10 +340,10 @@ def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
     without its vocabulary projection (`split_lm`)."""
     trunk, _ = split_lm(model)
     kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
-    if _accepts_position_ids(trunk):
+    if _accepts(trunk, "position_ids"):
         kw["position_ids"] = position_ids_from_mask(attention_mask)
-    if trunk is not model:
-        kw["use_cache"] = False
+    if _accepts(trunk, "use_cache"):
+        kw["use_cache"] = False  # a decoder would otherwise build a key/value cache nobody reads
     out = trunk(**kw)
     return tuple(out.hidden_states)
 

@@ -23,7 +23,7 @@ from . import dist
 from .config import opt
 from .errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
-from .models import Device, LinearHead, length_sorted_batches, pad_batch, pick_device
+from .models import PRECISIONS, Device, LinearHead, length_sorted_batches, pad_batch, pick_device
 
 MODES = ("probe", "full", "lora")
 
@@ -74,6 +74,9 @@ class TrainConfig:
         "full/lora: recompute activations in the backward pass (less memory, ~30% more compute)."))
     lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
     device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
+    precision: str = field(default="auto", metadata=opt(
+        "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16 (also on the CPU: ~3x faster encoder passes "
+        "where it has bf16 instructions; probe heads and option scores stay fp32)."))
 
     def __post_init__(self) -> None:
         self.resolved()  # validates every field once, at construction
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ConfigError(f"anchored_lr must be > 0, got {self.anchored_lr}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         probe = self.mode == "probe"
         kw = dict(
             epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
@@ -296,7 +301,7 @@ def train_classifier(
     are scored first and are a candidate too (an anchored head that starts at a good answer).
     Without `val`, every epoch runs and the last weights are kept. `progress(step, total_steps)`."""
     cfg = cfg.resolved()
-    device = device or pick_device(cfg.device)
+    device = device or pick_device(cfg.device, cfg.precision)
     one_thread = 1 if (cfg.mode == "probe" and device.device.type == "cpu") else None
     with _cpu_threads(one_thread):
         return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress, select_start)

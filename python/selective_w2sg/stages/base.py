@@ -64,7 +64,7 @@ class StageContext:
         if self._device is None:
             from ..models import pick_device
 
-            self._device = pick_device(self.train.device)
+            self._device = pick_device(self.train.device, self.train.precision)
         return self._device
 
     @property
