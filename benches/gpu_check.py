@@ -77,8 +77,10 @@ def require(cond: bool, msg: str) -> None:
 
 
 class Report:
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], deadline_s: float | None = None) -> None:
         self.path = path
+        self.t0 = time.perf_counter()
+        self.deadline_s = deadline_s
         self.data: dict[str, Any] = {"ok": None, "finished": False, "meta": meta, "sections": {}}
         self.write()
 
@@ -86,6 +88,12 @@ class Report:
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self.data, indent=2, default=_jsonable, allow_nan=True))
         os.replace(tmp, self.path)
+
+    def remaining(self) -> float:
+        """Seconds left before --deadline-s (inf without one)."""
+        if self.deadline_s is None:
+            return math.inf
+        return self.deadline_s - (time.perf_counter() - self.t0)
 
     def section(self, name: str) -> dict[str, Any]:
         return self.data["sections"].setdefault(name, {"ok": None, "seconds": 0.0, "checks": {}})
@@ -96,6 +104,9 @@ class Report:
         t = time.perf_counter()
         entry: dict[str, Any] = {"ok": False}
         try:
+            if self.remaining() <= 0:
+                entry["skipped"] = True
+                raise CheckFailed(f"not run: the --deadline-s of {self.deadline_s:.0f} s had passed")
             entry["figures"] = fn() or {}
             entry["ok"] = True
         except BaseException as e:  # noqa: BLE001 - one failing check must not stop the others
@@ -145,10 +156,11 @@ def _free_memory() -> None:
 class Ctx:
     """What every check needs: the device, its precision, the sizes, the output folder."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, rep: Report) -> None:
         from selective_w2sg.models import pick_device
 
         self.args = args
+        self.rep = rep
         self.tiny: bool = args.tiny
         self.out: Path = args.out
         self.dev = pick_device(args.device)
@@ -468,7 +480,8 @@ def check_e2e(ctx: Ctx, mode: str) -> dict[str, Any]:
         timeout = 240
     else:
         sizes = ["--n-weak", "40", "--n-w2s", "60", "--n-test", "40", "--epochs", "2", "--method", "all"]
-        timeout = 300
+        timeout = 200
+    timeout = max(30, int(min(timeout, ctx.rep.remaining())))
     argv = [sys.executable, "-m", "selective_w2sg.cli", "train", "--task", "synthetic", "--weak", "tiny-random-bert",
             "--strong", "tiny-random-llama", "--mode", mode, "--device", ctx.args.device, "--out", str(out),
             "--force", *sizes]
@@ -562,6 +575,8 @@ def check_hf_encode(ctx: Ctx) -> dict[str, Any]:
     require(bb.is_causal, "the saved Qwen2 model did not load as a causal LM")
     require(type(bb.model).__name__ == "Qwen2ForCausalLM", f"loaded as {type(bb.model).__name__}")
     require(bb.tokenizer.padding_side == "left", "decoder tokenizer not left-padded")
+    if ctx.cuda:
+        torch.cuda.reset_peak_memory_stats()
     qs = synthetic_questions(16 if ctx.tiny else 512, seed=9)
     qids = [q.question_id for q in qs]
     bs = 16 if ctx.tiny else 128
@@ -608,6 +623,7 @@ def check_throughput(ctx: Ctx) -> dict[str, Any]:
     a = ctx.args
     seq, batch, micro = a.seq, a.batch_size, a.micro_batch_size
     warmup, budget = a.warmup_steps, a.throughput_seconds
+    budget = max(5.0, min(budget, ctx.rep.remaining() - 45))  # leave time for the build, warm-up and report
     max_steps = a.max_steps
     if ctx.cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -681,6 +697,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cpu-bf16", action="store_true", help="with --device cpu: bf16 autocast on the CPU (a rehearsal "
                     "of the GPU run's bf16 paths and tolerances)")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    ap.add_argument("--deadline-s", type=float, default=None, help="checks not started within this many seconds "
+                    "fail as skipped, and the throughput window shrinks to fit (default 450; tiny: none)")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H200/H100 SXM: 989)")
     ap.add_argument("--throughput-seconds", type=float, default=None, help="timed window (default 120; tiny 3)")
     ap.add_argument("--seq", type=int, default=None, help="tokens per example (default 512; tiny 32)")
@@ -694,6 +712,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for k, (tiny, full) in d.items():
         if getattr(args, k) is None:
             setattr(args, k, tiny if args.tiny else full)
+    if args.deadline_s is None and not args.tiny:
+        args.deadline_s = 450.0
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown or not only:
@@ -749,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {"device": args.device, "tiny": args.tiny, "only": args.only, "argv": argv or sys.argv[1:],
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(),
                             "datasets_importable": importlib.util.find_spec("datasets") is not None}
-    rep = Report(args.out / "gpu_check.json", meta)
+    rep = Report(args.out / "gpu_check.json", meta, args.deadline_s)
     threads = torch.get_num_threads()
     if args.tiny and args.device == "cpu":
         torch.set_num_threads(1)  # tiny models on a shared machine: extra threads only spin
@@ -758,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             rep.run("setup", "cuda_available", lambda: require(False, "--device cuda but torch sees no CUDA device "
                                                                       "(use --device cpu for a CPU run)"))
         else:
-            ctx = Ctx(args)
+            ctx = Ctx(args, rep)
             meta.update(bf16=ctx.bf16, device_name=torch.cuda.get_device_name(ctx.dev.device) if ctx.cuda else "cpu",
                         torch_threads=torch.get_num_threads())
             if ctx.cuda:
