@@ -2,7 +2,7 @@
 on, with no network and no hub (every model is built from a config in code).
 
     python benches/gpu_check.py --out DIR                              # CUDA (bf16 autocast), < 8 min on an H200
-    python benches/gpu_check.py --out DIR --device cpu --tiny          # CPU smoke run (seconds; tests/test_gpu_check.py)
+    python benches/gpu_check.py --out DIR --device cpu --tiny          # CPU smoke run (tests/test_gpu_check.py)
     python benches/gpu_check.py --out DIR --only unit,hf_encode        # some sections only
 
 Sections (each timed; each check wrapped, so one failing check does not stop the others):
@@ -260,7 +260,8 @@ def record_losses(store: list[torch.Tensor]):
 def loss_figures(store: list[torch.Tensor]) -> dict[str, Any]:
     require(len(store) > 0, "no loss was recorded (training took no step)")
     losses = torch.stack(store).cpu().double().numpy()
-    require(bool(np.isfinite(losses).all()), f"non-finite loss at micro-steps {np.flatnonzero(~np.isfinite(losses))[:10].tolist()}")
+    bad = np.flatnonzero(~np.isfinite(losses))[:10].tolist()
+    require(not bad, f"non-finite loss at micro-steps {bad}")
     return {"loss_first": float(losses[0]), "loss_last": float(losses[-1]), "loss_micro_steps": len(losses)}
 
 
@@ -410,7 +411,10 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
     init = Classifier(bb)
     inputs, y = _train_data(bb, 32, seed=11)
     cfg = TrainConfig(mode="full", epochs=1, batch_size=8, micro_batch_size=4, lr=1e-3, device=ctx.args.device)
-    plain = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, seed=0, device=ctx.dev).model
+    # aux_conf: its hardening window is gathered over ranks every step (an all_gather on the
+    # device: NCCL on CUDA), so the collective path of the loss is exercised too.
+    loss = "aux_conf"
+    plain = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0, device=ctx.dev).model
     backend = "nccl" if ctx.cuda else "gloo"
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1",
            "LOCAL_RANK": "0"}
@@ -429,7 +433,8 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
             torch.cuda.set_device(ctx.dev.device)
         tdist.init_process_group(backend, rank=0, world_size=1)
         T._data_parallel = spy  # type: ignore[assignment]
-        ddp = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, seed=0, device=ctx.dev).model
+        ddp = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0,
+                               device=ctx.dev).model
         world = dist.world_size()
     finally:
         T._data_parallel = orig_dp  # type: ignore[assignment]
@@ -451,7 +456,8 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
     # gradient differences into lr-sized steps: compare predictions, loosely, and report weights.
     atol_w = 1e-6 if not ctx.cuda else 10 * cfg.lr
     atol_p = 1e-5 if not ctx.cuda else 1e-2
-    figs = {"backend": backend, "max_abs_weight_diff": max(diffs.values()), "max_abs_pred_diff": pred_diff,
+    figs = {"backend": backend, "loss": loss, "max_abs_weight_diff": max(diffs.values()),
+            "max_abs_pred_diff": pred_diff,
             "weight_atol": atol_w, "pred_atol": atol_p}
     require(max(diffs.values()) <= atol_w, f"DDP vs plain weights differ by {max(diffs.values()):.3g} > {atol_w}")
     require(pred_diff <= atol_p, f"DDP vs plain predictions differ by {pred_diff:.3g} > {atol_p}")
@@ -509,7 +515,8 @@ def check_e2e(ctx: Ctx, mode: str) -> dict[str, Any]:
     bad = {m: a for m, a in accs.items() if a is None or not math.isfinite(a) or not 0.0 <= a <= 1.0}
     require(not bad, f"non-finite or out-of-range accuracies: {bad}")
     require((out / f"seed{seed0['seed']}" / "test_predictions.npz").is_file(), "test_predictions.npz missing")
-    return {"seconds_wall": round(secs, 1), "accuracy": accs, "n_test": seed0.get("n_test"), "command": " ".join(argv[1:])}
+    return {"seconds_wall": round(secs, 1), "accuracy": accs, "n_test": seed0.get("n_test"),
+            "command": " ".join(argv[1:])}
 
 
 def section_e2e(ctx: Ctx, rep: Report) -> None:
@@ -577,7 +584,7 @@ def check_hf_encode(ctx: Ctx) -> dict[str, Any]:
     require(bb.tokenizer.padding_side == "left", "decoder tokenizer not left-padded")
     if ctx.cuda:
         torch.cuda.reset_peak_memory_stats()
-    qs = synthetic_questions(16 if ctx.tiny else 512, seed=9)
+    qs = synthetic_questions(ctx.args.encode_questions, seed=9)
     qids = [q.question_id for q in qs]
     bs = 16 if ctx.tiny else 128
     encode_questions(bb, qs[:4], device=ctx.dev, batch_size=bs)  # warm-up: moves the model, first kernels
@@ -669,7 +676,8 @@ def check_throughput(ctx: Ctx) -> dict[str, Any]:
     n_ne, n_all = counts["non_embedding_parameters"], counts["parameters"]
     attn = 12 * cfg_m.num_hidden_layers * cfg_m.hidden_size * seq  # attention scores + values, fwd+bwd, per token
     figs: dict[str, Any] = {
-        **counts, "device_name": torch.cuda.get_device_name(ctx.dev.device) if ctx.cuda else platform.processor() or "cpu",
+        **counts,
+        "device_name": torch.cuda.get_device_name(ctx.dev.device) if ctx.cuda else platform.processor() or "cpu",
         "seq": seq, "batch_size": batch, "micro_batch_size": micro, "warmup_steps": warmup, "timed_steps": steps,
         "timed_seconds": round(secs, 2), "total_seconds": round(total_s, 2), "tokens": tokens,
         "tokens_per_s": round(tps, 1), "peak_tflops": a.peak_tflops,
@@ -704,11 +712,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seq", type=int, default=None, help="tokens per example (default 512; tiny 32)")
     ap.add_argument("--batch-size", type=int, default=None, help="examples per optimiser step (default 64; tiny 4)")
     ap.add_argument("--micro-batch-size", type=int, default=None, help="examples per forward (default 32; tiny 2)")
+    ap.add_argument("--encode-questions", type=int, default=None, help="hf_encode: synthetic questions, 4 texts each "
+                    "(default 512; tiny 16)")
     ap.add_argument("--warmup-steps", type=int, default=None, help="untimed steps first (default 5; tiny 2)")
-    ap.add_argument("--max-steps", type=int, default=None, help="planned steps; the window stops earlier (default 2000; tiny 8)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="planned steps; the timed window stops earlier (default 2000; tiny 8)")
     args = ap.parse_args(argv)
     d = dict(throughput_seconds=(3.0, 120.0), seq=(32, 512), batch_size=(4, 64), micro_batch_size=(2, 32),
-             warmup_steps=(2, 5), max_steps=(8, 2000))
+             warmup_steps=(2, 5), encode_questions=(16, 512), max_steps=(8, 2000))
     for k, (tiny, full) in d.items():
         if getattr(args, k) is None:
             setattr(args, k, tiny if args.tiny else full)
