@@ -431,7 +431,10 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
     try:
         if ctx.cuda:
             torch.cuda.set_device(ctx.dev.device)
-        tdist.init_process_group(backend, rank=0, world_size=1)
+        import datetime
+
+        # A short timeout: a collective that hangs fails this check instead of eating the device time.
+        tdist.init_process_group(backend, rank=0, world_size=1, timeout=datetime.timedelta(seconds=120))
         T._data_parallel = spy  # type: ignore[assignment]
         ddp = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0,
                                device=ctx.dev).model
