@@ -84,6 +84,21 @@ def test_length_sorted_batches() -> None:
     assert all(len(b) * 9 <= 10 for b in length_sorted_batches(lengths, 8, max_tokens=10)[:1])
 
 
+
+def test_length_sorted_batches_bound_padding() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 25, size=300).tolist()
+    batches = length_sorted_batches(lengths, 64, max_padding=0.2)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    for b in batches:
+        width = max(lengths[i] for i in b)
+        assert len(b) <= 64 and len(b) * width - sum(lengths[i] for i in b) <= 0.2 * len(b) * width
+    # without the bound, the same rows make fewer, more padded batches
+    plain = length_sorted_batches(lengths, 64)
+    assert len(plain) < len(batches)
+    assert sum(len(b) * max(lengths[i] for i in b) for b in plain) > sum(len(b) * max(lengths[i] for i in b)
+                                                                         for b in batches)
+
 def test_classifier_forward(backbone) -> None:
     model = Classifier(backbone)
     ids, mask = pad_batch(tokenize(backbone, TEXTS, 64), backbone.tokenizer.pad_token_id, backbone.tokenizer.padding_side)

@@ -35,6 +35,10 @@ from .tasks import Example, Question, format_example
 # Softmax temperature of encoder cosine scores: cosines of sentence embeddings live in a narrow
 # band, so T=1 would make every question look uncertain. 0.05 is the usual contrastive scale.
 COSINE_TEMPERATURE = 0.05
+# Shared-prefix passes: a batch of prefixes, or of option continuations, is cut where padding would
+# pass this share of its tokens. Options are a few tokens long and vary, so a fixed row count would
+# be mostly padding; on a CPU a padded token costs as much as a real one, an extra call far less.
+MAX_PADDING = 0.2
 
 
 @dataclass
@@ -144,7 +148,7 @@ def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size:
     # Longest prefix first (an OOM shows at once; neighbours' prefixes pad little), `batch_size`
     # prefixes per batch (their options then run in length-sorted chunks of `batch_size` rows).
     shared.sort(key=lambda gp: -gp[1])
-    for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens):
+    for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING):
         units.append(("shared", [shared[j] for j in b]))
     return units
 
@@ -212,7 +216,8 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
     texts = [i for g, _ in groups for i in g]
     owners = [k for k, (g, _) in enumerate(groups) for _ in g]
     suffix_len = [len(plan.ids[i]) - plen[k] for i, k in zip(texts, owners)]
-    for chunk in length_sorted_batches(suffix_len, len(texts) if max_rows is None else max_rows, max_tokens=max_tokens):
+    for chunk in length_sorted_batches(suffix_len, len(texts) if max_rows is None else max_rows, max_tokens=max_tokens,
+                                       max_padding=MAX_PADDING):
         rows = [texts[c] for c in chunk]
         owner = [owners[c] for c in chunk]
         own_t = torch.tensor(owner, device=device.device)

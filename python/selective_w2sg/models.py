@@ -348,18 +348,25 @@ def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
     return tuple(out.hidden_states)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None) -> list[np.ndarray]:
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None,
+                          max_padding: float | None = None) -> list[np.ndarray]:
     """Indices grouped into batches of similar length (longest first, so an OOM shows up at once).
-    With `max_tokens`, a batch holds at most that many padded tokens."""
+    With `max_tokens`, a batch holds at most that many padded tokens; with `max_padding`, at most
+    that share of its padded tokens is padding (short texts of very different lengths: more,
+    smaller batches instead of mostly padding)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     batches: list[np.ndarray] = []
     cur: list[int] = []
+    real = 0
     for i in order:
         width = max(lengths[cur[0]], 1) if cur else lengths[i]
-        if cur and (len(cur) >= batch_size or (max_tokens and (len(cur) + 1) * width > max_tokens)):
+        padded = (len(cur) + 1) * width
+        if cur and (len(cur) >= batch_size or (max_tokens and padded > max_tokens)
+                    or (max_padding is not None and padded - real - lengths[i] > max_padding * padded)):
             batches.append(np.array(cur))
-            cur = []
+            cur, real = [], 0
         cur.append(int(i))
+        real += int(lengths[i])
     if cur:
         batches.append(np.array(cur))
     return batches
