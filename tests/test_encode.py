@@ -181,3 +181,20 @@ def test_sharded_encode_is_bit_identical_to_one_process(splits, tmp_path, share)
     got = np.load(out)
     for name in ("features", "embedding", "option_prob"):
         np.testing.assert_array_equal(got[name], getattr(one, name), err_msg=name)
+
+
+@pytest.mark.parametrize("model", ["tiny-random-llama", "tiny-random-bert"])
+def test_token_budget_changes_batches_not_results(splits, model):
+    """max_tokens caps every forward pass's padded tokens; the outputs are the same numbers."""
+    bb = load_backbone(model)
+    qs = _questions(splits)
+    seen = count_rows(bb)
+    a = encode_questions(bb, qs, batch_size=64)
+    calls_a = seen["rows"]
+    st = EncodeStats()
+    b = encode_questions(bb, qs, batch_size=64, max_tokens=40, stats=st)
+    for name in ("embedding", "features", "option_prob"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=2e-5, rtol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(b.is_own_answer, a.is_own_answer)
+    assert seen["rows"] == 2 * calls_a  # every text once per pass
+    assert st.padded_tokens / st.forward_calls <= 40

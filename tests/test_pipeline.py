@@ -275,3 +275,22 @@ def test_device_and_precision_are_in_the_cache_keys(tmp_path) -> None:
         assert (config["device"], config["precision"]) == ("cpu", "fp32"), name
     store = json.loads(next((cfg.cache_root / "features").glob("*/config.json")).read_text())
     assert store["precision"] == "fp32" and store["device"] == "cpu"
+
+
+def test_cpu_bf16_encode_is_keyed_apart_and_close_to_fp32(tmp_path) -> None:
+    """--precision bf16 on the CPU (faster encoder passes): its encode pass gets its own cache
+    folder, marked bf16, and its outputs stay near the fp32 pass's."""
+    from selective_w2sg.stages.encode import load_encoded
+
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = _cfg(tmp_path, students=("naive",), train=TrainConfig(epochs=8, device="cpu", precision=precision))
+        ctx = prepare_seed(cfg, 0)
+        d = run_stages(ctx, ["encode"])["encode"]
+        assert json.loads((d.path / "config.json").read_text())["config"]["precision"] == precision
+        outs[precision] = (d.path, load_encoded(d))
+    (p32, e32), (p16, e16) = outs["fp32"], outs["bf16"]
+    assert p32 != p16
+    cos = np.sum(e32.embedding * e16.embedding, axis=1)
+    assert cos.min() > 0.99  # bf16 rounding, not a different computation
+    assert not np.array_equal(e32.embedding, e16.embedding)  # and bf16 really ran
