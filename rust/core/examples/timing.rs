@@ -53,7 +53,8 @@ fn main() {
             }
             // 0.35: benches/bench_graph.py's clustered() (noise 0.35 x centre scale)
             let sigma: f32 = std::env::var("SIGMA").ok().and_then(|v| v.parse().ok()).unwrap_or(0.35);
-            let x = clustered(n, d, 100, sigma, 1);
+            let centres = match ev("CENTRES") { 0 => 100, c => c };
+            let x = clustered(n, d, centres, sigma, 1);
             let p = KnnParams { k: 10, metric: Metric::Cosine, method, seed: 0, approx };
             let (t, c0) = (Instant::now(), cpu_s());
             let r = knn_graph(MatrixView::new(&x, n, d).unwrap(), &p, &cancel).unwrap();
