@@ -145,7 +145,7 @@ impl SpreadOp {
         }
         let parts: Vec<Part> = (0..n.div_ceil(BUILD_CHUNK)).into_par_iter().map(|ch| Part::new(w, &order, &pos, &dinv, ch)).collect();
         let up = CsrParts::concat(parts.iter().map(|p| &p.up));
-        let sym = is_symmetric(&parts, &up) && std::env::var("SW2S_FULL").is_err();
+        let sym = is_symmetric(&parts, &up);
         let s = if sym {
             up
         } else {

@@ -59,9 +59,11 @@ const MIN_LEAF: usize = 1024;
 const MAX_LEAF: usize = 16384;
 
 /// Seeding trees for leaves of `leaf` points: enough that the leaf pass covers about 4096
-/// pairs per point (it costs `n * leaf / 2` pair distances per tree).
+/// pairs per point (it costs `n * leaf / 2` pair distances per tree), and at least two, so a
+/// point next to one tree's cut gets a second chance (measured at n = 1M: one tree of 16384
+/// reaches recall@10 0.96, two 0.999, in 1.6x the CPU time).
 fn auto_trees(leaf: usize) -> usize {
-    4096usize.div_ceil(leaf).max(1)
+    4096usize.div_ceil(leaf).max(2)
 }
 
 /// Candidates sampled per node and round (as pynndescent: at most 60).
