@@ -1,5 +1,5 @@
-//! Exact all-pairs search under cosine with a bf16 first pass (AVX512_BF16, chosen at run
-//! time), giving exactly the fp32 path's result.
+//! Exact all-pairs search under cosine with a bf16 first pass (AVX512_BF16, detected at run
+//! time; opt-in, see [`EXACT_BF16_ENV`]), giving exactly the fp32 path's result.
 //!
 //! Pass 1 computes every pair's dot product `b` from the rows rounded to bf16
 //! (`vdpbf16ps`, fp32 accumulation), over the same upper triangle of block pairs as
@@ -26,7 +26,7 @@ use super::topk::TopK;
 use super::types::Metric;
 use crate::cancel::{check_cancel, is_cancelled};
 use crate::kernel::{gemm_tile, pack_rows_seq, packed_len, round_up, PW};
-use crate::{MatrixView, Result};
+use crate::{CoreError, MatrixView, Result};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
@@ -34,13 +34,22 @@ use std::sync::Mutex;
 /// Rows per block (one tile is `BLOCK x BLOCK`), as the fp32 path.
 const BLOCK: usize = 256;
 
-/// Environment variable that forces the fp32 exact path when set to `1`.
-pub const FORCE_FP32_ENV: &str = "SW2S_EXACT_FP32";
+/// Environment variable choosing the exact path: unset or `0` fp32, `1` the bf16 first pass
+/// (where the CPU has AVX512_BF16 and the metric is cosine; fp32 otherwise). Opt-in because on
+/// AMD Zen 4 (this project's machine) `vdpbf16ps` adds two products per lane at half the rate
+/// of `vfmadd`, so the first pass is no faster than the fp32 GEMM and the re-rank is extra.
+pub const EXACT_BF16_ENV: &str = "SW2S_EXACT_BF16";
 
-/// Whether the bf16 path runs for this input: cosine metric, a CPU with AVX512_BF16, and
-/// `SW2S_EXACT_FP32` not set to `1`.
-pub(super) fn usable(prep: &Prepared<'_>) -> bool {
-    prep.metric == Metric::Cosine && cpu_has_bf16() && std::env::var(FORCE_FP32_ENV).map_or(true, |v| v != "1")
+/// Whether the bf16 path runs for this input (see [`EXACT_BF16_ENV`]); an error for a value
+/// of the variable other than `0` or `1`.
+pub(super) fn usable(prep: &Prepared<'_>) -> Result<bool> {
+    let on = match std::env::var(EXACT_BF16_ENV) {
+        Err(_) => false,
+        Ok(v) if v == "0" || v.is_empty() => false,
+        Ok(v) if v == "1" => true,
+        Ok(v) => return Err(CoreError::InvalidParameter(format!("{EXACT_BF16_ENV}={v:?} must be 0 or 1"))),
+    };
+    Ok(on && prep.metric == Metric::Cosine && cpu_has_bf16())
 }
 
 /// AVX-512F and AVX512_BF16 (detected once).

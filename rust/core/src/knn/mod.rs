@@ -18,7 +18,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-pub use bf16::FORCE_FP32_ENV;
+pub use bf16::EXACT_BF16_ENV;
 pub use types::{ApproxParams, KnnParams, KnnResult, Method, Metric};
 
 use crate::cancel::check_cancel;
@@ -80,7 +80,7 @@ struct Search<'a> {
 impl Search<'_> {
     fn exact(&self) -> Result<KnnResult> {
         let (n, k) = (self.prep.data.n, self.params.k);
-        let (indices, keys) = if bf16::usable(self.prep) { bf16::exact_all_bf16(self.prep, k, self.cancel)? } else { exact::exact_all(self.prep, k, self.cancel)? };
+        let (indices, keys) = if bf16::usable(self.prep)? { bf16::exact_all_bf16(self.prep, k, self.cancel)? } else { exact::exact_all(self.prep, k, self.cancel)? };
         let scores = keys_to_scores(keys, self.prep);
         self.prep.check_scores(&scores, k)?;
         Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None, approx_recalls: Vec::new() })
