@@ -5,8 +5,9 @@ with wall time, estimated recall@k and peak memory relative to the input's size.
     python benches/bench_scale.py --sizes 100000,300000,1000000   # target at 1M: <= 3 min,
                                                                   # recall >= 0.95, peak <= 2.5x
 
-Each size runs in a fresh child process, so its peak RSS (which counts the memory-mapped
-input pages it touched) is its own. Recall is `knn_graph`'s estimate: recall@k of
+The data is written by this process; each size's graph is built in a fresh child process
+that maps it, so the child's peak RSS (which counts the mapped input pages it touched, and
+the interpreter) is the graph's. Recall is `knn_graph`'s estimate: recall@k of
 `--recall-sample` seeded query rows against their exact neighbours. The table ends with the
 growth exponent of time (slope of log time against log n).
 """
@@ -27,29 +28,30 @@ from pathlib import Path
 import numpy as np
 
 
-def one(n: int, d: int, k: int, centres: int, recall_sample: int) -> dict:
+def write_data(path: Path, n: int, d: int, centres: int) -> None:
+    """The mixture, written in chunks (by the parent, so the child's peak is the graph's)."""
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((centres, d)).astype(np.float32)
+    for s in range(0, n, 100_000):
+        e = min(n, s + 100_000)
+        mm[s:e] = c[rng.integers(0, centres, e - s)] + 0.35 * rng.standard_normal((e - s, d), dtype=np.float32)
+    mm.flush()
+    del mm
+
+
+def one(path: Path, k: int, recall_sample: int) -> dict:
     import selective_w2sg as sw
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "emb.npy"
-        # Written in chunks so the generator's memory does not count against the graph.
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
-        rng = np.random.default_rng(0)
-        c = rng.standard_normal((centres, d)).astype(np.float32)
-        for s in range(0, n, 100_000):
-            e = min(n, s + 100_000)
-            mm[s:e] = c[rng.integers(0, centres, e - s)] + 0.35 * rng.standard_normal((e - s, d), dtype=np.float32)
-        mm.flush()
-        del mm
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        x = np.load(path, mmap_mode="r")
-        load0 = os.getloadavg()[0]
-        t = time.perf_counter()
-        g = sw.knn_graph(x, k, method="approx", seed=0, recall_sample=recall_sample)
-        secs = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"n": n, "secs": secs, "recall": g.estimated_recall, "peak": peak, "base": base,
-                "size": n * d * 4, "load": [load0, os.getloadavg()[0]]}
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    x = np.load(path, mmap_mode="r")
+    load0 = os.getloadavg()[0]
+    t = time.perf_counter()
+    g = sw.knn_graph(x, k, method="approx", seed=0, recall_sample=recall_sample)
+    secs = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"n": x.shape[0], "secs": secs, "recall": g.estimated_recall, "peak": peak, "base": base,
+            "size": x.size * 4, "load": [load0, os.getloadavg()[0]]}
 
 
 def main() -> None:
@@ -60,7 +62,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--centres", type=int, default=100)
     ap.add_argument("--recall-sample", type=int, default=1000)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
         sizes = [args.n] if args.n else [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -69,13 +71,16 @@ def main() -> None:
     if not sizes or any(s < 2 for s in sizes):
         ap.error("every size must be an integer >= 2")
     if args.child:
-        print(json.dumps(one(sizes[0], args.d, args.k, args.centres, args.recall_sample)))
+        print(json.dumps(one(Path(args.child), args.k, args.recall_sample)))
         return
     rows = []
     for n in sizes:
-        cmd = [sys.executable, __file__, "--child", "--n", str(n), "--d", str(args.d), "--k", str(args.k),
-               "--centres", str(args.centres), "--recall-sample", str(args.recall_sample)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "emb.npy"
+            write_data(path, n, args.d, args.centres)
+            cmd = [sys.executable, __file__, "--child", str(path), "--k", str(args.k),
+                   "--recall-sample", str(args.recall_sample)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         rows.append(r)
         print(f"n={n:,} d={args.d} k={args.k}: {r['secs']:.1f} s, estimated recall@{args.k} {r['recall']:.4f}, "

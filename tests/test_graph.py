@@ -296,10 +296,10 @@ def test_invalid_sw2s_num_threads_env(value, rng, monkeypatch):
 def test_auto_fallback_to_exact_warns():
     # Unstructured data with an unreachable recall floor: both approximate passes fall short,
     # auto runs exact search and says so, naming the estimated recalls and the floor.
-    x = np.random.default_rng(0).standard_normal((21000, 32)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((21000, 128)).astype(np.float32)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        g = sw.knn_graph(x, 10, method="auto", min_recall=1.0, recall_sample=200)
+        g = sw.knn_graph(x, 10, method="auto", min_recall=1.0, recall_sample=500)
     fallback = [w for w in rec if issubclass(w.category, sw.ExactFallbackWarning)]
     if g.method == "exact":
         assert len(fallback) == 1
