@@ -40,16 +40,25 @@ def write_data(path: Path, n: int, d: int, centres: int) -> None:
     del mm
 
 
+def hwm() -> int:
+    """This process's peak RSS in bytes: VmHWM, which (unlike ru_maxrss) starts afresh at exec
+    and so does not count the parent's memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def one(path: Path, k: int, recall_sample: int) -> dict:
     import selective_w2sg as sw
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = hwm()
     x = np.load(path, mmap_mode="r")
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
     g = sw.knn_graph(x, k, method="approx", seed=0, recall_sample=recall_sample)
     secs = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = hwm()
     return {"n": x.shape[0], "secs": secs, "recall": g.estimated_recall, "peak": peak, "base": base,
             "size": x.size * 4, "load": [load0, os.getloadavg()[0]]}
 

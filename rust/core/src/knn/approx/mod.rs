@@ -1,7 +1,7 @@
 //! Approximate kNN graphs: NN-descent (Dong, Charikar, Li 2011) seeded by a forest of
-//! random-projection trees, as in pynndescent, except that the trees have large leaves
-//! (about 1024 points) searched exactly with the packed GEMM kernel, so the seed graph is
-//! already good and one or two NN-descent rounds finish it. Local joins compute their
+//! space-partitioning trees, as in pynndescent, except that the trees split by 2-means and have
+//! large leaves (n/64 points, 1024 to 16384; see [`auto_leaf`]) searched exactly with the packed
+//! GEMM kernel, so the seed graph is already good and a few NN-descent rounds finish it. Local joins compute their
 //! new x (new + old) candidate block with the 4x4 pair-block kernel.
 //!
 //! Determinism: every random choice comes from a hash of (seed, what is being chosen), never
@@ -72,6 +72,12 @@ const MAX_CANDIDATES: usize = 60;
 /// Nodes per local-join block (and points per block of leaves): updates are applied
 /// between blocks.
 const JOIN_BLOCK: usize = 8192;
+
+/// Points per block of leaves in the seeding pass: several large leaves per block, since
+/// one leaf is searched by one thread (with leaves of 16384, blocks of `JOIN_BLOCK` points held
+/// one leaf and left the other cores idle). The result does not depend on it: an offer is only
+/// dropped when it cannot enter the list.
+const SEED_BLOCK: usize = 16 * JOIN_BLOCK;
 
 /// Stop when fewer than this fraction of the n*K graph entries changed in an iteration
 /// (pynndescent uses 0.001 with a random start; from the exact-leaf seed the changes are in
@@ -151,7 +157,7 @@ fn seed_from_leaves(g: &mut Graph, pts: &Points, ids: &[u32], sizes: &[u32], can
     while b < leaves.len() {
         check_cancel(cancel)?;
         let (mut e, mut cnt) = (b, 0);
-        while e < leaves.len() && cnt < JOIN_BLOCK {
+        while e < leaves.len() && cnt < SEED_BLOCK {
             cnt += leaves[e].1;
             e += 1;
         }

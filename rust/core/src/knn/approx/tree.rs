@@ -1,4 +1,5 @@
-//! Random-projection trees that seed NN-descent: each leaf is a contiguous run of ids.
+//! Space-partitioning trees (hyperplane splits from a sampled 2-means) that seed NN-descent:
+//! each leaf is a contiguous run of ids.
 
 use crate::kernel::kernels;
 use crate::rng::{hash3, mix64, SplitMix64};
@@ -31,8 +32,7 @@ where
     S: Fn(usize) -> f32 + Sync,
 {
     /// Tree over `ids` (reordered in place so every leaf is a contiguous run); returns the
-    /// leaf sizes in order. Splits: the hyperplane bisecting two random points (through the
-    /// origin between their directions when `angular`).
+    /// leaf sizes in order. Splits: see [`Self::split_plane`].
     pub(super) fn build(&self, ids: &mut [u32], seed: u64, depth: usize) -> Vec<u32> {
         let m = ids.len();
         if m <= self.leaf || depth >= 64 {
