@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -289,3 +291,27 @@ def test_invalid_sw2s_num_threads_env(value, rng, monkeypatch):
         sw.knn_graph(x, 3)
     monkeypatch.setenv("SW2S_NUM_THREADS", "2")
     assert sw.knn_graph(x, 3).n == 30
+
+
+def test_auto_fallback_to_exact_warns():
+    # Unstructured data with an unreachable recall floor: both approximate passes fall short,
+    # auto runs exact search and says so, naming the estimated recalls and the floor.
+    x = np.random.default_rng(0).standard_normal((21000, 128)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        g = sw.knn_graph(x, 10, method="auto", min_recall=1.0, recall_sample=500)
+    fallback = [w for w in rec if issubclass(w.category, sw.ExactFallbackWarning)]
+    if g.method == "exact":
+        assert len(fallback) == 1
+        msg = str(fallback[0].message)
+        assert "min_recall=1.0" in msg and "exact" in msg
+    else:
+        assert not fallback and g.estimated_recall == 1.0
+
+
+def test_approx_never_warns_about_fallback(rng):
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sw.ExactFallbackWarning)
+        g = sw.knn_graph(x, 5, method="approx", min_recall=1.0)
+    assert g.method == "approx"

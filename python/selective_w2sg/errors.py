@@ -50,3 +50,8 @@ class InterruptedComputation(Sw2sError, KeyboardInterrupt):
 
 class DeviceOutOfMemoryError(Sw2sError, MemoryError):
     """The accelerator (or host) ran out of memory during a stage; nothing is marked finished."""
+
+
+class ExactFallbackWarning(UserWarning):
+    """``knn_graph(method="auto")`` found its approximate graphs below ``min_recall`` and ran
+    exact search instead (much slower for large n)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .errors import DataError, EmbeddingsError, GraphError, ParameterError
+from .errors import DataError, EmbeddingsError, ExactFallbackWarning, GraphError, ParameterError
 from .io import save_npz
 
 METRICS = ("cosine", "ip", "sqeuclidean")
@@ -191,7 +192,9 @@ def knn_graph(
         force up to exact ties, which go to the smaller index), "approx" (NN-descent; for
         millions of points; deterministic for a given seed and thread count) or "auto"
         (exact for small n; otherwise approximate, with recall@k estimated on `recall_sample`
-        points against exact search, refined or replaced by exact search below `min_recall`).
+        points against exact search; below `min_recall` a stronger approximate pass, and if
+        that too falls short, exact search with an `ExactFallbackWarning` naming both
+        estimated recalls and `min_recall`).
     num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores).
 
     seed: an integer in [0, 2^64).
@@ -219,9 +222,19 @@ def knn_graph(
     num_threads = check_threads(num_threads)
     if not isinstance(min_recall, (int, float, np.integer, np.floating)) or not 0.0 <= min_recall <= 1.0:
         raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
-    indices, scores, used, recall = _core.knn_graph(
+    indices, scores, used, recall, attempts = _core.knn_graph(
         x, k, metric, method, seed, num_threads, float(min_recall), recall_sample
     )
+    if attempts and used == "exact":
+        warnings.warn(
+            ExactFallbackWarning(
+                f"knn_graph(method='auto'): approximate graphs reached estimated recall@{k} "
+                + " then ".join(f"{r:.4f}" for r in attempts)
+                + f" (first pass, then a stronger one), below min_recall={float(min_recall)}; "
+                "fell back to exact search"
+            ),
+            stacklevel=2,
+        )
     return KnnGraph(
         indices=indices,
         scores=scores,

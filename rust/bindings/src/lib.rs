@@ -156,10 +156,11 @@ fn method_name(m: Method) -> &'static str {
     }
 }
 
-type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>, &'static str, Option<f64>);
+type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>, &'static str, Option<f64>, Vec<f64>);
 
 /// kNN graph of the rows of a C-contiguous `(n, d)` float32 array (borrowed, not copied).
-/// Returns `(indices int64 (n, k), scores float32 (n, k), method_used, estimated_recall)`.
+/// Returns `(indices int64 (n, k), scores float32 (n, k), method_used, estimated_recall,
+/// approx_recalls)` (the last: `KnnResult::approx_recalls`).
 #[pyfunction]
 #[pyo3(signature = (data, k, metric, method, seed, num_threads=None, min_recall=0.95, recall_sample=1000))]
 #[allow(clippy::too_many_arguments)]
@@ -195,7 +196,7 @@ fn knn_graph<'py>(
     let scores = numpy::ndarray::Array2::from_shape_vec((res.n, res.k), res.scores)
         .expect("core returned n*k scores")
         .into_pyarray(py);
-    Ok((idx, scores, method_name(res.method_used), res.estimated_recall))
+    Ok((idx, scores, method_name(res.method_used), res.estimated_recall, res.approx_recalls))
 }
 
 type CsrOut<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>);

@@ -53,7 +53,8 @@ fn main() {
             }
             // 0.35: benches/bench_graph.py's clustered() (noise 0.35 x centre scale)
             let sigma: f32 = std::env::var("SIGMA").ok().and_then(|v| v.parse().ok()).unwrap_or(0.35);
-            let x = clustered(n, d, 100, sigma, 1);
+            let centres = match ev("CENTRES") { 0 => 100, c => c };
+            let x = clustered(n, d, centres, sigma, 1);
             let p = KnnParams { k: 10, metric: Metric::Cosine, method, seed: 0, approx };
             let (t, c0) = (Instant::now(), cpu_s());
             let r = knn_graph(MatrixView::new(&x, n, d).unwrap(), &p, &cancel).unwrap();
@@ -73,7 +74,13 @@ fn main() {
             for i in 0..n {
                 for t in 0..k {
                     let off = (gauss(&mut s).abs() * 200.0) as usize + 1;
-                    idx[i * k + t] = ((i + off) % n) as i64;
+                    // FAR=p: a share p (percent) of the edges go to random nodes
+                    let far = std::env::var("FAR").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    idx[i * k + t] = if far > 0 && (t as u64) * 100 >= (100 - far) * k as u64 {
+                        (gauss(&mut s).to_bits() as u64 * 2654435761 % n as u64) as i64
+                    } else {
+                        ((i + off) % n) as i64
+                    };
                     sc[i * k + t] = 0.5 + 0.1 * t as f32;
                 }
             }

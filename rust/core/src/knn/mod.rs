@@ -8,6 +8,7 @@
 //! search), `approx` (NN-descent); this module only chooses among them.
 
 mod approx;
+mod bf16;
 mod exact;
 mod prepared;
 mod recall;
@@ -17,6 +18,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
+pub use bf16::EXACT_BF16_ENV;
 pub use types::{ApproxParams, KnnParams, KnnResult, Method, Metric};
 
 use crate::cancel::check_cancel;
@@ -29,6 +31,9 @@ use std::sync::atomic::AtomicBool;
 /// about as much as NN-descent plus its recall check, and is exact).
 pub const AUTO_EXACT_MAX_N: usize = 20_000;
 
+/// `Auto`'s second approximate pass uses this many times the automatic number of trees.
+pub const AUTO_RETRY_TREES: usize = 3;
+
 /// Validate `data` (finite; non-zero rows under cosine; 2 <= n; 1 <= k < n) and build the graph.
 pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) -> Result<KnnResult> {
     let prep = Prepared::validate(data, params)?;
@@ -37,22 +42,30 @@ pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) 
     let (n, ap) = (data.n, &params.approx);
     match params.method {
         Method::Exact => search.exact(),
-        Method::Approx => search.approx(ap.build_k, ap.max_iters),
+        Method::Approx => search.approx(ap.build_k, ap.max_iters, 1),
         Method::Auto => {
             if n <= AUTO_EXACT_MAX_N {
                 return search.exact();
             }
-            let first = search.approx(ap.build_k, ap.max_iters)?;
-            if first.estimated_recall.unwrap_or(0.0) >= ap.min_recall {
+            let first = search.approx(ap.build_k, ap.max_iters, 1)?;
+            let r1 = first.estimated_recall.unwrap_or(0.0);
+            if r1 >= ap.min_recall {
                 return Ok(first);
             }
-            // Refine: a larger candidate pool and more iterations; then give up on approximation.
+            drop(first);
+            // A stronger pass (AUTO_RETRY_TREES times the seeding trees, twice the candidate
+            // pool and iteration cap); then give up on approximation.
             let bk = approx::auto_build_k(params.k, n, ap.build_k);
-            let second = search.approx((2 * bk).min(n - 1), ap.max_iters.max(approx::auto_iters(n)) * 2)?;
-            if second.estimated_recall.unwrap_or(0.0) >= ap.min_recall {
+            let mut second = search.approx((2 * bk).min(n - 1), ap.max_iters.max(approx::auto_iters(n)) * 2, AUTO_RETRY_TREES)?;
+            let r2 = second.estimated_recall.unwrap_or(0.0);
+            if r2 >= ap.min_recall {
+                second.approx_recalls = vec![r1, r2];
                 return Ok(second);
             }
-            search.exact()
+            drop(second);
+            let mut exact = search.exact()?;
+            exact.approx_recalls = vec![r1, r2];
+            Ok(exact)
         }
     }
 }
@@ -67,19 +80,19 @@ struct Search<'a> {
 impl Search<'_> {
     fn exact(&self) -> Result<KnnResult> {
         let (n, k) = (self.prep.data.n, self.params.k);
-        let (indices, keys) = exact::exact_all(self.prep, k, self.cancel)?;
+        let (indices, keys) = if bf16::usable(self.prep)? { bf16::exact_all_bf16(self.prep, k, self.cancel)? } else { exact::exact_all(self.prep, k, self.cancel)? };
         let scores = keys_to_scores(keys, self.prep);
         self.prep.check_scores(&scores, k)?;
-        Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None })
+        Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None, approx_recalls: Vec::new() })
     }
 
-    fn approx(&self, build_k: usize, max_iters: usize) -> Result<KnnResult> {
+    fn approx(&self, build_k: usize, max_iters: usize, tree_factor: usize) -> Result<KnnResult> {
         let (n, k, p) = (self.prep.data.n, self.params.k, self.params);
-        let nd = approx::NnDescentParams { k, build_k, n_trees: p.approx.n_trees, max_iters, seed: p.seed };
+        let nd = approx::NnDescentParams { k, build_k, n_trees: p.approx.n_trees, tree_factor, max_iters, seed: p.seed };
         let (indices, scores) = approx::nn_descent(self.prep, &nd, self.cancel)?;
         self.prep.check_scores(&scores, k)?;
         let recall = recall::estimate_recall(self.prep, &indices, k, p.approx.recall_sample, p.seed, self.cancel)?;
-        Ok(KnnResult { n, k, indices, scores, method_used: Method::Approx, estimated_recall: Some(recall) })
+        Ok(KnnResult { n, k, indices, scores, method_used: Method::Approx, estimated_recall: Some(recall), approx_recalls: Vec::new() })
     }
 }
 

@@ -360,3 +360,50 @@ proptest! {
         }
     }
 }
+
+/// The bf16 first pass with its fp32 re-rank returns exactly the fp32 path's lists (indices
+/// and keys, ties by smaller index): random rows, clustered rows, integer rows (many exact
+/// ties) with duplicated rows, and d odd. Skipped where the CPU lacks AVX512_BF16.
+#[test]
+fn bf16_exact_equals_fp32_exact() {
+    if !bf16::cpu_has_bf16() {
+        eprintln!("no AVX512_BF16: bf16 path not testable here");
+        return;
+    }
+    let cases: Vec<(Vec<f32>, usize, usize, usize)> = vec![
+        (data(700, 33, 1, false, 0), 700, 33, 10),
+        (clustered(900, 64, 5, 0.2, 2), 900, 64, 15),
+        (data(600, 16, 3, true, 5), 600, 16, 7),
+        (data(300, 7, 4, true, 3), 300, 7, 20),
+    ];
+    let cancel = AtomicBool::new(false);
+    for (x, n, d, k) in cases {
+        let p = params(k, Metric::Cosine, Method::Exact);
+        let prep = prepared::Prepared::validate(MatrixView::new(&x, n, d).unwrap(), &p).unwrap();
+        let (i32_, v32) = exact::exact_all(&prep, k, &cancel).unwrap();
+        let (i16_, v16) = bf16::exact_all_bf16(&prep, k, &cancel).unwrap();
+        assert_eq!(i16_, i32_, "n={n} d={d} k={k}: indices differ");
+        assert_eq!(v16.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), v32.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "n={n} d={d}: keys differ");
+    }
+}
+
+/// The bound covers the measured gap between bf16 and fp32 dot products of unit rows.
+#[test]
+fn bf16_error_bound_holds() {
+    let (n, d) = (200, 384);
+    let mut x = data(n, d, 9, false, 0);
+    for r in x.chunks_mut(d) {
+        let s = r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+        r.iter_mut().for_each(|v| *v /= s);
+    }
+    let e = bf16::error_bound(d, 1.0 + 1e-6) as f64;
+    let bf = |v: f32| f32::from_bits(v.to_bits().wrapping_add(0x7fff + ((v.to_bits() >> 16) & 1)) & 0xffff_0000) as f64;
+    for i in 0..n {
+        for j in 0..n {
+            let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
+            let exact: f64 = a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let low: f64 = a.iter().zip(b).map(|(&p, &q)| bf(p) * bf(q)).sum();
+            assert!((exact - low).abs() <= e, "pair ({i}, {j}): {} > {e}", (exact - low).abs());
+        }
+    }
+}

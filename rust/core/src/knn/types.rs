@@ -61,4 +61,7 @@ pub struct KnnResult {
     pub method_used: Method,
     /// recall@k estimated on a sample against exact search (None for `Exact`)
     pub estimated_recall: Option<f64>,
+    /// `Auto` only, when its first approximate pass fell short of `min_recall`: the estimated
+    /// recall of each approximate pass it ran (then `method_used` says which result was kept)
+    pub approx_recalls: Vec<f64>,
 }

@@ -279,23 +279,59 @@ impl SpreadOp {
         sum4(&s4, width)
     }
 
-    /// Upper-triangle row reaching beyond the task's rows: as [`Self::row_sym_local`] with one
-    /// sum, scattering to `gt` or, for rows `>= b1`, to the spill `sp`.
+    /// Upper-triangle row reaching beyond the task's rows: as [`Self::row_sym_local`],
+    /// scattering to `gt` or, for rows `>= b1`, to the spill `sp`. Such rows hold the long
+    /// edges, whose rows of `F` and of the spill are cache misses: both are prefetched
+    /// [`PREFETCH`] entries ahead.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn row_sym_spill(&self, e0: usize, e1: usize, b0: usize, b1: usize, f: &[f32], gt: &mut [f32], sp: &mut [f32], fi: &[f32; MAX_BLOCK], cols: Cols) -> [f32; MAX_BLOCK] {
         let Cols { c, q0, width } = cols;
         let mut s = [0.0f32; MAX_BLOCK];
-        for (&j, &v) in self.indices[e0..e1].iter().zip(&self.data[e0..e1]) {
-            let j = j as usize;
-            let a = if j < b1 { &mut gt[(j - b0) * c + q0..] } else { &mut sp[(j - b1) * c + q0..] };
-            for q in 0..width {
-                s[q] += v * f[j * c + q0 + q];
-                a[q] += v * fi[q];
+        let (idx, val) = (&self.indices[..e1], &self.data[..e1]);
+        let (gp, spp, fp) = (gt.as_mut_ptr(), sp.as_mut_ptr(), f.as_ptr());
+        let target = |j: usize| -> *mut f32 {
+            // SAFETY: i < j < reach[t]: gt has row j - b0 when j < b1, sp row j - b1 otherwise
+            // (the operator's partition sizes them so); checked in debug builds.
+            debug_assert!(if j < b1 { (j - b0 + 1) * c <= gt.len() } else { (j - b1 + 1) * c <= sp.len() });
+            unsafe { if j < b1 { gp.add((j - b0) * c + q0) } else { spp.add((j - b1) * c + q0) } }
+        };
+        for e in e0..e1 {
+            if let Some(&jn) = idx.get(e + PREFETCH) {
+                let jn = jn as usize;
+                // SAFETY: only prefetch hints (an address computed, never dereferenced).
+                prefetch(fp.wrapping_add(jn * c + q0));
+                prefetch(target(jn.max(b0)) as *const f32);
+            }
+            let (j, v) = (idx[e] as usize, val[e]);
+            debug_assert!(j < self.n);
+            let a = target(j);
+            // SAFETY: j < n: f has row j; `a` as in `target`.
+            unsafe {
+                let x = fp.add(j * c + q0);
+                for q in 0..width {
+                    s[q] += v * *x.add(q);
+                    *a.add(q) += v * fi[q];
+                }
             }
         }
         s
     }
+}
+
+/// Entries ahead whose rows [`SpreadOp::row_sym_spill`] prefetches.
+const PREFETCH: usize = 8;
+
+/// A hint to load the cache line at `p` (no effect on results; never faults).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it does not dereference `p` architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The label columns one pass works on: `q0..q0 + width` of `c`.

@@ -231,3 +231,62 @@ fn validation_and_cancel() {
     let set = AtomicBool::new(true);
     assert_eq!(smooth_labels(&w, &y, 2, &p, None, None, &set).unwrap_err(), CoreError::Cancelled);
 }
+
+/// A kNN-shaped graph (`k` out-edges near in index, `far` of them to hash-chosen nodes),
+/// symmetrised by `knn_to_weights`.
+fn knn_like(n: usize, k: usize, far: usize) -> Csr {
+    let mut idx = vec![0i64; n * k];
+    let mut sc = vec![0f32; n * k];
+    for i in 0..n {
+        for t in 0..k {
+            let h = crate::rng::hash3(7, i as u64, t as u64);
+            let j = if t < far { (h % n as u64) as usize } else { (i + 1 + (h % 60) as usize) % n };
+            idx[i * k + t] = if j == i { ((i + 1) % n) as i64 } else { j as i64 };
+            sc[i * k + t] = 0.1 + (h >> 40) as f32 / (1u64 << 24) as f32;
+        }
+    }
+    knn_to_weights(&idx, &sc, n, k, Metric::Cosine).unwrap()
+}
+
+/// Larger graphs, with and without long edges, so that the operator is cut into several
+/// tasks whose rows reach beyond their range (spill, prefetch) and the node order matters:
+/// one step equals the plain CSR product in the original order. The order only changes the
+/// summation order of a row's at most ~2k terms, each `|S_ij F_j| <= |S_ij|` (F in [0, 1]), so
+/// the difference is bounded by a few units of f32 rounding of the row's absolute sum:
+/// 1e-5 * (1 + sum |S_ij|) leaves a wide margin.
+#[test]
+fn step_matches_plain_operator_on_knn_like_graphs() {
+    for (n, far) in [(5000usize, 0usize), (5000, 2), (3001, 10)] {
+        let w = knn_like(n, 10, far);
+        let c = 2;
+        let y = labels(n, c);
+        let f: Vec<f32> = (0..n * c).map(|e| ((e * 13 % 7) as f32 + 0.5) / 8.0).collect();
+        let mut g = vec![0.0f32; n * c];
+        step(&w, &f, &mut g, &y, c, 0.7, 0.3, None);
+        let s = normalized_operator(&w);
+        for i in 0..n {
+            let abs: f32 = (s.indptr[i]..s.indptr[i + 1]).map(|e| s.data[e].abs()).sum();
+            for q in 0..c {
+                let sf: f32 = (s.indptr[i]..s.indptr[i + 1]).map(|e| s.data[e] * f[s.indices[e] as usize * c + q]).sum();
+                let want = 0.7 * sf + 0.3 * y[i * c + q];
+                let got = g[i * c + q];
+                assert!((got - want).abs() <= 1e-5 * (1.0 + abs), "n={n} far={far} row {i}: {got} vs {want}");
+            }
+        }
+    }
+}
+
+/// The node order is a permutation, also with isolated nodes and several components.
+#[test]
+fn node_order_is_a_permutation() {
+    let w = Csr { n: 7, indptr: vec![0, 1, 2, 2, 4, 5, 6, 6], indices: vec![1, 0, 4, 5, 3, 3], data: vec![1.0; 6] };
+    let op = SpreadOp::new(&w);
+    let mut seen = op.order.clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..7).collect::<Vec<u32>>());
+    let w = knn_like(2000, 6, 2);
+    let op = SpreadOp::new(&w);
+    let mut seen = op.order.clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..2000).collect::<Vec<u32>>());
+}

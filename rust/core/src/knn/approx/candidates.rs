@@ -18,8 +18,8 @@ pub(super) fn sample_candidates(g: &Graph, mc: usize, sit: u64) -> (Vec<u32>, Ve
         let r0 = p * rows_per;
         let r1 = (r0 + rows_per).min(n);
         let m = r1 - r0;
-        let mut new = Sample { ids: nc, pri: vec![u32::MAX; m * mc], mc, r0, sit };
-        let mut old = Sample { ids: oc, pri: vec![u32::MAX; m * mc], mc, r0, sit };
+        let mut new = Sample { ids: nc, pri: vec![u16::MAX; m * mc], mc, r0, sit };
+        let mut old = Sample { ids: oc, pri: vec![u16::MAX; m * mc], mc, r0, sit };
         for u in 0..n {
             for s in 0..kk {
                 let v = g.idx[u * kk + s];
@@ -42,7 +42,8 @@ pub(super) fn sample_candidates(g: &Graph, mc: usize, sit: u64) -> (Vec<u32>, Ve
 /// The candidate lists of rows `r0..` (`mc` per row), ordered by (priority, id).
 struct Sample<'a> {
     ids: &'a mut [u32],
-    pri: Vec<u32>,
+    /// 16-bit priorities (ties go by id), to halve this transient buffer at n = 1M
+    pri: Vec<u16>,
     mc: usize,
     r0: usize,
     /// seed of this round
@@ -54,7 +55,7 @@ impl Sample<'_> {
     #[inline]
     fn offer(&mut self, t: usize, c: u32) {
         let mc = self.mc;
-        let pri = (hash3(self.sit, t as u64, c as u64) >> 32) as u32;
+        let pri = (hash3(self.sit, t as u64, c as u64) >> 48) as u16;
         let r = (t - self.r0) * mc;
         let (ci, pr) = (&mut self.ids[r..r + mc], &mut self.pri[r..r + mc]);
         let last = mc - 1;

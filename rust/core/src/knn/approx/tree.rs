@@ -1,4 +1,5 @@
-//! Random-projection trees that seed NN-descent: each leaf is a contiguous run of ids.
+//! Space-partitioning trees (hyperplane splits from a sampled 2-means) that seed NN-descent:
+//! each leaf is a contiguous run of ids.
 
 use crate::kernel::kernels;
 use crate::rng::{hash3, mix64, SplitMix64};
@@ -13,6 +14,12 @@ pub(super) struct TreeSpec<'a, R, S> {
     pub(super) leaf: usize,
 }
 
+/// Rows sampled for a node's 2-means split.
+const SPLIT_SAMPLE: usize = 256;
+
+/// Lloyd iterations of a node's 2-means split.
+const SPLIT_ITERS: usize = 6;
+
 /// A splitting hyperplane: `side(x) = <normal, x> * scale + offset > 0`.
 struct Plane {
     normal: Vec<f32>,
@@ -25,8 +32,7 @@ where
     S: Fn(usize) -> f32 + Sync,
 {
     /// Tree over `ids` (reordered in place so every leaf is a contiguous run); returns the
-    /// leaf sizes in order. Splits: the hyperplane bisecting two random points (through the
-    /// origin between their directions when `angular`).
+    /// leaf sizes in order. Splits: see [`Self::split_plane`].
     pub(super) fn build(&self, ids: &mut [u32], seed: u64, depth: usize) -> Vec<u32> {
         let m = ids.len();
         if m <= self.leaf || depth >= 64 {
@@ -46,28 +52,60 @@ where
         a
     }
 
-    /// The hyperplane bisecting two seeded random rows of `ids`.
+    /// The hyperplane bisecting the two centres of a seeded 2-means on a sample of `ids`
+    /// (started from two random rows; directions when `angular`). Unlike the bisector of two
+    /// random rows, it tends to cut between groups of points rather than through one, so
+    /// clusters stay whole in a leaf.
     fn split_plane(&self, ids: &[u32], seed: u64) -> Plane {
         let (row, scale, m) = (self.row, self.scale, ids.len());
         let dot = kernels().dot;
+        let d = row(ids[0] as usize).len();
         let mut rng = SplitMix64::new(seed);
-        let a = ids[rng.below(m)] as usize;
-        let mut b = ids[rng.below(m)] as usize;
-        if b == a {
-            b = ids[(ids.iter().position(|&v| v as usize == a).unwrap_or(0) + 1 + rng.below(m - 1)) % m] as usize;
+        let a = rng.below(m);
+        let b = (a + 1 + rng.below(m - 1)) % m;
+        let sample: Vec<usize> = (0..SPLIT_SAMPLE.min(m)).map(|_| ids[rng.below(m)] as usize).collect();
+        // the row as the split sees it: scaled, and as a direction when angular
+        let unit = |i: usize, out: &mut [f32]| {
+            let (x, mut s) = (row(i), scale(i));
+            if self.angular {
+                s /= (dot(x, x).sqrt() * s).max(f32::MIN_POSITIVE);
+            }
+            out.iter_mut().zip(x).for_each(|(o, &v)| *o = v * s);
+        };
+        let mut c = vec![0.0f32; 2 * d];
+        unit(ids[a] as usize, &mut c[..d]);
+        unit(ids[b] as usize, &mut c[d..]);
+        let mut buf = vec![0.0f32; d];
+        for _ in 0..SPLIT_ITERS {
+            let (c0, c1) = c.split_at(d);
+            let (h0, h1) = (0.5 * dot(c0, c0), 0.5 * dot(c1, c1));
+            let mut sum = vec![0.0f64; 2 * d];
+            let mut cnt = [0usize; 2];
+            for &i in &sample {
+                unit(i, &mut buf);
+                let side = (dot(&buf, c1) - h1 > dot(&buf, c0) - h0) as usize;
+                cnt[side] += 1;
+                sum[side * d..(side + 1) * d].iter_mut().zip(&buf).for_each(|(s, &v)| *s += v as f64);
+            }
+            if cnt[0] == 0 || cnt[1] == 0 {
+                break;
+            }
+            for sd in 0..2 {
+                let inv = 1.0 / cnt[sd] as f64;
+                c[sd * d..(sd + 1) * d].iter_mut().zip(&sum[sd * d..(sd + 1) * d]).for_each(|(o, &s)| *o = (s * inv) as f32);
+            }
         }
-        let (xa, xb) = (row(a), row(b));
-        let (mut sa, mut sb) = (scale(a), scale(b));
+        let (c0, c1) = c.split_at(d);
         if self.angular {
-            // directions: rows scaled to unit length
-            let na = dot(xa, xa).sqrt() * sa;
-            let nb = dot(xb, xb).sqrt() * sb;
-            sa /= na.max(f32::MIN_POSITIVE);
-            sb /= nb.max(f32::MIN_POSITIVE);
+            // through the origin, between the two centres' directions
+            let (n0, n1) = (dot(c0, c0).sqrt().max(f32::MIN_POSITIVE), dot(c1, c1).sqrt().max(f32::MIN_POSITIVE));
+            let normal: Vec<f32> = c0.iter().zip(c1).map(|(&p, &q)| p / n0 - q / n1).collect();
+            Plane { normal, offset: 0.0 }
+        } else {
+            let normal: Vec<f32> = c0.iter().zip(c1).map(|(&p, &q)| p - q).collect();
+            let offset = -0.5 * (dot(c0, c0) - dot(c1, c1));
+            Plane { normal, offset }
         }
-        let normal: Vec<f32> = xa.iter().zip(xb).map(|(&p, &q)| p * sa - q * sb).collect();
-        let offset = if self.angular { 0.0 } else { -xa.iter().zip(xb).zip(&normal).map(|((&p, &q), &w)| w * (p * sa + q * sb) * 0.5).sum::<f32>() };
-        Plane { normal, offset }
     }
 
     /// The side of `plane` each row of `ids` lies on (ties by a seeded hash of the id).
