@@ -198,16 +198,19 @@ def main() -> None:
     for col in ("job", "tool", "time", "ratio to peer", "recall@k"):
         table.add_column(col)
     ref = {"exact": "faiss IndexFlatIP", "approx": "hnswlib M=16 efC=200 ef=64"}
-    by_tool = {r["tool"]: r for r in rows}
+    # peers are looked up within the same job: each smoothing graph has its own scipy row
+    by_job_tool = {(r["job"], r["tool"]): r for r in rows}
     for r in rows:
         base = ref.get(r["job"])
         if r["job"].startswith("smooth"):
             base = "scipy CSR float32"
         ratio = ""
-        if r["tool"].startswith("sw2s") and base in by_tool:
-            ratio = f"{r['seconds'] / by_tool[base]['seconds']:.2f}x {base}"
-            if r["job"] == "approx" and "pynndescent n_neighbors=30 (no compile)" in by_tool:
-                ratio += f"; {r['seconds'] / by_tool['pynndescent n_neighbors=30 (no compile)']['seconds']:.2f}x pynndescent"
+        peer = by_job_tool.get((r["job"], base))
+        if r["tool"].startswith("sw2s") and peer is not None:
+            ratio = f"{r['seconds'] / peer['seconds']:.2f}x {base}"
+            pynn = by_job_tool.get((r["job"], "pynndescent n_neighbors=30 (no compile)"))
+            if r["job"] == "approx" and pynn is not None:
+                ratio += f"; {r['seconds'] / pynn['seconds']:.2f}x pynndescent"
         unit = f"{r['seconds'] * 1000:.1f} ms/iter" if r.get("per") else f"{r['seconds']:.2f} s"
         if "setup_seconds" in r:
             unit += f" (+{r['setup_seconds']:.2f} s setup)"
