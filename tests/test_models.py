@@ -85,19 +85,34 @@ def test_length_sorted_batches() -> None:
 
 
 
-def test_length_sorted_batches_bound_padding() -> None:
+def test_length_sorted_batches_cheapest_cuts() -> None:
+    """With a per-call cost, batches minimise calls x cost + padded tokens: no contiguous cut of
+    the longest-first order does better (brute force on small cases), limits still hold."""
+    import itertools
+
     rng = np.random.default_rng(0)
-    lengths = rng.integers(1, 25, size=300).tolist()
-    batches = length_sorted_batches(lengths, 64, max_padding=0.2)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
-    for b in batches:
-        width = max(lengths[i] for i in b)
-        assert len(b) <= 64 and len(b) * width - sum(lengths[i] for i in b) <= 0.2 * len(b) * width
-    # without the bound, the same rows make fewer, more padded batches
-    plain = length_sorted_batches(lengths, 64)
-    assert len(plain) < len(batches)
-    assert sum(len(b) * max(lengths[i] for i in b) for b in plain) > sum(len(b) * max(lengths[i] for i in b)
-                                                                         for b in batches)
+
+    def cost(lengths, batches, call):
+        return sum(call + len(b) * max(lengths[i] for i in b) for b in batches)
+
+    for trial in range(20):
+        lengths = rng.integers(1, 30, size=int(rng.integers(1, 9))).tolist()
+        call = float(rng.choice([0.0, 5.0, 28.0, 200.0]))
+        got = length_sorted_batches(lengths, 4, call_cost=call)
+        assert sorted(np.concatenate(got).tolist()) == list(range(len(lengths)))
+        assert all(len(b) <= 4 for b in got)
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        best = min(
+            cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], call)
+            for r in range(len(order))
+            for cuts in itertools.combinations(range(1, len(order)), r)
+            if all(b - a <= 4 for a, b in zip((0, *cuts), (*cuts, len(order))))
+        )
+        assert cost(lengths, got, call) == pytest.approx(best), (trial, lengths, call)
+    # a token budget is kept (a single longer row aside)
+    lengths = rng.integers(1, 25, size=200).tolist()
+    for b in length_sorted_batches(lengths, 64, max_tokens=50, call_cost=28.0):
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 50
 
 def test_classifier_forward(backbone) -> None:
     model = Classifier(backbone)

@@ -35,10 +35,11 @@ from .tasks import Example, Question, format_example
 # Softmax temperature of encoder cosine scores: cosines of sentence embeddings live in a narrow
 # band, so T=1 would make every question look uncertain. 0.05 is the usual contrastive scale.
 COSINE_TEMPERATURE = 0.05
-# Shared-prefix passes: a batch of prefixes, or of option continuations, is cut where padding would
-# pass this share of its tokens. Options are a few tokens long and vary, so a fixed row count would
-# be mostly padding; on a CPU a padded token costs as much as a real one, an extra call far less.
-MAX_PADDING = 0.2
+# Shared-prefix passes: the cost of one forward call, in padded tokens, against which the batching
+# of prefixes and of option continuations weighs padding. Measured for SmolLM2-135M on this
+# project's CPU (fp32, one thread): ~55 ms per call (every weight read once) against ~2 ms per
+# token. Options are a few tokens long and vary, so fixed batches would be mostly padding.
+CALL_COST_TOKENS = 28.0
 
 
 @dataclass
@@ -145,10 +146,12 @@ def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size:
     plain_lengths = [lengths[i] for i in plain]
     for b in length_sorted_batches(plain_lengths, batch_size, max_tokens=max_tokens):
         units.append(("plain", np.array([plain[j] for j in b], dtype=np.int64)))
-    # Longest prefix first (an OOM shows at once; neighbours' prefixes pad little), `batch_size`
-    # prefixes per batch (their options then run in length-sorted chunks of `batch_size` rows).
+    # Longest prefix first (an OOM shows at once; neighbours' prefixes pad little), at most
+    # `batch_size` prefixes per batch; their options then run in length-sorted chunks.
     shared.sort(key=lambda gp: -gp[1])
-    for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING):
+    # (each prefix batch also costs at least one call for its options: twice the call cost)
+    for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens,
+                                   call_cost=2 * CALL_COST_TOKENS):
         units.append(("shared", [shared[j] for j in b]))
     return units
 
@@ -217,7 +220,7 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
     owners = [k for k, (g, _) in enumerate(groups) for _ in g]
     suffix_len = [len(plan.ids[i]) - plen[k] for i, k in zip(texts, owners)]
     for chunk in length_sorted_batches(suffix_len, len(texts) if max_rows is None else max_rows, max_tokens=max_tokens,
-                                       max_padding=MAX_PADDING):
+                                       call_cost=CALL_COST_TOKENS):
         rows = [texts[c] for c in chunk]
         owner = [owners[c] for c in chunk]
         own_t = torch.tensor(owner, device=device.device)
@@ -322,7 +325,7 @@ def _forward(
             done = np.asarray(unit)
         else:
             assert head is not None
-            _run_shared(trunk, head, backbone, plan, unit, layers, device, res, stats, batch_size, max_tokens)
+            _run_shared(trunk, head, backbone, plan, unit, layers, device, res, stats, 4 * batch_size, max_tokens)
             done = np.array([i for g, _ in unit for i in g], dtype=np.int64)
         mine.append(done)
         if progress is not None:

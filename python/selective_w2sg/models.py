@@ -8,10 +8,10 @@ Nothing here touches CUDA at import time: the device is picked by `pick_device()
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import inspect
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -349,27 +349,53 @@ def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None,
-                          max_padding: float | None = None) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (longest first, so an OOM shows up at once).
-    With `max_tokens`, a batch holds at most that many padded tokens; with `max_padding`, at most
-    that share of its padded tokens is padding (short texts of very different lengths: more,
-    smaller batches instead of mostly padding)."""
+                          call_cost: float | None = None) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first, so an OOM shows up at once),
+    at most `batch_size` per batch and, with `max_tokens`, at most that many padded tokens.
+
+    `call_cost`: the cost of one forward call in padded tokens. The longest-first order is then
+    cut where it minimises (calls x call_cost + padded tokens), by dynamic programming, instead of
+    every `batch_size` rows: short texts of very different lengths (a question's answer options)
+    would otherwise be mostly padding, while many tiny calls pay the per-call cost (reading every
+    weight once) too often."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
+    if call_cost is not None:
+        return [order[i:j] for i, j in _cheapest_cuts([int(lengths[k]) for k in order], batch_size, max_tokens,
+                                                       call_cost)]
     batches: list[np.ndarray] = []
     cur: list[int] = []
-    real = 0
     for i in order:
         width = max(lengths[cur[0]], 1) if cur else lengths[i]
-        padded = (len(cur) + 1) * width
-        if cur and (len(cur) >= batch_size or (max_tokens and padded > max_tokens)
-                    or (max_padding is not None and padded - real - lengths[i] > max_padding * padded)):
+        if cur and (len(cur) >= batch_size or (max_tokens and (len(cur) + 1) * width > max_tokens)):
             batches.append(np.array(cur))
-            cur, real = [], 0
+            cur = []
         cur.append(int(i))
-        real += int(lengths[i])
     if cur:
         batches.append(np.array(cur))
     return batches
+
+
+def _cheapest_cuts(widths: Sequence[int], batch_size: int, max_tokens: int | None, call_cost: float
+                   ) -> list[tuple[int, int]]:
+    """Cut non-increasing `widths` into runs [i, j) of at most `batch_size` (and `max_tokens`
+    padded tokens, unless a run is one row) minimising sum(call_cost + (j - i) * widths[i])."""
+    n = len(widths)
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, max(-1, j - 1 - batch_size), -1):
+            rows, width = j - i, max(widths[i], 1)
+            if rows > 1 and max_tokens and rows * width > max_tokens:
+                break
+            cost = best[i] + call_cost + rows * width
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    runs = []
+    j = n
+    while j > 0:
+        runs.append((cut[j], j))
+        j = cut[j]
+    return runs[::-1]
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
