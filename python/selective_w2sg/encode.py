@@ -130,7 +130,8 @@ def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size:
     """The pass as a fixed list of batches, the same in every process (so a rank's share of
     them computes exactly what one process would). ("plain", text indices): texts as whole
     sequences. ("shared", [(text indices, prefix length), ...]): questions whose option texts
-    share a prefix; rows = options, at most `batch_size` per batch."""
+    share a prefix, at most `batch_size` prefixes per batch (`_run_shared` then runs their
+    options in chunks of up to 4 x `batch_size` rows)."""
     lengths = [len(x) for x in plan.ids]
     shared: list[tuple[list[int], int]] = []
     plain: list[int] = []
@@ -148,7 +149,6 @@ def _work_units(plan: _Plan, groups: Sequence[Sequence[int]] | None, batch_size:
         units.append(("plain", np.array([plain[j] for j in b], dtype=np.int64)))
     # Longest prefix first (an OOM shows at once; neighbours' prefixes pad little), at most
     # `batch_size` prefixes per batch; their options then run in length-sorted chunks.
-    shared.sort(key=lambda gp: -gp[1])
     # (each prefix batch also costs at least one call for its options: twice the call cost)
     for b in length_sorted_batches([p for _, p in shared], batch_size, max_tokens=max_tokens,
                                    call_cost=2 * CALL_COST_TOKENS):
