@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from selective_w2sg.dist import shutdown
 from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
 from selective_w2sg.models import Backbone, load_backbone, pick_device
 from selective_w2sg.tasks import build_splits, format_example
@@ -158,15 +160,18 @@ def _sharded_worker(rank: int, world: int, init_file: str, out: str, share: bool
     import torch.distributed as tdist
 
     torch.set_num_threads(1)
-    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))  # a dead peer fails fast
     try:
         sp = build_splits("synthetic", seed=0, n_weak=20, n_w2s=60, n_test=20)
         enc = encode_questions(load_backbone("tiny-random-llama"), _questions(sp), batch_size=7, share_prefix=share,
                                device=pick_device("cpu"))
         if rank == 1:  # a rank that computed only its share: it must hold every row after the gather
             np.savez(out, features=enc.features, embedding=enc.embedding, option_prob=enc.option_prob)
+        shutdown()  # every rank done: leave the group cleanly
     finally:
-        tdist.destroy_process_group()
+        if tdist.is_initialized():  # a rank failed: no barrier, just leave
+            tdist.destroy_process_group()
 
 
 @pytest.mark.parametrize("share", [True, False])

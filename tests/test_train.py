@@ -3,12 +3,14 @@ gloo) giving the same model as one process."""
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import numpy as np
 import pytest
 import torch
 
+from selective_w2sg.dist import shutdown
 from selective_w2sg.errors import ConfigError
 from selective_w2sg.models import Classifier, LinearHead, load_backbone, pick_device, tokenize
 from selective_w2sg.train import (
@@ -110,14 +112,17 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
     import torch.distributed as tdist
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))  # a dead peer fails fast
     try:
         x, y = _data(n=203)  # odd sizes: uneven shares per rank
         _, p = _fit(x, y, TrainConfig(epochs=4, batch_size=17, micro_batch_size=4, aux_window=40), loss="aux_conf")
         if rank == 0:
             np.save(out, p)
+        shutdown()  # every rank done: leave the group cleanly
     finally:
-        tdist.destroy_process_group()
+        if tdist.is_initialized():  # a rank failed: no barrier, just leave
+            tdist.destroy_process_group()
 
 
 def test_ddp_two_processes_match_one(tmp_path) -> None:
@@ -155,13 +160,16 @@ def _ddp_token_worker(rank: int, world: int, init_file: str, out: str, mode: str
     import torch.distributed as tdist
 
     torch.set_num_threads(1)
-    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))  # a dead peer fails fast
     try:
         p = _token_fit(mode, causal)
         if rank == 1:
             np.save(out, p)
+        shutdown()  # every rank done: leave the group cleanly
     finally:
-        tdist.destroy_process_group()
+        if tdist.is_initialized():  # a rank failed: no barrier, just leave
+            tdist.destroy_process_group()
 
 
 @pytest.mark.parametrize("mode,causal", [("full", False), ("lora", True)])

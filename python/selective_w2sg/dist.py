@@ -81,3 +81,17 @@ def gather_rows(local: np.ndarray, local_idx: np.ndarray, n: int) -> np.ndarray:
     for idx, rows in parts:
         out[idx] = rows
     return out
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly after a run: collect dropped DDP wrappers (their reducers
+    hold the group and a background thread), wait for every rank, then destroy the group. A
+    process that exits with the group alive can abort in gloo's teardown ("terminate called
+    without an active exception"). No-op in a single process."""
+    if not is_distributed():
+        return
+    import gc
+
+    gc.collect()
+    tdist.barrier()
+    tdist.destroy_process_group()

@@ -52,6 +52,10 @@ def main() -> None:
         if rc == EXIT_INTERRUPTED:
             err.print("[bold red]interrupted[/]")
         sys.exit(rc)
+    if "torch.distributed" in sys.modules:  # a run under torchrun: leave the process group cleanly
+        from .. import dist
+
+        dist.shutdown()
 
 
 def _click_exit_code(e: BaseException) -> int | None:
