@@ -293,20 +293,39 @@ def test_invalid_sw2s_num_threads_env(value, rng, monkeypatch):
     assert sw.knn_graph(x, 3).n == 30
 
 
-def test_auto_fallback_to_exact_warns():
+def test_auto_fallback_to_exact_warns_before_exact_search(monkeypatch):
     # Unstructured data with an unreachable recall floor: both approximate passes fall short,
-    # auto runs exact search and says so, naming the estimated recalls and the floor.
+    # auto runs exact search and says so, naming the estimated recalls and the floor, before the
+    # exact search starts (at a million rows it takes an hour). Same graph as the core's auto.
+    from selective_w2sg import graph as graph_mod
+
     x = np.random.default_rng(0).standard_normal((21000, 128)).astype(np.float32)
+    calls: list[str] = []
+    real = graph_mod._core.knn_graph
+
+    def recording(data, k, metric, method, *rest):
+        calls.append(method)
+        return real(data, k, metric, method, *rest)
+
+    monkeypatch.setattr(graph_mod._core, "knn_graph", recording)
+    when: list[list[str]] = []
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
+        orig_show = warnings.showwarning
+        warnings.showwarning = lambda *a, **kw: (when.append(list(calls)), orig_show(*a, **kw))
         g = sw.knn_graph(x, 10, method="auto", min_recall=1.0, recall_sample=500)
     fallback = [w for w in rec if issubclass(w.category, sw.ExactFallbackWarning)]
     if g.method == "exact":
+        assert calls == ["approx", "approx_retry", "exact"]
         assert len(fallback) == 1
         msg = str(fallback[0].message)
-        assert "min_recall=1.0" in msg and "exact" in msg
+        assert "min_recall=1.0" in msg and "exact" in msg and "21,000 x 128" in msg
+        assert when == [["approx", "approx_retry"]]  # announced before the exact search ran
     else:
         assert not fallback and g.estimated_recall == 1.0
+    core = real(x, 10, "cosine", "auto", 0, None, 1.0, 500)
+    np.testing.assert_array_equal(g.indices, core[0])
+    assert g.method == core[2]
 
 
 def test_approx_never_warns_about_fallback(rng):

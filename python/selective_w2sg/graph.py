@@ -222,19 +222,37 @@ def knn_graph(
     num_threads = check_threads(num_threads)
     if not isinstance(min_recall, (int, float, np.integer, np.floating)) or not 0.0 <= min_recall <= 1.0:
         raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
-    indices, scores, used, recall, attempts = _core.knn_graph(
-        x, k, metric, method, seed, num_threads, float(min_recall), recall_sample
-    )
-    if attempts and used == "exact":
-        warnings.warn(
-            ExactFallbackWarning(
-                f"knn_graph(method='auto'): approximate graphs reached estimated recall@{k} "
-                + " then ".join(f"{r:.4f}" for r in attempts)
-                + f" (first pass, then a stronger one), below min_recall={float(min_recall)}; "
-                "fell back to exact search"
-            ),
-            stacklevel=2,
-        )
+    def search(how: str) -> tuple[np.ndarray, np.ndarray, str, float | None]:
+        idx, sc, used, recall, _ = _core.knn_graph(x, k, metric, how, seed, num_threads, float(min_recall),
+                                                   recall_sample)
+        return idx, sc, used, recall
+
+    if method != "auto" or x.shape[0] <= _core.AUTO_EXACT_MAX_N:
+        indices, scores, used, recall = search(method)
+    else:
+        # auto's steps, run from here so that a fallback to exact search is announced before
+        # it starts (at a million rows it takes about an hour on two cores), not after
+        attempts: list[float] = []
+        for how in ("approx", "approx_retry"):  # the first pass, then a stronger one
+            indices, scores, used, recall = search(how)
+            attempts.append(float(recall or 0.0))
+            if attempts[-1] >= min_recall:
+                break
+        else:
+            n, d = x.shape
+            secs = 2.0 * n * n * d / 100e9  # the search's flops at 100 GFLOP/s per core
+            cost = f"about {secs:,.0f} core-seconds" if secs < 120 else f"about {secs / 60:,.0f} core-minutes"
+            warnings.warn(
+                ExactFallbackWarning(
+                    f"knn_graph(method='auto'): approximate graphs reached estimated recall@{k} "
+                    + " then ".join(f"{r:.4f}" for r in attempts)
+                    + f" (first pass, then a stronger one), below min_recall={float(min_recall)}; "
+                    f"falling back to exact search of {n:,} x {d} rows now ({cost} at 100 GFLOP/s); "
+                    "pass method='approx' or a lower min_recall to accept the approximate graph"
+                ),
+                stacklevel=2,
+            )
+            indices, scores, used, recall = search("exact")
     return KnnGraph(
         indices=indices,
         scores=scores,

@@ -142,6 +142,7 @@ fn parse_method(s: &str) -> PyResult<Method> {
         "exact" => Ok(Method::Exact),
         "approx" => Ok(Method::Approx),
         "auto" => Ok(Method::Auto),
+        "approx_retry" => Ok(Method::ApproxRetry), // internal: auto's second pass (graph.py)
         other => Err(ParameterError::new_err(format!(
             "method={other:?} is not one of 'auto', 'exact', 'approx'"
         ))),
@@ -153,6 +154,7 @@ fn method_name(m: Method) -> &'static str {
         Method::Exact => "exact",
         Method::Approx => "approx",
         Method::Auto => "auto",
+        Method::ApproxRetry => "approx",
     }
 }
 
@@ -325,6 +327,7 @@ fn smooth_labels<'py>(
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("AUTO_EXACT_MAX_N", sw2s_core::knn::AUTO_EXACT_MAX_N)?;
     m.add_function(wrap_pyfunction!(knn_graph, m)?)?;
     m.add_function(wrap_pyfunction!(knn_to_weights, m)?)?;
     m.add_function(wrap_pyfunction!(symmetrize_max, m)?)?;

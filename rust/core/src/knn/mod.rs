@@ -43,6 +43,7 @@ pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) 
     match params.method {
         Method::Exact => search.exact(),
         Method::Approx => search.approx(ap.build_k, ap.max_iters, 1),
+        Method::ApproxRetry => search.approx_retry(),
         Method::Auto => {
             if n <= AUTO_EXACT_MAX_N {
                 return search.exact();
@@ -53,10 +54,8 @@ pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) 
                 return Ok(first);
             }
             drop(first);
-            // A stronger pass (AUTO_RETRY_TREES times the seeding trees, twice the candidate
-            // pool and iteration cap); then give up on approximation.
-            let bk = approx::auto_build_k(params.k, n, ap.build_k);
-            let mut second = search.approx((2 * bk).min(n - 1), ap.max_iters.max(approx::auto_iters(n)) * 2, AUTO_RETRY_TREES)?;
+            // A stronger pass; then give up on approximation.
+            let mut second = search.approx_retry()?;
             let r2 = second.estimated_recall.unwrap_or(0.0);
             if r2 >= ap.min_recall {
                 second.approx_recalls = vec![r1, r2];
@@ -84,6 +83,14 @@ impl Search<'_> {
         let scores = keys_to_scores(keys, self.prep);
         self.prep.check_scores(&scores, k)?;
         Ok(KnnResult { n, k, indices, scores, method_used: Method::Exact, estimated_recall: None, approx_recalls: Vec::new() })
+    }
+
+    /// `Auto`'s stronger approximate pass: AUTO_RETRY_TREES times the seeding trees, twice the
+    /// candidate pool and iteration cap.
+    fn approx_retry(&self) -> Result<KnnResult> {
+        let (n, ap) = (self.prep.data.n, &self.params.approx);
+        let bk = approx::auto_build_k(self.params.k, n, ap.build_k);
+        self.approx((2 * bk).min(n - 1), ap.max_iters.max(approx::auto_iters(n)) * 2, AUTO_RETRY_TREES)
     }
 
     fn approx(&self, build_k: usize, max_iters: usize, tree_factor: usize) -> Result<KnnResult> {

@@ -17,6 +17,9 @@ pub enum Method {
     /// exact below a size threshold; above it approximate, with recall estimated on a
     /// sample against exact search and a fallback/refinement when it is below 0.95
     Auto,
+    /// `Auto`'s second, stronger approximate pass on its own (reported as `Approx`): for a
+    /// caller that runs `Auto`'s steps itself, to say so before a long exact fallback starts
+    ApproxRetry,
 }
 
 #[derive(Clone, Debug)]
