@@ -39,3 +39,21 @@ def test_ctrl_c_interrupts_knn_graph():
     assert p.returncode == 3, out
     assert "InterruptedComputation" in out
     assert waited < 5.0, f"took {waited:.1f}s to stop"  # the whole graph takes far longer
+
+
+def test_a_swallowed_ctrl_c_stops_the_next_stage(tmp_path):
+    """A KeyboardInterrupt raised inside some library's __del__ is dropped by Python; the CLI's
+    handler also sets errors.INTERRUPTED, and the next stage stops on it without computing."""
+    from selective_w2sg.cache import run_cached
+    from selective_w2sg.errors import INTERRUPTED
+
+    ran = []
+    INTERRUPTED.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_cached(tmp_path, "stage", {"a": 1}, {}, lambda w: ran.append(1))
+    finally:
+        INTERRUPTED.clear()
+    assert not ran and not (tmp_path / "stage").exists()
+    run_cached(tmp_path, "stage", {"a": 1}, {}, lambda w: ran.append(1))
+    assert ran == [1]

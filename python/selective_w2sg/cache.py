@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import dist
-from .errors import DataError
+from .errors import INTERRUPTED, DataError
 from .io import save_json, save_npy
 
 DONE = "DONE.json"
@@ -104,6 +104,8 @@ def run_cached(
     """Return the folder of (`stage`, `config`, `inputs`), running `compute(writer)` first unless
     a finished one exists. `compute` writes its outputs through `writer` and may return a summary,
     stored in DONE.json."""
+    if INTERRUPTED.is_set():  # a Ctrl-C a library swallowed (errors.INTERRUPTED): stop here
+        raise KeyboardInterrupt
     key = stage_key(config, inputs)
     path = Path(root) / stage / key
     if not force and _is_complete(path):

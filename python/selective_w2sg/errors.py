@@ -3,6 +3,8 @@ bad input are also `ValueError`s, so ``except ValueError`` keeps working."""
 
 from __future__ import annotations
 
+import threading
+
 
 class Sw2sError(Exception):
     """Base class of every selective-w2sg error."""
@@ -55,3 +57,9 @@ class DeviceOutOfMemoryError(Sw2sError, MemoryError):
 class ExactFallbackWarning(UserWarning):
     """``knn_graph(method="auto")`` found its approximate graphs below ``min_recall`` and ran
     exact search instead (much slower for large n)."""
+
+
+# Set by the command line's Ctrl-C handler. Python drops a KeyboardInterrupt raised inside a
+# `__del__` (a library's object being collected at that moment), so a run could otherwise go on
+# to the end after Ctrl-C; every stage checks this first and stops there instead.
+INTERRUPTED = threading.Event()

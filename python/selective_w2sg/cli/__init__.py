@@ -35,6 +35,7 @@ def main() -> None:
         err.print(f"[bold red]error:[/] `sw2s {sys.argv[1]}` needs the training extra: {hint} "
                   f"(missing module: {_TRAIN_IMPORT_ERROR.name})", highlight=False)
         sys.exit(EXIT_ERROR)
+    _catch_ctrl_c()
     try:
         rc = app(standalone_mode=False)
     except Sw2sError as e:
@@ -48,6 +49,8 @@ def main() -> None:
         if code is None:
             raise
         sys.exit(code)
+    if rc in (None, 0) and _ctrl_c_seen():  # a Ctrl-C that a library swallowed, and nothing left to stop
+        rc = EXIT_INTERRUPTED
     if isinstance(rc, int) and rc != 0:  # Typer returns Exit codes (130 on Ctrl-C) without standalone mode
         if rc == EXIT_INTERRUPTED:
             err.print("[bold red]interrupted[/]")
@@ -56,6 +59,29 @@ def main() -> None:
         from .. import dist
 
         dist.shutdown()
+
+
+def _catch_ctrl_c() -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets `cache.INTERRUPTED`, so a
+    KeyboardInterrupt lost in a `__del__` still stops the run at its next stage."""
+    import signal
+
+    from ..errors import INTERRUPTED
+
+    def on_sigint(signum: int, frame: object) -> None:
+        INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (an embedding host): keep Python's handler
+        pass
+
+
+def _ctrl_c_seen() -> bool:
+    from ..errors import INTERRUPTED
+
+    return INTERRUPTED.is_set()
 
 
 def _click_exit_code(e: BaseException) -> int | None:
