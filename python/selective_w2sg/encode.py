@@ -15,7 +15,6 @@ Every distinct text is passed through the model exactly once."""
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from torch import nn
 from . import dist
 from .errors import ConfigError
 from .models import (
-    Backbone, Device, length_sorted_batches, pad_batch, pick_device, pool, position_ids_from_mask, split_lm, tokenize,
+    Backbone, Device, forward_accepts, length_sorted_batches, pad_batch, pick_device, pool, position_ids_from_mask,
+    split_lm, tokenize,
 )
 from .tasks import Example, Question, format_example
 
@@ -191,10 +191,7 @@ def _run_plain(trunk: nn.Module, head: nn.Module | None, backbone: Backbone, pla
 def _cache_argument(trunk: nn.Module) -> str:
     """The key/value cache's name in forward() and its output: `cache` in recent transformers,
     `past_key_values` before."""
-    try:
-        return "cache" if "cache" in inspect.signature(type(trunk).forward).parameters else "past_key_values"
-    except (TypeError, ValueError):
-        return "past_key_values"
+    return "cache" if forward_accepts(trunk, "cache") else "past_key_values"
 
 
 def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Plan,
@@ -219,6 +216,11 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
     texts = [i for g, _ in groups for i in g]
     owners = [k for k, (g, _) in enumerate(groups) for _ in g]
     suffix_len = [len(plan.ids[i]) - plen[k] for i, k in zip(texts, owners)]
+    starts = torch.tensor(plen, device=device.device)
+    if backbone.default_pooling != "last":  # mean pooling: each prefix's sum and count, once
+        pm = pre_mask.unsqueeze(-1)
+        pre_sums = {layer: (pre.hidden_states[layer] * pm.to(pre.hidden_states[layer].dtype)).sum(1) for layer in layers}
+        pre_count = pre_mask.sum(1, keepdim=True)
     for chunk in length_sorted_batches(suffix_len, len(texts) if max_rows is None else max_rows, max_tokens=max_tokens,
                                        call_cost=CALL_COST_TOKENS):
         rows = [texts[c] for c in chunk]
@@ -226,8 +228,7 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
         own_t = torch.tensor(owner, device=device.device)
         suf_ids, suf_mask = pad_batch([plan.ids[i][plen[k]:] for i, k in zip(rows, owner)], pad, "right")
         suf_ids, suf_mask = suf_ids.to(device.device), suf_mask.to(device.device)
-        start = torch.tensor(plen, device=device.device)[own_t]
-        positions = start[:, None] + torch.arange(suf_ids.shape[1], device=device.device)[None, :]
+        positions = starts[own_t][:, None] + torch.arange(suf_ids.shape[1], device=device.device)[None, :]
         with device.autocast():
             out = trunk(input_ids=suf_ids, attention_mask=torch.cat([pre_mask[own_t], suf_mask], dim=1),
                         position_ids=positions, use_cache=True, output_hidden_states=True,
@@ -240,10 +241,9 @@ def _run_shared(trunk: nn.Module, head: nn.Module, backbone: Backbone, plan: _Pl
             if backbone.default_pooling == "last":
                 v = pool(out.hidden_states[layer], suf_mask, "last")
             else:  # the mean over the whole text: the prefix's sum plus the suffix's
-                pm = pre_mask.to(pre.hidden_states[layer].dtype).unsqueeze(-1)
                 sm = suf_mask.to(out.hidden_states[layer].dtype).unsqueeze(-1)
-                total = (pre.hidden_states[layer] * pm).sum(1)[own_t] + (out.hidden_states[layer] * sm).sum(1)
-                v = total / (pm.sum(1)[own_t] + sm.sum(1))
+                total = pre_sums[layer][own_t] + (out.hidden_states[layer] * sm).sum(1)
+                v = total / (pre_count[own_t] + sm.sum(1)).to(total.dtype)
             res.feats[layer][idx] = v.float().cpu().numpy()
         if res.ll is None:
             continue

@@ -301,14 +301,20 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def _accepts(model: nn.Module, arg: str) -> bool:
+def forward_accepts(model: nn.Module, arg: str) -> bool:
     """Whether the model's forward takes `arg` (looked up on its class, so an instance whose
     forward is wrapped still answers; a peft wrapper forwards **kwargs to its base)."""
     base = getattr(model, "get_base_model", None)
     if callable(base):
         model = base()
+    return _class_forward_accepts(type(model), arg)
+
+
+@functools.lru_cache(maxsize=256)
+def _class_forward_accepts(cls: type, arg: str) -> bool:
+    """Signature lookup once per class (it runs before every training forward)."""
     try:
-        return arg in inspect.signature(type(model).forward).parameters
+        return arg in inspect.signature(cls.forward).parameters
     except (TypeError, ValueError):
         return False
 
@@ -340,9 +346,9 @@ def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
     without its vocabulary projection (`split_lm`)."""
     trunk, _ = split_lm(model)
     kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
-    if _accepts(trunk, "position_ids"):
+    if forward_accepts(trunk, "position_ids"):
         kw["position_ids"] = position_ids_from_mask(attention_mask)
-    if _accepts(trunk, "use_cache"):
+    if forward_accepts(trunk, "use_cache"):
         kw["use_cache"] = False  # a decoder would otherwise build a key/value cache nobody reads
     out = trunk(**kw)
     return tuple(out.hidden_states)
