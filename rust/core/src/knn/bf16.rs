@@ -21,10 +21,11 @@
 //! `gamma_d m^2`; flushed subnormals add at most `d 2^-125`. Under cosine `m` is about 1, so
 //! `E` is about `2^-7`.
 
+use super::exact::{for_each_block_pair, BlockPair};
 use super::prepared::Prepared;
 use super::topk::TopK;
 use super::types::Metric;
-use crate::cancel::{check_cancel, is_cancelled};
+use crate::cancel::check_cancel;
 use crate::kernel::{gemm_tile, pack_rows_seq, packed_len, round_up, PW};
 use crate::{CoreError, MatrixView, Result};
 use rayon::prelude::*;
@@ -156,20 +157,11 @@ pub(super) fn exact_all_bf16(prep: &Prepared<'_>, k: usize, cancel: &AtomicBool)
     pack_bf16(&x, n, d, &mut packed);
     check_cancel(cancel)?;
 
-    let nblk = n.div_ceil(BLOCK);
-    let rows_of = |b: usize| (b * BLOCK, ((b + 1) * BLOCK).min(n));
-    let lists: Vec<Mutex<Cands>> = (0..nblk).map(|b| Mutex::new(Cands::new(rows_of(b).1 - rows_of(b).0, k, e2))).collect();
-    let pairs: Vec<(u32, u32)> = (0..nblk).flat_map(|i| (i..nblk).map(move |j| (i as u32, j as u32))).collect();
-    pairs.par_iter().for_each_init(
-        || vec![0.0f32; BLOCK * BLOCK],
-        |tile, &(bi, bj)| {
-            if is_cancelled(cancel) {
-                return;
-            }
-            let (bi, bj) = (bi as usize, bj as usize);
-            let ((i0, i1), (j0, j1)) = (rows_of(bi), rows_of(bj));
-            let (mr, nc) = (i1 - i0, j1 - j0);
-            let (mb, nb) = (round_up(mr, PW), round_up(nc, PW));
+    let lists: Vec<Mutex<Cands>> =
+        (0..n.div_ceil(BLOCK)).map(|b| Mutex::new(Cands::new(BLOCK.min(n - b * BLOCK), k, e2))).collect();
+    for_each_block_pair(n, BLOCK, cancel, || vec![0.0f32; BLOCK * BLOCK],
+        |tile, t| {
+            let BlockPair { bi, bj, i0, j0, mr, nc, mb, nb } = t;
             tile_bf16(&packed[i0 * d2..], &packed[j0 * d2..], d2, mb, nb, tile);
             {
                 let mut l = lock(&lists[bi]);

@@ -21,20 +21,10 @@ pub(super) fn exact_all(prep: &Prepared<'_>, k: usize, cancel: &AtomicBool) -> R
     pack_rows(n, d, |i| prep.row(i), |i| prep.scale(i), &mut packed);
     check_cancel(cancel)?;
     let bs = EXACT_BLOCK;
-    let nblk = n.div_ceil(bs);
-    let rows_of = |b: usize| (b * bs, ((b + 1) * bs).min(n));
-    let lists: Vec<Mutex<TopK>> = (0..nblk).map(|b| Mutex::new(TopK::new(rows_of(b).1 - rows_of(b).0, k))).collect();
-    let pairs: Vec<(u32, u32)> = (0..nblk).flat_map(|i| (i..nblk).map(move |j| (i as u32, j as u32))).collect();
-    pairs.par_iter().for_each_init(
-        || (vec![0.0f32; bs * bs], Vec::<f32>::new(), Vec::<u32>::new()),
-        |(tile, tv, ti), &(bi, bj)| {
-            if is_cancelled(cancel) {
-                return;
-            }
-            let (bi, bj) = (bi as usize, bj as usize);
-            let ((i0, i1), (j0, j1)) = (rows_of(bi), rows_of(bj));
-            let (mr, nc) = (i1 - i0, j1 - j0);
-            let (mb, nb) = (round_up(mr, PW), round_up(nc, PW));
+    let lists: Vec<Mutex<TopK>> = (0..n.div_ceil(bs)).map(|b| Mutex::new(TopK::new(bs.min(n - b * bs), k))).collect();
+    for_each_block_pair(n, bs, cancel, || (vec![0.0f32; bs * bs], Vec::<f32>::new(), Vec::<u32>::new()),
+        |(tile, tv, ti), t| {
+            let BlockPair { bi, bj, i0, j0, mr, nc, mb, nb } = t;
             gemm_tile(&packed[i0 * d..], &packed[j0 * d..], d, mb, nb, tile);
             prep.to_keys(tile, nb, &|r| i0 + r, mr, j0, nc);
             lock(&lists[bi]).scan_tile_rows(tile, nb, mr, nc, i0, j0);
@@ -52,6 +42,40 @@ pub(super) fn exact_all(prep: &Prepared<'_>, k: usize, cancel: &AtomicBool) -> R
         vals.extend_from_slice(&t.vals);
     }
     Ok((idx, vals))
+}
+
+/// One tile of the all-pairs search: row block `bi` (rows `i0 .. i0 + mr`) against column
+/// block `bj >= bi` (rows `j0 .. j0 + nc`), `mb x nb` once padded to the kernel's panel width.
+#[derive(Clone, Copy)]
+pub(super) struct BlockPair {
+    pub bi: usize,
+    pub bj: usize,
+    pub i0: usize,
+    pub j0: usize,
+    pub mr: usize,
+    pub nc: usize,
+    pub mb: usize,
+    pub nb: usize,
+}
+
+/// Run `tile` on every block pair of the upper triangle (blocks of `bs` rows), in parallel,
+/// with per-thread scratch from `init`; pairs left once `cancel` is raised are skipped (the
+/// caller reports it with `check_cancel`).
+pub(super) fn for_each_block_pair<S: Send>(
+    n: usize, bs: usize, cancel: &AtomicBool, init: impl Fn() -> S + Sync + Send,
+    tile: impl Fn(&mut S, BlockPair) + Sync + Send,
+) {
+    let nblk = n.div_ceil(bs);
+    let pairs: Vec<(u32, u32)> = (0..nblk).flat_map(|i| (i..nblk).map(move |j| (i as u32, j as u32))).collect();
+    pairs.par_iter().for_each_init(init, |s, &(bi, bj)| {
+        if is_cancelled(cancel) {
+            return;
+        }
+        let (bi, bj) = (bi as usize, bj as usize);
+        let (i0, j0) = (bi * bs, bj * bs);
+        let (mr, nc) = (bs.min(n - i0), bs.min(n - j0));
+        tile(s, BlockPair { bi, bj, i0, j0, mr, nc, mb: round_up(mr, PW), nb: round_up(nc, PW) });
+    });
 }
 
 /// The list behind `m`, also after a panic elsewhere (the lists stay consistent).
