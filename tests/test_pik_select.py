@@ -42,24 +42,68 @@ def test_pik_recovers_known_subset(kind, rng):
 
 
 def test_pik_cross_validates_its_strength(rng):
-    """C=None picks the L2 strength by grouped CV on the training data: a flat probe (near the base
-    rate) when the features carry no signal, a sharper one when they do."""
+    """logreg with C=None picks the L2 strength by grouped CV on the training data: a flat probe
+    when the features carry no signal, a sharper one when they do."""
     n, d = 600, 200
     x = rng.standard_normal((n, d)).astype(np.float32)
     groups = np.repeat(np.arange(n // 2), 2)  # two examples per question
     noise = rng.random(n) < 0.45
-    flat = PikProbe().fit(x, noise, groups=groups)
-    assert flat.chosen_C == min(C_GRID) and set(flat.cv_log_loss) == {f"{c:g}" for c in C_GRID}
+    logreg = PikConfig(kind="logreg")
+    flat = PikProbe(logreg).fit(x, noise, groups=groups)
+    assert flat.chosen_C == min(C_GRID) and set(flat.cv_log_loss) == {f"C={c:g}" for c in C_GRID}
+    assert flat.edge_chosen
     p = flat.predict(x)
     assert abs(p.mean() - noise.mean()) < 0.03 and p.std() < 0.05
     signal = x[:, 0] + 0.3 * rng.standard_normal(n) > 0
-    sharp = PikProbe().fit(x, signal, groups=groups)
+    sharp = PikProbe(logreg).fit(x, signal, groups=groups)
     assert sharp.chosen_C > min(C_GRID)
     assert sharp.to_dict()["chosen_C"] == sharp.chosen_C
-    sharp.config = PikConfig(C=0.5)  # a refit with a fixed C reports no stale cross-validation
+    sharp.config = PikConfig(kind="logreg", C=0.5)  # a refit with a fixed C reports no stale cross-validation
     assert sharp.fit(x, signal).chosen_C == 0.5 and sharp.cv_log_loss == {}
     with pytest.raises(ParameterError, match="C=-1"):
         PikProbe(PikConfig(C=-1)).fit(x, signal)
+
+
+def _pik_data(rng, n_q: int, d: int, hidden_signal: float):
+    """Two examples per question; whether the strong model knows a question depends on its
+    confidence and, with weight `hidden_signal`, on one hidden direction the confidence misses."""
+    qz = rng.standard_normal(n_q)  # confidence log-odds per question
+    h = rng.standard_normal((n_q, d))
+    knows_q = rng.random(n_q) < 1 / (1 + np.exp(-(1.5 * qz + hidden_signal * h[:, 0])))
+    rep = lambda a: np.repeat(a, 2, axis=0)  # noqa: E731
+    x = rep(h) + 0.1 * rng.standard_normal((2 * n_q, d))
+    conf = 1 / (1 + np.exp(-rep(qz)))  # the strong model's confidence: a monotone score of qz
+    return x.astype(np.float32), conf.astype(np.float32), rep(knows_q), np.repeat(np.arange(n_q), 2)
+
+
+@pytest.mark.parametrize("hidden_signal", [0.0, 2.0])
+def test_anchored_pik_never_below_its_confidence(rng, hidden_signal):
+    """The default probe takes the strong model's confidence unpenalised: with hidden states of
+    pure noise it chooses confidence alone and scores what confidence scores; where the hidden
+    states carry signal the confidence misses, it adds a correction and beats confidence."""
+    x, conf, knows, groups = _pik_data(rng, 700, 128, hidden_signal)
+    tr, te = slice(0, 800), slice(800, None)
+    probe = PikProbe().fit(x[tr], knows[tr], groups=groups[tr], confidence=conf[tr])
+    m = probe.evaluate(x[te], knows[te], conf[te], groups[te])
+    assert m["n_questions"] == 300 and {"question_auroc", "confidence_question_auroc"} <= set(m)
+    assert set(probe.cv_log_loss) == {"base_rate", "confidence", *(f"C={c:g}" for c in C_GRID)}
+    if hidden_signal == 0:
+        # confidence alone, or (when fold noise favours one, 1 seed in 20 here) a tiny correction
+        assert probe.chosen == "confidence" or probe.chosen_C <= 1e-3
+        assert m["question_auroc"] >= m["confidence_question_auroc"] - 0.005
+    else:
+        assert probe.chosen == "correction" and not probe.edge_chosen
+        assert m["question_auroc"] > m["confidence_question_auroc"] + 0.05
+    with pytest.raises(InputError, match="confidence"):
+        probe.predict(x[te])
+
+
+def test_anchored_pik_without_signal_is_the_base_rate(rng):
+    x = rng.standard_normal((400, 50)).astype(np.float32)
+    knows = rng.random(400) < 0.7
+    probe = PikProbe().fit(x, knows, groups=np.repeat(np.arange(200), 2), confidence=rng.random(400))
+    assert probe.chosen in ("base_rate", "confidence")
+    assert probe.predict(x, rng.random(400)).std() < 0.05
 
 
 def test_pik_bad_input(rng):

@@ -71,20 +71,37 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
         raise ConfigError("cross-task P(IK) needs one strong model for every task")
     encoded = {t: load_encoded(run_encode(contexts[t])) for t in {*train_tasks, *eval_tasks}}
 
-    def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
         ctx, enc = contexts[task], encoded[task]
         ex, sel = ctx.splits.examples[split], ctx.selective
         knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
-        return enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among), knows
+        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
+        return x, conf, knows, np.array([f"{task}/{e.question_id}" for e in ex])
+
+    def fit(tasks: list[str]) -> PikProbe:
+        parts = [inputs(t, "weak_train") for t in tasks]
+        conf = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
+        return PikProbe(contexts[tasks[0]].selective.pik).fit(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[2] for p in parts]),
+            groups=np.concatenate([p[3] for p in parts]), confidence=conf)
+
+    keep = ("auroc", "question_auroc", "confidence_auroc", "confidence_question_auroc", "ece", "base_rate", "n",
+            "n_questions")
+
+    def score(probe: PikProbe, b: str) -> dict[str, Any]:
+        xb, cb, yb, qb = inputs(b, "test")
+        m = probe.evaluate(xb, yb, cb, qb)
+        return {**{k: m[k] for k in keep if k in m}, "chosen": probe.chosen}
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for a in train_tasks:
-        x, y = inputs(a, "weak_train")
-        qids = np.array([e.question_id for e in contexts[a].splits.examples["weak_train"]])
-        probe = PikProbe(contexts[a].selective.pik).fit(x, y, groups=qids)
-        out[a] = {}
+        probe = fit([a])
+        out[a] = {b: score(probe, b) for b in eval_tasks}
+    # Pooled: for each target, one probe on every other train task's weak_train (never the target's).
+    if len(train_tasks) > 1:
+        out["others"] = {}
         for b in eval_tasks:
-            xb, yb = inputs(b, "test")
-            m = probe.evaluate(xb, yb)
-            out[a][b] = {"auroc": m["auroc"], "ece": m["ece"], "base_rate": m["base_rate"], "n": m["n"]}
+            others = [t for t in train_tasks if t != b]
+            if others:
+                out["others"][b] = score(fit(others), b)
     return out

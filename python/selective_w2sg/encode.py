@@ -420,17 +420,15 @@ class EncodedQuestions:
         return EncodeOutput(self.embedding[r], self.features[r], a.prob, a.own)
 
     def pik_inputs(self, examples: Sequence[Example], with_confidence: bool = True,
-                   among: str = "presented") -> np.ndarray:
-        """P(IK) inputs per example: the hidden features and, by default, the strong model's own
-        answer confidence (candidate prob, its question's max prob and normalised entropy, over
-        the candidates `among` says) -- the cheapest strong signal of whether it knows the answer."""
+                   among: str = "presented") -> tuple[np.ndarray, np.ndarray | None]:
+        """P(IK) inputs per example: the hidden features float32 (n, d) and, by default, the strong
+        model's confidence in its own answer float32 (n,) (its question's max option probability
+        over the candidates `among` says) -- the cheapest strong signal of whether it knows."""
         r = self.rows(examples)
         x = np.asarray(self.features[r], dtype=np.float32)
         if not with_confidence:
-            return x
-        a = self.answers(examples, among)
-        conf = np.stack([a.prob, a.confidence, a.entropy], axis=1)
-        return np.concatenate([x, conf.astype(np.float32)], axis=1)
+            return x, None
+        return x, self.answers(examples, among).confidence.astype(np.float32)
 
 
 @dataclass

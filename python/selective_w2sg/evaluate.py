@@ -66,15 +66,16 @@ def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     """P(IK) on test: AUROC and calibration against whether the self-label is right there; beside
     it the AUROC of the strong model's own zero-shot confidence (no probe), the score a trained
     P(IK) must beat. `base_rate` is the strong model's zero-shot accuracy on test."""
-    from .pik import auroc, reliability
+    from .pik import score_pik
 
     knows = stages["pik"].npy("self_test") == splits.labels("test")
     p = stages["pik"].npy("pik_test")
-    out = {"auroc": auroc(knows, p), "base_rate": float(knows.mean()), **reliability(knows, p)}
+    qids = np.array([e.question_id for e in splits.examples["test"]])
+    conf = None
     if "zero_shot" in stages:
         z = stages["zero_shot"].npy("preds_test").astype(np.float64)
-        out["confidence_auroc"] = auroc(knows, np.maximum(z, 1 - z))
-    return out
+        conf = np.maximum(z, 1 - z)
+    return score_pik(knows, p, conf, qids)
 
 
 def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, np.ndarray]:
@@ -125,6 +126,9 @@ def aggregate(results: Sequence[Mapping[str, Any]], preds: Sequence[Mapping[str,
         extra["pik_test_auroc"] = mean_se([r["pik_test"]["auroc"] for r in sel if "pik_test" in r])
         extra["confidence_test_auroc"] = mean_se([r["pik_test"].get("confidence_auroc", float("nan"))
                                                   for r in sel if "pik_test" in r])
+        for out_key, key in (("pik_test_question_auroc", "question_auroc"),
+                             ("confidence_test_question_auroc", "confidence_question_auroc")):
+            extra[out_key] = mean_se([r["pik_test"].get(key, float("nan")) for r in sel if "pik_test" in r])
         extra["pik_test_ece"] = mean_se([r["pik_test"]["ece"] for r in sel if "pik_test" in r])
         for name in sel[0]["selective"]["coverage_w2s_train"]:
             extra[f"coverage_{name}"] = mean_se([r["selective"]["coverage_w2s_train"][name] for r in sel])
@@ -214,8 +218,8 @@ def results_table(summary: Mapping[str, Any]) -> Any:
         x = summary["selective"]
         accs = ", ".join(f"{k.removeprefix('label_accuracy_')} {_fmt(*v, one=one)}" for k, v in x.items()
                          if k.startswith("label_accuracy_"))
-        t.caption = (f"P(IK) test AUROC {_fmt(*x['pik_test_auroc'], one=one)} % (zero-shot confidence alone: "
-                     f"{_fmt(*x['confidence_test_auroc'], one=one)} %), selective coverage {_fmt(*x['coverage'], one=one)} %; "
+        t.caption = (f"P(IK) test AUROC per question {_fmt(*x['pik_test_question_auroc'], one=one)} % (zero-shot "
+                     f"confidence alone: {_fmt(*x['confidence_test_question_auroc'], one=one)} %), selective coverage {_fmt(*x['coverage'], one=one)} %; "
                      f"w2s_train label accuracy (analysis only): {accs}")
     if summary["flagged_seeds"]:
         t.caption = (t.caption + "\n" if t.caption else "") + (f"[yellow]ceiling <= weak on seed(s) {summary['flagged_seeds']}: PGR undefined there, "

@@ -2,8 +2,11 @@
 model's own zero-shot answer (its self-label) is right.
 
 Trained on `weak_train`, where ground truth is known: target 1 where the self-label agrees
-with the gold label. Reported with AUROC and calibration (ECE, reliability curve) on held-out
-data, and cross-task (train on task A, score on task B)."""
+with the gold label. The strong model's confidence in its own answer is the strongest single
+input, so the default probe ("anchored") takes it unpenalised and learns only a penalised
+correction from hidden states, with "confidence alone" and "base rate" as candidates of its
+cross-validation. Reported with AUROC (per example and per question, beside the confidence
+baseline) and calibration (ECE, reliability curve) on held-out data, and cross-task."""
 
 from __future__ import annotations
 
@@ -16,24 +19,29 @@ from .config import opt
 from .errors import InputError, ParameterError
 
 
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+# The penalised correction's inverse L2 strengths, half decades. With the confidence-only and
+# base-rate candidates below the grid (an infinitely strong penalty), its lower edge never has to
+# stand in for "no correction"; `edge_chosen` reports when either edge wins all the same.
+C_GRID = tuple(float(f"{10.0 ** (e / 2):.3g}") for e in range(-8, 3))  # 1e-4 ... 10
+KINDS = ("anchored", "logreg", "mlp")
 
 
 @dataclass(frozen=True)
 class PikConfig:
-    kind: str = field(default="logreg", metadata=opt(
-        "P(IK) probe: logreg (standardised logistic regression) | mlp (one hidden layer).", "--pik"))
-    # None: chosen from C_GRID by 5-fold cross-validated log-loss on the training data (folds by
-    # question), so features that carry no signal get a flat probe.
+    kind: str = field(default="anchored", metadata=opt(
+        "P(IK) probe: anchored (the strong model's confidence unpenalised + an L2-penalised correction from "
+        "hidden states; base rate and confidence alone are candidates) | logreg (standardised logistic "
+        "regression on everything) | mlp (one hidden layer).", "--pik"))
+    # None: chosen by 5-fold cross-validated log-loss on the training data (folds by question).
     C: float | None = field(default=None, metadata=opt(
-        "P(IK) inverse L2 strength (default: cross-validated on weak_train).", "--pik-c"))
+        "P(IK) inverse L2 strength of the hidden-state weights (default: cross-validated on weak_train).", "--pik-c"))
     hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width.", "--pik-hidden"))
     max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations.", "--pik-max-iter"))
     seed: int = field(default=0, metadata=opt("P(IK) initialisation seed.", "--pik-seed"))
 
     def __post_init__(self) -> None:
-        if self.kind not in ("logreg", "mlp"):
-            raise ParameterError(f"P(IK) kind={self.kind!r} is not 'logreg' or 'mlp'")
+        if self.kind not in KINDS:
+            raise ParameterError(f"P(IK) kind={self.kind!r} is not one of {', '.join(map(repr, KINDS))}")
         if self.C is not None and not self.C > 0:
             raise ParameterError(f"P(IK) C={self.C} must be > 0")
 
@@ -71,18 +79,104 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
     return {"ece": float(ece), "bin_confidence": conf, "bin_accuracy": acc, "bin_count": count}
 
 
+def question_level(groups: np.ndarray | None, knows: np.ndarray, *scores: np.ndarray
+                   ) -> tuple[np.ndarray, ...]:
+    """The unit selection acts on: per question, "knows" = every example's self-label is right,
+    and each score is the mean over the question's examples. Returns (knows_q, *scores_q);
+    with `groups` None every example is its own question."""
+    y = np.asarray(knows).astype(bool)
+    if groups is None:
+        return (y, *(np.asarray(v, dtype=np.float64) for v in scores))
+    _, q = np.unique(np.asarray(groups), return_inverse=True)
+    count = np.bincount(q)
+    known = np.bincount(q, weights=y.astype(np.float64)) == count
+    return (known, *(np.bincount(q, weights=np.asarray(v, dtype=np.float64)) / count for v in scores))
+
+
+def confidence_log_odds(confidence: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """log(c / (1 - c)) of the strong model's confidence in its own answer, float64 (n,)."""
+    c = np.clip(np.asarray(confidence, dtype=np.float64), eps, 1 - eps)
+    if c.ndim != 1 or not np.isfinite(c).all():
+        raise InputError(f"P(IK) confidence must be a finite (n,) array, got shape {c.shape}")
+    return np.log(c) - np.log1p(-c)
+
+
+class _OffsetLogistic:
+    """logit = b0 + b1 * z + x @ w with (b0, b1) unpenalised and ||w||^2 / (2 C) added to the
+    summed log-loss (sklearn's scaling of C). `C=None`: no hidden-state term (w = 0); `z=None`:
+    no confidence term. x is standardised on the training rows."""
+
+    def __init__(self, C: float | None, use_conf: bool, max_iter: int) -> None:
+        self.C, self.use_conf, self.max_iter = C, use_conf, max_iter
+
+    def _design(self, x: np.ndarray, z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        fixed = [np.ones(n)] + ([z] if self.use_conf and z is not None else [])
+        xs = (x - self.mean) / self.std if self.C is not None else np.zeros((n, 0))
+        return np.stack(fixed, axis=1), xs
+
+    def fit(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> _OffsetLogistic:
+        from scipy.optimize import minimize
+
+        x = np.asarray(x, dtype=np.float64)
+        self.mean = x.mean(0)
+        sd = x.std(0)
+        self.std = np.where(sd > 1e-12, sd, 1.0)
+        f, xs = self._design(x, z)
+        t = np.asarray(y, dtype=np.float64)
+        nf = f.shape[1]
+        lam = 0.0 if self.C is None else 1.0 / self.C
+
+        def obj(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            a, w = theta[:nf], theta[nf:]
+            logit = f @ a + xs @ w
+            # log(1 + e^l) - t l, stably
+            loss = np.logaddexp(0.0, logit) - t * logit
+            r = 1.0 / (1.0 + np.exp(-logit)) - t
+            g = np.concatenate([f.T @ r, xs.T @ r + lam * w])
+            return float(loss.sum() + 0.5 * lam * w @ w), g
+
+        theta0 = np.zeros(nf + xs.shape[1])
+        base = np.clip(t.mean(), 1e-6, 1 - 1e-6)
+        theta0[0] = np.log(base / (1 - base))
+        res = minimize(obj, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
+        self.theta = res.x
+        self.nf = nf
+        return self
+
+    def decision(self, x: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        f, xs = self._design(np.asarray(x, dtype=np.float64), z)
+        return f @ self.theta[: self.nf] + xs @ self.theta[self.nf :]
+
+    def predict_proba1(self, x: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.decision(x, z)))
+
+
 @dataclass
 class PikProbe:
-    """Standardised logistic regression (or a small MLP) from features ``(n, d)`` to P(IK)."""
+    """P(IK) from features ``(n, d)`` (and, for kind "anchored", the strong model's confidence in
+    its own answer ``(n,)``).
+
+    kind "anchored": logit = b0 + b1 * log-odds(confidence) + a correction from the standardised
+    hidden states, with only the correction penalised. Cross-validation (5 folds by question,
+    held-out log-loss) chooses among the base rate alone, confidence alone and confidence plus the
+    correction at each C of C_GRID, so the probe is never forced below its best single input:
+    where the hidden states add nothing the flat choices win. kinds "logreg" / "mlp": the
+    confidence columns (if any) are plain features beside the hidden states, all under one penalty."""
 
     config: PikConfig = field(default_factory=PikConfig)
     _model: Any = field(default=None, repr=False)
-    chosen_C: float | None = None  # the C used (config.C, or the cross-validated choice)
-    cv_log_loss: dict[str, float] = field(default_factory=dict)  # C -> mean held-out log-loss
+    chosen_C: float | None = None  # the C used (config.C, or the cross-validated choice); None: no correction
+    chosen: str | None = None  # anchored: "base_rate" | "confidence" | "correction"
+    edge_chosen: bool = False  # the chosen C is an end of C_GRID (the grid may be too narrow)
+    cv_log_loss: dict[str, float] = field(default_factory=dict)  # candidate -> mean held-out log-loss
+    _uses_conf: bool = field(default=False, repr=False)
 
-    def fit(self, features: np.ndarray, knows: np.ndarray, groups: np.ndarray | None = None) -> PikProbe:
+    def fit(self, features: np.ndarray, knows: np.ndarray, groups: np.ndarray | None = None,
+            confidence: np.ndarray | None = None) -> PikProbe:
         """features: ``(n, d)`` float; knows: ``(n,)`` bool, True where the self-label is right;
-        groups: ``(n,)`` question ids, so cross-validation never splits a question's examples."""
+        groups: ``(n,)`` question ids, so cross-validation never splits a question's examples;
+        confidence: ``(n,)`` the strong model's probability of its own answer (kind "anchored")."""
         x = _features(features)
         y = np.asarray(knows).astype(bool)
         if y.shape != (x.shape[0],):
@@ -92,17 +186,79 @@ class PikProbe:
                 f"P(IK) targets are all {bool(y[0])}: the self-labels are {'all right' if y[0] else 'all wrong'} "
                 "on the training split, so there is nothing to probe"
             )
-        if self.config.kind not in ("logreg", "mlp"):
-            raise ParameterError(f"P(IK) kind={self.config.kind!r} is not 'logreg' or 'mlp'")
+        if self.config.kind not in KINDS:
+            raise ParameterError(f"P(IK) kind={self.config.kind!r} is not one of {', '.join(map(repr, KINDS))}")
+        z = None
+        if confidence is not None:
+            z = confidence_log_odds(confidence)
+            if z.shape != y.shape:
+                raise InputError(f"P(IK) confidence has shape {z.shape}, expected {y.shape}")
         self.cv_log_loss = {}
+        if self.config.kind == "anchored":
+            self._fit_anchored(x, z, y, groups)
+            return self
+        if z is not None:
+            x = np.concatenate([x, z[:, None].astype(np.float32)], axis=1)
         c = self.config.C
         if c is None:
             c = self._cross_validate(x, y, groups)
         elif not c > 0:
             raise ParameterError(f"P(IK) C={c} must be > 0")
         self.chosen_C = float(c)
+        self.edge_chosen = self.config.C is None and c in (C_GRID[0], C_GRID[-1])
         self._model = self._make(c).fit(x, y)
         return self
+
+    # ---------------------------------------------------------------- anchored
+
+    def _candidates(self, has_conf: bool) -> list[tuple[str, float | None, bool]]:
+        """(name, C, uses confidence), simplest first (ties go to the simpler)."""
+        if self.config.C is not None:  # a fixed strength: that correction, no cross-validation
+            return [("correction", self.config.C, has_conf)]
+        cands: list[tuple[str, float | None, bool]] = [("base_rate", None, False)]
+        if has_conf:
+            cands.append(("confidence", None, True))
+        return cands + [("correction", c, has_conf) for c in C_GRID]
+
+    def _fit_anchored(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray, groups: np.ndarray | None) -> None:
+        """Cross-validated choice by the one-standard-error rule: the simplest candidate whose
+        held-out log-loss is within one standard error (of its per-question difference from the
+        best candidate's) of the best. A correction must beat confidence alone by more than fold
+        noise, so the choice is stable across re-splits and never trades signal for noise."""
+        cands = self._candidates(z is not None)
+        folds = _group_folds(y, groups)
+        pick = cands[-1]
+        if folds and len(cands) > 1:
+            covered = np.zeros(len(y), bool)
+            for _, te in folds:
+                covered[te] = True
+            g = np.unique(np.asarray(groups) if groups is not None else np.arange(len(y)), return_inverse=True)[1]
+            g = g[covered]
+            losses = np.zeros((len(cands), len(y)))
+            for i, (name, c, use_conf) in enumerate(cands):
+                for tr, te in folds:
+                    m = _OffsetLogistic(c, use_conf, self.config.max_iter).fit(
+                        x[tr], None if z is None else z[tr], y[tr])
+                    p = np.clip(m.predict_proba1(x[te], None if z is None else z[te]), 1e-6, 1 - 1e-6)
+                    losses[i, te] = -np.where(y[te], np.log(p), np.log(1 - p))
+                self.cv_log_loss[name if c is None else f"C={c:g}"] = float(losses[i, covered].mean())
+            mean = losses[:, covered].mean(1)
+            best = int(np.argmin(mean))
+            n_q = int(g.max()) + 1
+            per_q = np.stack([np.bincount(g, weights=losses[i, covered], minlength=n_q) for i in range(len(cands))])
+            for i in range(len(cands)):  # simplest first
+                d = (per_q[i] - per_q[best]) / np.bincount(g, minlength=n_q).mean()
+                se = float(d.std(ddof=1) / np.sqrt(n_q)) if n_q > 1 else 0.0
+                if mean[i] <= mean[best] + se + 1e-12:
+                    pick = cands[i]
+                    break
+        name, c, use_conf = pick
+        self.chosen, self.chosen_C = name, c
+        self.edge_chosen = self.config.C is None and c is not None and c in (C_GRID[0], C_GRID[-1])
+        self._model = _OffsetLogistic(c, use_conf, self.config.max_iter).fit(x, z, y)
+        self._uses_conf = z is not None
+
+    # ---------------------------------------------------------------- logreg / mlp
 
     def _make(self, c: float) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -121,42 +277,75 @@ class PikProbe:
 
     def _cross_validate(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
         """The C of C_GRID with the lowest mean held-out log-loss over 5 folds (by group);
-        the smallest C when a fold cannot be fitted (one class only)."""
-        from sklearn.model_selection import GroupKFold
-
-        g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-        n_splits = min(5, len(np.unique(g)))
-        if n_splits < 2:
-            return C_GRID[0]
-        folds = list(GroupKFold(n_splits=n_splits).split(x, y, g))
+        the smallest C when no fold can be fitted."""
+        folds = _group_folds(y, groups)
         best, best_c = float("inf"), C_GRID[0]
-        for c in C_GRID:
+        for c in C_GRID if folds else ():
             losses = []
             for tr, te in folds:
-                if y[tr].all() or not y[tr].any():
-                    continue
                 p = np.clip(self._make(c).fit(x[tr], y[tr]).predict_proba(x[te])[:, 1], 1e-6, 1 - 1e-6)
                 losses.append(float(-np.mean(np.where(y[te], np.log(p), np.log(1 - p)))))
-            if losses:
-                loss = float(np.mean(losses))
-                self.cv_log_loss[f"{c:g}"] = loss
-                if loss < best:
-                    best, best_c = loss, c
+            loss = float(np.mean(losses))
+            self.cv_log_loss[f"C={c:g}"] = loss
+            if loss < best:
+                best, best_c = loss, c
         return best_c
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(IK) per row, ``(n,)`` float32."""
+    # ---------------------------------------------------------------- use
+
+    def predict(self, features: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
+        """P(IK) per row, ``(n,)`` float32 (`confidence` as given to `fit`)."""
         if self._model is None:
             raise InputError("PikProbe.predict called before fit")
-        return self._model.predict_proba(_features(features))[:, 1].astype(np.float32)
+        x = _features(features)
+        z = None if confidence is None else confidence_log_odds(confidence)
+        if isinstance(self._model, _OffsetLogistic):
+            if self._uses_conf and z is None:
+                raise InputError("this P(IK) probe was fitted with the strong model's confidence; pass it to predict")
+            return self._model.predict_proba1(x, z).astype(np.float32)
+        if z is not None:
+            x = np.concatenate([x, z[:, None].astype(np.float32)], axis=1)
+        return self._model.predict_proba(x)[:, 1].astype(np.float32)
 
-    def evaluate(self, features: np.ndarray, knows: np.ndarray) -> dict[str, Any]:
-        p = self.predict(features)
-        y = np.asarray(knows).astype(bool)
-        return {"auroc": auroc(y, p), "base_rate": float(y.mean()), "n": int(len(y)), **reliability(y, p)}
+    def evaluate(self, features: np.ndarray, knows: np.ndarray, confidence: np.ndarray | None = None,
+                 groups: np.ndarray | None = None) -> dict[str, Any]:
+        """AUROC and calibration per example, and per question (the unit selection acts on),
+        with the confidence baseline (the strong model's confidence alone) beside each AUROC."""
+        p = self.predict(features, confidence)
+        return score_pik(knows, p, confidence, groups)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self.config), "chosen_C": self.chosen_C, "cv_log_loss": dict(self.cv_log_loss)}
+        return {**asdict(self.config), "chosen": self.chosen, "chosen_C": self.chosen_C,
+                "edge_chosen": self.edge_chosen, "cv_log_loss": dict(self.cv_log_loss)}
+
+
+def score_pik(knows: np.ndarray, p: np.ndarray, confidence: np.ndarray | None = None,
+              groups: np.ndarray | None = None) -> dict[str, Any]:
+    """P(IK) scores `p` (n,) against `knows` (n,) bool: example-level AUROC, base rate and
+    calibration; question-level AUROC (`groups`: question ids); and the same AUROCs of
+    `confidence` (n,), the baseline a trained P(IK) must beat."""
+    y = np.asarray(knows).astype(bool)
+    out: dict[str, Any] = {"auroc": auroc(y, p), "base_rate": float(y.mean()), "n": int(len(y)), **reliability(y, p)}
+    scores = [p] if confidence is None else [p, confidence]
+    yq, *sq = question_level(groups, y, *scores)
+    out["question_auroc"] = auroc(yq, sq[0])
+    out["n_questions"] = int(len(yq))
+    if confidence is not None:
+        out["confidence_auroc"] = auroc(y, confidence)
+        out["confidence_question_auroc"] = auroc(yq, sq[1])
+    return out
+
+
+def _group_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to 5 folds by group whose training part holds both classes ([] when none can)."""
+    from sklearn.model_selection import GroupKFold
+
+    g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_splits = min(n_folds, len(np.unique(g)))
+    if n_splits < 2:
+        return []
+    return [(tr, te) for tr, te in GroupKFold(n_splits=n_splits).split(np.zeros(len(y)), y, g)
+            if y[tr].any() and not y[tr].all()]
 
 
 def _features(x: Any) -> np.ndarray:

@@ -88,16 +88,24 @@ def pik_transfer_cmd(
         with rich_progress() as (progress, _):
             contexts = {t: prepare_seed(c, seed, progress) for t, c in cfgs.items()}
             per_seed[seed] = pik_transfer(contexts, tasks, tasks)
-    mean = {a: {b: dict(zip(("auroc", "se"), mean_se([per_seed[s][a][b]["auroc"] for s in use]))) for b in tasks}
-            for a in tasks}
+    rows = [a for a in per_seed[use[0]]]  # the tasks, then "others" (a probe pooled over every other task)
+    metrics = ("question_auroc", "confidence_question_auroc", "auroc", "confidence_auroc")
+    mean = {a: {b: {m: mean_se([per_seed[s][a][b].get(m, float("nan")) for s in use]) for m in metrics}
+                for b in per_seed[use[0]][a]} for a in rows}
     save_json(out, {"runs": [str(r) for r in runs], "seeds": use, "tasks": tasks, "mean": mean,
                     "per_seed": {str(s): v for s, v in per_seed.items()}})
-    table = Table(title=f"P(IK) test AUROC %, trained on the row's weak_train, scored on the column's test split "
-                        f"(mean ± s.e. over seeds {', '.join(map(str, use))})")
+    table = Table(title=f"P(IK) question-level test AUROC %, trained on the row's weak_train (others: every other "
+                        f"task's), scored on the column's test split; in brackets the column's own zero-shot "
+                        f"confidence (mean ± s.e. over seeds {', '.join(map(str, use))})")
     table.add_column("train \\ eval")
     for b in tasks:
         table.add_column(b, justify="right")
-    for a in tasks:
-        table.add_row(a, *[f"{100 * mean[a][b]['auroc']:.1f} ± {100 * mean[a][b]['se']:.1f}" for b in tasks])
+    for a in rows:
+        cells = []
+        for b in tasks:
+            m = mean[a].get(b)
+            cells.append("-" if m is None else f"{100 * m['question_auroc'][0]:.1f} ± {100 * m['question_auroc'][1]:.1f} "
+                                               f"({100 * m['confidence_question_auroc'][0]:.1f})")
+        table.add_row(a, *cells)
     out_console.print(table)
     typer.echo(f"saved {out}")

@@ -23,30 +23,31 @@ from .encode import load_encoded
 def run_pik(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     encode = deps["encode"]
     sel = ctx.selective
-    config = {"pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs,
+    config = {"format": 2, "pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs,
               "self_label_among": sel.self_label_among, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
 
     def compute(w: Any) -> dict[str, Any]:
         enc = load_encoded(encode)
         ex = ctx.splits.examples["weak_train"]
-        x = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
+        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
         knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels("weak_train")
         # Held-out quality on a question-level slice of weak_train, then refit on all of it.
         held = np.array([hash_seed(ctx.seed, "pik-heldout", e.question_id) % 5 == 0 for e in ex])
         metrics: dict[str, Any] = {"train_base_rate": float(knows.mean()), "n_train": int(len(knows))}
         qids = np.array([e.question_id for e in ex])
+        part = lambda a, m: None if a is None else a[m]  # noqa: E731
         if knows[~held].any() and not knows[~held].all() and held.any():
-            probe = PikProbe(sel.pik).fit(x[~held], knows[~held], groups=qids[~held])
-            metrics["heldout"] = probe.evaluate(x[held], knows[held])
-        probe = PikProbe(sel.pik).fit(x, knows, groups=qids)
+            probe = PikProbe(sel.pik).fit(x[~held], knows[~held], groups=qids[~held], confidence=part(conf, ~held))
+            metrics["heldout"] = probe.evaluate(x[held], knows[held], part(conf, held), qids[held])
+        probe = PikProbe(sel.pik).fit(x, knows, groups=qids, confidence=conf)
         metrics["probe"] = probe.to_dict()
         for s in SPLITS:
             exs = ctx.splits.examples[s]
-            w.npy(f"pik_{s}", probe.predict(enc.pik_inputs(exs, sel.pik_confidence_inputs, sel.self_label_among)))
+            w.npy(f"pik_{s}", probe.predict(*enc.pik_inputs(exs, sel.pik_confidence_inputs, sel.self_label_among)))
             w.npy(f"self_{s}", enc.self_labels(exs, sel.self_label_among))
         w.json("metrics", metrics)
-        return {"heldout_auroc": metrics.get("heldout", {}).get("auroc")}
+        return {"heldout_auroc": metrics.get("heldout", {}).get("question_auroc"), "chosen": probe.chosen}
 
     return run_cached(ctx.cache_root, "pik", config, inputs, compute, force=ctx.force)
 
