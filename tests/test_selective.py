@@ -92,7 +92,8 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
 
 
 def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):
-    cfg = _cfg(tmp_path, method="selective", selective=SelectiveConfig(k=7, alpha=0.8))
+    cfg = _cfg(tmp_path, method="selective",
+               selective=SelectiveConfig(k=7, alpha=0.8, graph_embedding="last", smoothed_output="soft"))
     ctx = prepare_seed(cfg, 0)
     stages = run_stages(ctx, ("selective",))
     enc = load_encoded(stages["encode"])
@@ -114,6 +115,14 @@ def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):
     np.testing.assert_allclose(stages["smooth"].npy("smoothed_w2s_val"), expected[n:], atol=1e-6)
     info = stages["smooth"].json("graph")
     assert info["k"] == 7 and info["n"] == info["on_graph"] == len(w2s) and info["converged"]
+    # rescaled (the default output): the same hard labels, the weak labels' mean confidence back
+    ctx = prepare_seed(_cfg(tmp_path, method="selective",
+                            selective=SelectiveConfig(k=7, alpha=0.8, graph_embedding="last")), 0)
+    rescaled = np.concatenate([run_stages(ctx, ("selective",))["smooth"].npy(f"smoothed_{s}")
+                               for s in ("w2s_train", "w2s_val")])
+    assert ((rescaled > 0.5) == (expected > 0.5)).all()
+    assert np.mean(np.abs(rescaled - 0.5)) == pytest.approx(np.mean(np.abs(weak - 0.5)), abs=1e-4)
+    assert np.mean(np.abs(expected - 0.5)) < np.mean(np.abs(weak - 0.5)) - 0.01  # spreading did flatten them
 
 
 def test_center_by_question():

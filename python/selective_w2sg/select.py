@@ -13,6 +13,10 @@ from .config import opt
 from .pik import PikConfig
 
 RULES = ("tau", "compare")
+GRAPH_EMBEDDINGS = ("last", "features")
+# The smoothing settings `calibrate` chooses among when --k / --alpha / --graph-embedding are not given.
+K_GRID = (5, 10, 20)
+ALPHA_GRID = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,17 @@ class SelectiveConfig:
     """Settings of the selective method (encode -> P(IK) -> smooth -> select). Any tuning is
     done on weak_train or weak-labelled w2s_val, never on test."""
 
-    k: int = field(default=10, metadata=opt("Neighbours in the kNN graph over strong embeddings."))
-    alpha: float = field(default=0.5, metadata=opt("Label-spreading weight of the neighbours, [0, 1); 0 = no smoothing."))
+    k: int | None = field(default=None, metadata=opt(
+        "Neighbours in the kNN graph over strong embeddings (default: chosen on weak_train, with --alpha)."))
+    alpha: float | None = field(default=None, metadata=opt(
+        "Label-spreading weight of the neighbours, [0, 1); 0 = no smoothing (default: chosen on weak_train by the "
+        "question-level accuracy of the spread out-of-fold weak labels; 0 unless spreading beats it)."))
+    graph_embedding: str | None = field(default=None, metadata=opt(
+        "Embedding the graph is built on: last (the last layer, pooled) | features (the P(IK) feature layer) "
+        "(default: chosen on weak_train with --k and --alpha)."))
+    smoothed_output: str = field(default="rescaled", metadata=opt(
+        "soft (labels as spread: flattened towards the mean) | rescaled (spread labels' log-odds scaled so their "
+        "mean confidence equals the weak labels'; the same hard labels, no ground truth used)."))
     smooth_iters: int = field(default=50, metadata=opt("Label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)."))
     graph_method: str = field(default="auto", metadata=opt("kNN search: exact | approx | auto."))
     # A question's two examples share their context and have opposite labels, so uncentred they
@@ -43,10 +56,14 @@ class SelectiveConfig:
         "(equal to whole-text passes up to float rounding)."))
 
     def __post_init__(self) -> None:
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise ParameterError(f"k={self.k} must be at least 1")
-        if not 0.0 <= self.alpha < 1.0:
+        if self.alpha is not None and not 0.0 <= self.alpha < 1.0:
             raise ParameterError(f"alpha={self.alpha} must be in [0, 1)")
+        if self.graph_embedding not in (None, *GRAPH_EMBEDDINGS):
+            raise ParameterError(f"graph_embedding={self.graph_embedding!r} is not one of {', '.join(GRAPH_EMBEDDINGS)}")
+        if self.smoothed_output not in ("soft", "rescaled"):
+            raise ParameterError(f"smoothed_output={self.smoothed_output!r} is not 'soft' or 'rescaled'")
         if self.rule not in RULES:
             raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
         if not 0.0 <= self.tau <= 1.0:

@@ -31,6 +31,22 @@ def question_accuracy(probs: np.ndarray, labels: np.ndarray, question: np.ndarra
     return np.bincount(q, weights=right) / np.bincount(q)
 
 
+def simplest_within_one_se(acc: np.ndarray, order: Sequence[int]) -> tuple[int, np.ndarray]:
+    """The one-standard-error rule over paired per-question scores. acc: (candidates, questions)
+    per-question accuracy of each candidate on the same questions. Returns the first candidate in
+    `order` (simplest first) whose mean is within one standard error (of its paired per-question
+    difference from the best) of the best, and that standard error per candidate. Choosing the
+    simplest near-best candidate keeps noise from picking among settings that score alike."""
+    mean = acc.mean(1)
+    best = int(np.argmax(mean))
+    n = acc.shape[1]
+    se = np.array([(acc[best] - acc[i]).std(ddof=1) / np.sqrt(n) if n > 1 else 0.0 for i in range(len(acc))])
+    for i in order:
+        if mean[i] >= mean[best] - se[i] - 1e-12:
+            return i, se
+    return best, se
+
+
 def two_level_bootstrap(per_seed: Sequence[np.ndarray], *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
     """Bootstrap replicates (n_boot,) of "mean over re-splits of the mean over their questions":
     re-splits drawn with replacement, then each drawn re-split's question values with

@@ -39,6 +39,9 @@ class TrainConfig:
     layer: int = field(default=-1, metadata=opt("Hidden state the head reads (-1: the last layer)."))
     epochs: int | None = field(default=None, metadata=opt(
         "Passes over the training data (default: 40 probe, 2 full/lora as Burns et al.)."))
+    max_steps: int | None = field(default=None, metadata=opt(
+        "Optimiser steps in all, overriding --epochs (the last epoch is cut short). Anchored probe students take "
+        "the budget `tune` chooses instead."))
     batch_size: int = field(default=32, metadata=opt("Examples per optimiser step, over all ranks and accumulation."))
     micro_batch_size: int | None = field(default=None, metadata=opt(
         "Examples per forward pass on one rank: gradient accumulation (default: batch size in probe mode, else 8)."))
@@ -103,6 +106,8 @@ class TrainConfig:
         )
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ConfigError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
             v = kw.get(name, getattr(self, name))
             if v < 1:
@@ -344,7 +349,10 @@ def _train(
     y_dev = y.to(device.device)
     n = len(train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs  # type: ignore[operator]
+    # A step budget (`max_steps`) is the same number of updates whatever the training set's size;
+    # epochs are passes over the data, so their step count grows with it.
+    total = cfg.max_steps if cfg.max_steps is not None else steps_per_epoch * cfg.epochs  # type: ignore[operator]
+    n_epochs = math.ceil(total / steps_per_epoch)
     warm = max(1, int(cfg.warmup_frac * total))
 
     def lr_at(step: int) -> float:
@@ -371,9 +379,11 @@ def _train(
         best, best_eval = (acc, vloss), 0
         best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     model.train()
-    for epoch in range(cfg.epochs):  # type: ignore[arg-type]
+    for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
         for gbatch in epoch_batches(n, cfg.batch_size, rng, train.lengths):
+            if step >= total:
+                break
             local = gbatch[rk::world]
             micro = [local[m * mbs : (m + 1) * mbs] for m in range(math.ceil(len(local) / mbs))]
             for j, mi in enumerate(micro or [gbatch[:1]]):

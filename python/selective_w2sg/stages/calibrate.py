@@ -3,25 +3,35 @@ model neither trained nor early-stopped on, for each kind of label a student may
 
 Cross-fitting over weak_train: its questions are cut into 5 folds; for each fold a weak model is
 trained on the other four (early-stopping on a question slice of them) and predicts the fold. The
-out-of-fold predictions are the "raw" weak labels of weak_train; spreading them over the kNN
-graph of the weak_train embeddings (the same k, alpha and centring as the `smooth` stage) gives
-their "smoothed" kind. `select` fits one isotonic map per kind, from confidence max(p, 1-p) to
-P(the hard label is right), and compares P(IK) with the map of the label it would replace.
+out-of-fold predictions are the "raw" weak labels of weak_train.
 
-Outputs: oof_raw.npy, oof_smoothed.npy (n_weak_train,) float32.
+They also choose how to smooth: each setting of `smooth.smoothing_grid` (graph embedding, k,
+alpha; alpha 0 = no smoothing) spreads them over the kNN graph of the weak_train embeddings,
+and the question-level accuracy of the spread labels against weak_train's ground truth scores
+it. The choice is the simplest setting within one standard error (of the paired per-question
+difference) of the best, so spreading is used only where it beats the raw labels by more than
+noise; on a graph that carries no signal that is alpha 0, and the labels stay as they were.
+The chosen setting's spread labels are the "smoothed" kind. `select` fits one isotonic map per
+kind, from confidence max(p, 1-p) to P(the hard label is right), and compares P(IK) with the
+map of the label it would replace.
+
+Outputs: oof_raw.npy, oof_smoothed.npy (n_weak_train,) float32; smoothing.json (every setting's
+accuracy, the chosen one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from ..cache import StageDir, run_cached
+from ..stats import question_accuracy, simplest_within_one_se
 from ..tasks import hash_seed
 from .base import Stage, StageContext
-from .smooth import spread_weak_labels
+from .smooth import finish_smoothed, smoothing_grid, spread_weak_labels
 from .training import fit_stage
 
 FOLDS = 5
@@ -30,8 +40,10 @@ FOLDS = 5
 def run_calibrate(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     encode = deps["encode"]
     sel = ctx.selective
-    config = {"folds": FOLDS, "k": sel.k, "alpha": sel.alpha, "iters": sel.smooth_iters, "method": sel.graph_method,
-              "center": sel.graph_center, "seed": ctx.seed, "train": ctx.train.resolved().to_dict(),
+    grid = smoothing_grid(sel)
+    config = {"format": 2, "folds": FOLDS, "grid": [asdict(g) for g in grid], "iters": sel.smooth_iters,
+              "method": sel.graph_method, "center": sel.graph_center, "output": sel.smoothed_output, "seed": ctx.seed,
+              "train": ctx.train.resolved().to_dict(),
               "weak": ctx.weak.fingerprint, **ctx.numerics}
     inputs = {"encode": encode.path.name, "weak_train": ctx.splits.fingerprint("weak_train")}
 
@@ -48,11 +60,19 @@ def run_calibrate(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
                           val_split="weak_train", val_labels=y[va], val_idx=va, predict=("weak_train",),
                           extra={"fold": f, "folds": FOLDS})
             oof[held] = d.npy("preds_weak_train")[held]
-        smoothed, info = spread_weak_labels(ctx, encode, examples, oof)
+        _, q = np.unique(np.array([e.question_id for e in examples]), return_inverse=True)
+        spread = [spread_weak_labels(ctx, encode, examples, oof, g) for g in grid]
+        acc = np.stack([question_accuracy(p, y, q) for p, _ in spread])
+        pick, se = simplest_within_one_se(acc, range(len(grid)))  # grid is simplest first
+        smoothed = finish_smoothed(sel, spread[pick][0], oof, grid[pick])
         w.npy("oof_raw", oof)
         w.npy("oof_smoothed", smoothed)
+        w.json("smoothing", {"chosen": asdict(grid[pick]), "rule": "1-SE, question-level accuracy on weak_train",
+                             "settings": [{**asdict(g), "accuracy": float(acc[i].mean()), "se_vs_best": float(se[i])}
+                                          for i, g in enumerate(grid)]})
         right = lambda p: float(np.mean((p > 0.5) == (y == 1)))  # noqa: E731
-        return {"oof_raw_accuracy": right(oof), "oof_smoothed_accuracy": right(smoothed), "graph": info}
+        return {"oof_raw_accuracy": right(oof), "oof_smoothed_accuracy": right(smoothed),
+                "chosen": asdict(grid[pick]), "graph": spread[pick][1]}
 
     return run_cached(ctx.cache_root, "calibrate", config, inputs, compute, force=ctx.force)
 

@@ -102,23 +102,25 @@ def fit_stage(
     ctx: StageContext, stage: str, spec: ModelSpec, *, train_split: str, train_labels: np.ndarray,
     val_split: str, val_labels: np.ndarray, train_idx: np.ndarray | None = None, val_idx: np.ndarray | None = None,
     loss: str = "xent", predict: tuple[str, ...] = ("w2s_train", "w2s_val", "test"),
-    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, epochs: int | None = None,
-    early_stop: bool = True,
+    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, budget: Budget | None = None,
+    early_stop: bool = True, lr: float | None = None,
 ) -> StageDir:
     """Train `spec` on (`train_split`[`train_idx`], `train_labels`), early-stop on (`val_split`[`val_idx`],
     `val_labels`), write P(y=1) on each of `predict`. Labels: float P(y=1), one per selected example.
     The folder key hashes the config, the split fingerprints and the label arrays.
 
     `anchor` (probe mode): the head's logit is the anchor's fixed log-odds per example plus a
-    learned correction that starts at zero (see `Anchor`). `epochs` overrides the config's;
-    0 trains nothing (the anchor alone). `early_stop=False`: train every epoch and keep the last
-    weights (val is then unused); with an anchor and early stopping, the untrained start is
-    also a candidate."""
+    learned correction that starts at zero (see `Anchor`). `budget` (optimiser steps and learning
+    rate, e.g. `tune`'s choice) overrides the config's; 0 steps trains nothing (the anchor alone).
+    `lr` overrides the peak learning rate. `early_stop=False`: train the whole budget and keep the last weights (val is then unused);
+    with an anchor and early stopping, the untrained start is also a candidate."""
     cfg = ctx.train.resolved()
-    if epochs is not None:
-        cfg = replace(cfg, epochs=max(1, epochs))
     if anchor is not None:
         cfg = replace(cfg, lr=cfg.anchored_lr)
+    if lr is not None:
+        cfg = replace(cfg, lr=lr)
+    if budget is not None:
+        cfg = replace(cfg, max_steps=max(1, budget.steps), lr=budget.lr)
     n_tr = len(ctx.splits.examples[train_split])
     n_va = len(ctx.splits.examples[val_split])
     tr_idx = np.arange(n_tr) if train_idx is None else np.asarray(train_idx)
@@ -129,8 +131,8 @@ def fit_stage(
               "loss": loss, "seed": ctx.seed, **ctx.numerics, **(extra or {})}
     if anchor is not None:
         config["anchor"] = anchor.key
-    if epochs is not None:
-        config["epochs_override"] = epochs
+    if budget is not None:
+        config["budget"] = {"steps": budget.steps, "lr": budget.lr}
     if not early_stop:
         config["early_stop"] = False
     inputs = {
@@ -144,7 +146,7 @@ def fit_stage(
         model, inputs_of = build_model(ctx, spec, cfg, train_split, tr_idx, anchor)
         tr = inputs_of(train_split).subset(tr_idx)
         va = inputs_of(val_split).subset(va_idx)
-        if epochs == 0:  # the untrained start: for an anchored head, the anchor itself
+        if budget is not None and budget.steps == 0:  # the untrained start: for an anchored head, the anchor itself
             res = TrainResult(model, -1, 0, False, [], 0.0)
         else:
             res = train_classifier(model, tr, train_labels, va if early_stop else None,
@@ -172,6 +174,14 @@ def center_by_question(x: np.ndarray, question_ids: list[str]) -> np.ndarray:
     np.add.at(sums, q, x)
     means = sums / np.bincount(q)[:, None]
     return (x - means[q]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A training budget: `steps` optimiser steps (0: none) at peak learning rate `lr`."""
+
+    steps: int
+    lr: float
 
 
 @dataclass(frozen=True)
@@ -229,12 +239,12 @@ def guard_oom(fn: Callable[[], Any], what: str) -> Any:
 
 def run_student(
     ctx: StageContext, name: str, train_labels: np.ndarray, val_labels: np.ndarray, *, loss: str = "xent",
-    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, epochs: int | None = None,
+    extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, budget: Budget | None = None,
 ) -> StageDir:
     """A strong student trained on w2s_train with `train_labels` (float32 P(y=1), one per w2s_train
-    example, from anywhere: weak predictions, selected labels ...). With `epochs` (anchored heads,
-    chosen by `tune`) it trains exactly that long; otherwise it early-stops on w2s_val with
+    example, from anywhere: weak predictions, selected labels ...). With a `budget` (anchored heads,
+    chosen by `tune`) it trains exactly that many steps; otherwise it early-stops on w2s_val with
     `val_labels` (weak-derived: never ground truth)."""
     return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
                      val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})},
-                     anchor=anchor, epochs=epochs, early_stop=epochs is None)
+                     anchor=anchor, budget=budget, early_stop=budget is None)

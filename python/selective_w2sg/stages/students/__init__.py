@@ -4,8 +4,8 @@ labels)` (float32 P(y=1)). Every module here is found by `discover()`; adding a 
 adding a file. Nothing registers itself at import time.
 
 Every student trains the same way (one model-selection rule, `tune`): anchored probe heads
-train the number of epochs chosen on weak_train; other heads early-stop on w2s_val with their
-own weak-derived labels.
+train the optimiser steps and learning rate chosen on weak_train (the same number of steps
+whatever the labels); other heads early-stop on w2s_val with their own weak-derived labels.
 
 Selection students (`selection_student`) take, per question, the strong model's self-labels
 where a P(IK) score beats the threshold of the rule, and a fallback weak label elsewhere:
@@ -28,7 +28,7 @@ from ..base import Stage, StageContext
 from ..encode import anchor_for
 from ..smooth import W2S_SPLITS
 from ..training import run_student
-from ..tune import chosen_epochs
+from ..tune import chosen_budget
 
 LabelFn = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]
 SelectFn = Callable[[StageContext, Mapping[str, StageDir], str], Selection]
@@ -50,7 +50,7 @@ class Student:
         def run(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
             tr, va = self.labels(ctx, deps)
             return run_student(ctx, self.name, tr, va, loss=self.loss, anchor=anchor_for(ctx, deps["encode"]),
-                               epochs=chosen_epochs(deps["tune"]))
+                               budget=chosen_budget(deps["tune"]))
 
         return Stage(self.name, tuple(dict.fromkeys([*self.needs, "encode", "tune"])), run, self.description)
 
