@@ -225,3 +225,34 @@ def test_cli_train_method_all(tmp_path):
     assert (out / "results.png").stat().st_size > 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == "all" and cfg["selective"]["k"] == 5
+
+
+@pytest.mark.parametrize("signal", [False, True])
+def test_smoothing_choice_keeps_labels_on_a_graph_without_signal(rng, signal):
+    """calibrate's rule over the default grid: on embeddings that carry no signal about the labels
+    (random neighbours) no smoothing beats the raw labels by more than noise, so alpha 0 is chosen
+    and the labels stay as they were; on embeddings clustered by the true label, spreading wins."""
+    from selective_w2sg.stages.smooth import smoothing_grid
+    from selective_w2sg.stats import question_accuracy, simplest_within_one_se
+
+    n = 600
+    y = (rng.random(n) < 0.5).astype(np.float32)
+    noisy = np.where(rng.random(n) < 0.7, y, 1 - y)  # weak labels 70% right, noise independent of x
+    weak = np.clip(0.5 + (noisy - 0.5) * rng.uniform(0.2, 0.9, n), 0, 1).astype(np.float32)
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    if signal:
+        x[:, 0] += 4 * (y - 0.5)
+    grid = smoothing_grid(SelectiveConfig())
+    assert grid[0].alpha == 0 and len({g.alpha for g in grid}) > 1
+    q = np.arange(n)
+    spread = []
+    for g in grid:
+        spread.append(weak if g.alpha == 0 else sw.smooth_labels(sw.knn_graph(x, g.k, method="exact"), weak,
+                                                                 alpha=g.alpha))
+    acc = np.stack([question_accuracy(p, y, q) for p in spread])
+    pick, se = simplest_within_one_se(acc, range(len(grid)))
+    if signal:
+        assert grid[pick].alpha > 0 and acc[pick].mean() > acc[0].mean() + 0.05
+    else:
+        assert grid[pick].alpha == 0 and np.array_equal(spread[pick], weak)
+    assert acc[pick].mean() >= acc[0].mean()  # the chosen setting never lowers label accuracy

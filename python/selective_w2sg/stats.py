@@ -78,6 +78,62 @@ def paired_t_pvalue(diffs: Sequence[float]) -> float:
     return float(2 * student_t.sf(abs(tstat), df=len(d) - 1))
 
 
+def corrected_resampled_t(diffs: Sequence[float], n_test: float, n_train: float) -> dict[str, Any]:
+    """The corrected resampled t-test (Nadeau and Bengio 2003) for J re-splits of one pool:
+    the per-re-split differences' variance is inflated from 1/J to (1/J + n_test/n_train), the
+    share of the pool a test set takes over the share it trains on, because re-splits reuse
+    each other's questions. Returns the mean, a 95% CI (t with J - 1 df) and the two-sided p."""
+    d = np.asarray(diffs, dtype=np.float64)
+    j = len(d)
+    if j < 2 or not n_test > 0 or not n_train > 0:
+        return {"mean": float(d.mean()) if j else float("nan"), "ci95": [float("nan")] * 2, "p": float("nan")}
+    from scipy.stats import t as student_t
+
+    var = d.var(ddof=1) * (1.0 / j + n_test / n_train)
+    m = float(d.mean())
+    if var == 0:
+        return {"mean": m, "ci95": [m, m], "p": 1.0 if m == 0 else 0.0}
+    se = math.sqrt(var)
+    q = float(student_t.ppf(0.975, df=j - 1))
+    return {"mean": m, "ci95": [m - q * se, m + q * se], "p": float(2 * student_t.sf(abs(m / se), df=j - 1))}
+
+
+def pool_bootstrap(per_seed: Sequence[np.ndarray], per_seed_ids: Sequence[np.ndarray], *, n_boot: int = 2000,
+                   seed: int = 0, resample_resplits: bool = True) -> np.ndarray:
+    """Bootstrap replicates (n_boot,) of "mean over re-splits of the mean over their test
+    questions", resampling the *pool's questions*: each draw weights every question of the pool
+    by how often it was drawn, and a question's values in every re-split it was tested in move
+    together (re-splits of one pool share questions, so resampling re-splits would treat shared
+    questions as independent). `per_seed`: per-question values per re-split; `per_seed_ids`: the
+    same questions' ids (any hashable, comparable across re-splits)."""
+    if not per_seed or len(per_seed) != len(per_seed_ids):
+        raise InputError("the pool bootstrap needs one id array per re-split")
+    ids = np.unique(np.concatenate([np.asarray(i) for i in per_seed_ids]))
+    j, q = len(per_seed), len(ids)
+    val = np.zeros((j, q))
+    mask = np.zeros((j, q))
+    for r, (v, i) in enumerate(zip(per_seed, per_seed_ids)):
+        col = np.searchsorted(ids, np.asarray(i))
+        if len(v) != len(col):
+            raise InputError(f"re-split {r}: {len(v)} values but {len(col)} question ids")
+        val[r, col] = v
+        mask[r, col] = 1.0
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    chunk = 256
+    for s0 in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - s0)
+        w = rng.multinomial(q, np.full(q, 1.0 / q), size=b).astype(np.float64)  # (b, q) draw counts
+        num, den = w @ (val * mask).T, w @ mask.T  # (b, j)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        if resample_resplits:  # the training randomness of each re-split, too
+            picks = rng.integers(0, j, size=(b, j))
+            per = np.take_along_axis(per, picks, axis=1)
+        out[s0 : s0 + b] = np.nanmean(per, axis=1)
+    return out
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order (NaN stays NaN, not counted)."""
     p = np.asarray(pvalues, dtype=np.float64)
