@@ -82,9 +82,12 @@ def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     """What the paired statistics need from one seed: every model's P(y=1) on test (models x n),
     the labels and each example's question index."""
     names = [n for n, d in stages.items() if (d.path / "preds_test.npy").is_file()]
-    _, q = np.unique(np.array([e.question_id for e in splits.examples["test"]]), return_inverse=True)
+    ids, q = np.unique(np.array([e.question_id for e in splits.examples["test"]]), return_inverse=True)
+    pool = {e.question_id for exs in splits.examples.values() for e in exs}
     return {"models": np.array(names), "preds": np.stack([stages[n].npy("preds_test") for n in names]),
-            "labels": splits.labels("test"), "question": q.astype(np.int64)}
+            "labels": splits.labels("test"), "question": q.astype(np.int64),
+            # for the pool-aware statistics: which pool questions were tested, and the pool's size
+            "question_id": ids.astype(str), "n_pool_questions": np.int64(len(pool))}
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -149,12 +152,17 @@ def paired_summary(preds: Sequence[Mapping[str, np.ndarray]], names: Sequence[st
         models = [str(m) for m in p["models"]]
         for n in names:
             acc[n].append(question_accuracy(p["preds"][models.index(n)], p["labels"], p["question"]))
+    pool = None
+    if all("question_id" in p and "n_pool_questions" in p for p in preds):
+        ids = [np.asarray(p["question_id"]).astype(str) for p in preds]
+        n_test = float(np.mean([len(i) for i in ids]))
+        pool = {"ids": ids, "n_test": n_test, "n_train": float(np.mean([int(p["n_pool_questions"]) for p in preds])) - n_test}
     out: dict[str, Any] = {"question_accuracy": {n: dict(zip(("mean", "se"), mean_se([a.mean() for a in v])))
                                                  for n, v in acc.items()}}
     if "weak" in acc and "ceiling" in acc:
         out["pgr_ratio_of_means"] = {n: pgr_ratio_of_means(acc[n], acc["weak"], acc["ceiling"])
                                      for n in names if n not in BASELINES}
-    out["contrasts"] = contrast_table(acc)
+    out["contrasts"] = contrast_table(acc, pool=pool)
     return out
 
 
