@@ -137,3 +137,85 @@ def test_one_seed_prints_no_spread(tmp_path) -> None:
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--method", "all", *SMALL])
     assert r.exit_code == 0, r.output
     assert "± 0.0" not in r.output and "over 1 seed(s)" in r.output
+
+
+# ---- issue 19: `report` refuses missing or corrupt inputs and never shrinks results.json ----
+
+
+def _fake_run(root, seeds=(0, 1), n=60):
+    """A run folder as `sw2s train` leaves it (per-seed results and test predictions), without training."""
+    from selective_w2sg.evaluate import binary_metrics, pgr
+
+    rng = np.random.default_rng(0)
+    names = ["weak", "ceiling", "naive"]
+    for s in seeds:
+        d = root / f"seed{s}"
+        d.mkdir(parents=True)
+        labels = rng.integers(0, 2, n)
+        preds = np.stack([np.clip(labels * q + rng.random(n) * (1 - q), 0, 1) for q in (0.2, 0.8, 0.5)]).astype(np.float32)
+        models = {m: binary_metrics(p, labels) for m, p in zip(names, preds)}
+        w, c = models["weak"]["accuracy"], models["ceiling"]["accuracy"]
+        models["weak"]["auroc"] = float("nan")  # a NaN, as a one-class test split gives
+        (d / "results.json").write_text(json.dumps({
+            "task": "synthetic", "seed": s, "metric": "accuracy", "n_test": n, "models": models,
+            "pgr": {"naive": pgr(models["naive"]["accuracy"], w, c)}, "ceiling_beats_weak": c > w}))
+        np.savez(d / "test_predictions.npz", models=np.array(names), preds=preds, labels=labels,
+                 question=np.arange(n, dtype=np.int64))
+    return root
+
+
+def _run_main(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["sw2s", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_report_is_strict_json_with_the_paired_statistics(tmp_path, monkeypatch, capsys) -> None:
+    run = _fake_run(tmp_path / "run")
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code in (0, None), err
+
+    def refuse(name):
+        raise AssertionError(f"non-strict JSON constant {name} in results.json")
+
+    summary = json.loads((run / "results.json").read_text(), parse_constant=refuse)["summary"]
+    assert "contrasts" in summary and summary["question_accuracy"]["naive"]["mean"] > 0
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda r: (r / "seed1" / "test_predictions.npz").unlink(), "seed1/test_predictions.npz' are missing"),
+        (lambda r: (r / "seed0" / "test_predictions.npz").write_bytes(b""), "seed0/test_predictions.npz' are empty"),
+        (lambda r: (r / "seed0" / "test_predictions.npz").write_bytes(b"PK\x03\x04 cut"), "truncated or corrupt"),
+        (lambda r: (r / "seed1" / "results.json").write_text('{"task": "synthetic"'), "seed1/results.json' is corrupt"),
+        (lambda r: (r / "seed1" / "results.json").write_text("{}"), "no 'task'"),
+        (lambda r: (r / "seed0" / "results.json").write_text(""), "seed0/results.json' is empty"),
+    ],
+)
+def test_report_refuses_missing_or_corrupt_inputs(tmp_path, monkeypatch, capsys, damage, needle) -> None:
+    run = _fake_run(tmp_path / "run")
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code in (0, None), err
+    before = (run / "results.json").read_bytes()
+    damage(run)
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code == 1, err  # never 130 (Ctrl-C), never 0 with results dropped
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert (run / "results.json").read_bytes() == before  # nothing lost
+
+
+def test_report_never_writes_a_smaller_results_json(tmp_path, monkeypatch, capsys) -> None:
+    run = _fake_run(tmp_path / "run")
+    assert _run_main(monkeypatch, capsys, "report", str(run))[0] in (0, None)
+    before = (run / "results.json").read_bytes()
+    import shutil
+
+    shutil.rmtree(run / "seed1")  # a seed folder gone: the aggregate would lose it
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code == 1 and "would drop seed 1" in err, err
+    assert (run / "results.json").read_bytes() == before

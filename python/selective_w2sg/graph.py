@@ -203,9 +203,16 @@ class KnnGraph:
         if Path(path).is_file() and Path(path).stat().st_size == 0:
             raise DataError(f"{where} is empty (0 bytes), not a graph saved by sw2s")
         try:
-            z = np.load(path, allow_pickle=False)
+            fh = open(path, "rb")  # opened here: numpy leaks the file it opens when the zip is bad
         except FileNotFoundError:
             raise DataError(f"{where} does not exist") from None
+        with fh:
+            return cls._read(fh, where)
+
+    @classmethod
+    def _read(cls, fh: Any, where: str) -> KnnGraph:
+        try:
+            z = np.load(fh, allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise DataError(f"{where} is not a readable .npz graph ({_reason(e)})") from None
         if not isinstance(z, np.lib.npyio.NpzFile):

@@ -144,5 +144,5 @@ def report(out: Annotated[Path, typer.Argument(help="Run folder written by `sw2s
     """Re-render the results table and plot from a run folder's saved per-seed results."""
     from ..evaluate import load_seed_results, write_report
 
-    summary = write_report(out, load_seed_results(out))
+    summary = write_report(out, load_seed_results(out), keep=True)
     _print_summary(summary, out)
