@@ -219,3 +219,84 @@ def test_report_never_writes_a_smaller_results_json(tmp_path, monkeypatch, capsy
     code, err = _run_main(monkeypatch, capsys, "report", str(run))
     assert code == 1 and "would drop seed 1" in err, err
     assert (run / "results.json").read_bytes() == before
+
+
+# ---- issue 19: one writer per run folder, no silent replacement, inputs checked up front ----
+
+
+def test_run_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path) -> None:
+    import subprocess
+
+    from selective_w2sg.errors import RunLockedError
+    from selective_w2sg.io import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):
+        # another process on the same folder is refused, and told who holds it
+        r = subprocess.run([sys.executable, "-c", "from selective_w2sg.io import run_lock\n"
+                            f"with run_lock({str(run)!r}): pass"], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "RunLockedError" in r.stderr
+        import os
+        import socket
+
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in r.stderr
+    # a holder killed with SIGKILL leaves the file behind; the lock itself dies with it
+    p = subprocess.Popen([sys.executable, "-c", "import time\nfrom selective_w2sg.io import run_lock\n"
+                          f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    with pytest.raises(RunLockedError, match=f"pid {p.pid}"):
+        with run_lock(run):
+            pass
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    with run_lock(run):  # stale: taken over
+        pass
+
+
+def test_train_checks_run_folder_before_training(tmp_path, monkeypatch, capsys) -> None:
+    run = tmp_path / "run"
+    base = ["train", "--out", str(run), "--method", "w2s", *SMALL]
+    # an existing run with other settings is not replaced without --force
+    run.mkdir()
+    from selective_w2sg.cli.options import build_config
+
+    cfg = build_config({"out": str(run), "method": "all"})
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    before = (run / "config.json").read_text()
+    code, err = _run_main(monkeypatch, capsys, *base)
+    assert code == 1 and "other settings" in err and "method: 'all' -> 'w2s'" in err and "--force" in err, err
+    assert (run / "config.json").read_text() == before and not (run / "cache").exists()
+    # a run already writing the folder: refused with its holder named
+    from selective_w2sg.io import run_lock
+
+    (run / "config.json").unlink()
+    with run_lock(run):
+        code, err = _run_main(monkeypatch, capsys, *base)
+    assert code == 1 and "in use by another sw2s process" in err and len(err.strip().splitlines()) == 1, err
+    # a hub model that cannot be reached: refused before the weak model trains, no config.json left
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, err = _run_main(monkeypatch, capsys, *base, "--strong", "no-such-org/no-such-model-19")
+    assert code == 1 and "no-such-org/no-such-model-19" in err and "HF_HUB_OFFLINE" in err, err
+    assert not (run / "config.json").exists() and not (run / "cache").exists()
+
+
+def test_train_synthetic_with_data_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    code, err = _run_main(monkeypatch, capsys, "train", "--task", "synthetic", "--data", str(tmp_path),
+                          "--out", str(tmp_path / "o"))
+    assert code == 1 and "--data" in err and "does not apply to --task synthetic" in err, err
+
+
+def test_split_sizes_quote_only_the_flags_given(tmp_path) -> None:
+    from selective_w2sg.errors import ConfigError
+    from selective_w2sg.tasks import build_splits
+
+    rows = [{"question": f"q{i}?", "correct_answer": "a", "distractor1": "b", "distractor2": "c", "distractor3": "d"}
+            for i in range(200)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ConfigError) as e:
+        build_splits("sciq", seed=0, data=str(path), n_test=500)
+    msg = str(e.value)
+    assert "--n-test 500" in msg and "--n-weak" not in msg and "--n-w2s" not in msg, msg

@@ -205,3 +205,54 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
+
+
+LOCK_NAME = ".sw2s.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold `folder`'s lock (`.sw2s.lock`, an flock, with the holder's pid, host and start
+    time written in it) while a run writes the folder. A second holder is refused at once with
+    `RunLockedError` naming the first. The kernel releases the lock when its process dies, so a
+    lock left by a killed run is stale by construction and is simply taken over. The folder is
+    created if missing (a read-only parent is an `OutputPathError`)."""
+    import fcntl
+    import socket
+    import time
+
+    from .errors import RunLockedError
+
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise OutputPathError(f"run folder {str(root)!r} is a file; give a folder")
+    _make_parents(root)
+    lock = root / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as e:
+        typed = write_error(lock, e)
+        if typed is None:
+            raise
+        raise typed from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except ValueError:
+            holder = {}
+        os.close(fd)
+        since = holder.get("started")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+        raise RunLockedError(
+            f"run folder {str(root)!r} is in use by another sw2s process (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')}, since {when}); wait for it to finish or give another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # the file stays (unlinking it would let two processes lock two files)
+        os.close(fd)  # releases the flock
