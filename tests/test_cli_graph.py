@@ -268,3 +268,41 @@ def test_version_and_short_help():
     assert r.returncode == 0 and "knn" in r.stdout
     r = sw2s("knn", "-h")
     assert r.returncode == 0 and "--embeddings" in r.stdout
+
+
+def test_disk_full_is_one_line_and_keeps_the_old_output(files, monkeypatch, capsys):
+    import errno
+
+    from selective_w2sg.cli import main
+
+    tmp, _, _ = files
+    (tmp / "g.npz").write_bytes(b"old graph")
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    monkeypatch.setattr(sys, "argv", ["sw2s", "knn", "-e", str(tmp / "emb.npy"), "-o", str(tmp / "g.npz"), "--force"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "no space left on device" in err and str(tmp / "g.npz") in err, err
+    assert "Traceback" not in err and (tmp / "g.npz").read_bytes() == b"old graph"
+
+
+def test_eof_error_is_not_an_interrupt(capsys):
+    # click turns EOFError into the Abort it uses for Ctrl-C: a truncated input must exit 1, not 130
+    import click
+    from rich.console import Console
+
+    from selective_w2sg.cli import EXIT_ERROR, EXIT_INTERRUPTED, _click_exit_code
+
+    try:
+        try:
+            raise EOFError("No data left in file")
+        except EOFError as inner:
+            raise click.exceptions.Abort() from inner
+    except click.exceptions.Abort as abort:
+        assert _click_exit_code(abort, Console(stderr=True)) == EXIT_ERROR
+    assert "empty or truncated" in capsys.readouterr().err
+    assert _click_exit_code(click.exceptions.Abort()) == EXIT_INTERRUPTED
