@@ -168,3 +168,141 @@ def test_output_mode_follows_umask(files):
     )
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(os.stat(tmp / "g.npz").st_mode) == 0o644
+
+
+# ---- issue 19: corrupt inputs, flags that do not apply, races on one output ----
+
+
+def _only_error_line(r, needle):
+    assert r.returncode == 1, (r.returncode, r.stderr)  # never 130: that is for Ctrl-C
+    assert needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 truncated zip"), "not a readable .npz"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.ones(3)) or p.with_suffix(".npy").rename(p), "single array"),
+        (lambda p: np.savez(p, a=np.ones(3)), "no 'indices' array"),
+    ],
+)
+def test_corrupt_graph_is_one_line_exit_1(files, make, needle):
+    tmp, _, _ = files
+    make(tmp / "g.npz")
+    r = sw2s("smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "s.npy"),
+             "--graph", str(tmp / "g.npz"))
+    _only_error_line(r, needle)
+    assert str(tmp / "g.npz") in r.stderr and not (tmp / "s.npy").exists()
+
+
+def test_npz_as_embeddings_or_labels_is_named(files):
+    tmp, x, y = files
+    np.savez(tmp / "emb.npz", x=x)
+    np.savez(tmp / "weak.npz", y=y)
+    r = sw2s("knn", "-e", str(tmp / "emb.npz"), "-o", str(tmp / "g.npz"))
+    _only_error_line(r, "is a .npz archive (arrays: x)")
+    r = sw2s("smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npz"), "-o", str(tmp / "s.npy"))
+    _only_error_line(r, "labels file")
+    assert "is a .npz archive (arrays: y)" in r.stderr
+
+
+def test_graph_with_conflicting_flags_is_refused(files):
+    tmp, _, _ = files
+    assert sw2s("knn", "-e", str(tmp / "emb.npy"), "-k", "7", "-o", str(tmp / "g.npz")).returncode == 0
+    base = ["smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "s.npy"),
+            "--graph", str(tmp / "g.npz")]
+    for extra, needle in ((["-k", "5"], "k=7"), (["--metric", "ip"], "metric cosine"),
+                          (["--method", "exact"], "--method does not apply")):
+        _only_error_line(sw2s(*base, *extra), needle)
+    assert not (tmp / "s.npy").exists()
+    # the graph's own values are accepted
+    assert sw2s(*base, "-k", "7", "--metric", "cosine").returncode == 0
+
+
+def test_output_equal_to_an_input_is_refused_even_with_force(files):
+    tmp, _, _ = files
+    before = (tmp / "weak.npy").read_bytes()
+    r = sw2s("smooth", "-e", str(tmp / "emb.npy"), "-l", str(tmp / "weak.npy"), "-o", str(tmp / "weak.npy"), "--force")
+    _only_error_line(r, "is the --labels input")
+    r = sw2s("knn", "-e", str(tmp / "emb.npy"), "-o", str(tmp / "." / "emb.npy"), "--force")
+    _only_error_line(r, "is the --embeddings input")
+    assert (tmp / "weak.npy").read_bytes() == before
+
+
+def test_concurrent_writers_of_one_new_output_exactly_one_wins(files):
+    # two processes, one new --out, no --force: one writes it, the other fails with one line
+    # (either at the start, or when it claims the name after computing); the k=5 graph never
+    # silently replaces the k=7 one or the reverse
+    tmp, _, _ = files
+    out = tmp / "g.npz"
+    cmd = [sys.executable, "-c", "from selective_w2sg.cli import main; main()", "knn", "-e", str(tmp / "emb.npy"),
+           "-o", str(out)]
+    procs = [subprocess.Popen([*cmd, "-k", k], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in ("7", "5")]
+    results = []
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        results.append((p.returncode, err))
+    codes = sorted(c for c, _ in results)
+    assert codes == [0, 1], results
+    loser = next(e for c, e in results if c == 1)
+    assert "--force" in loser and "Traceback" not in loser
+    winner_k = ("7", "5")[[c for c, _ in results].index(0)]
+    assert sw.KnnGraph.load(out).k == int(winner_k)
+
+
+def test_threads_above_the_cpus_are_capped_with_a_warning(files):
+    tmp, x, _ = files
+    r = sw2s("knn", "-e", str(tmp / "emb.npy"), "-o", str(tmp / "g.npz"), "--threads", "4096")
+    assert r.returncode == 0, r.stderr
+    assert "warning:" in r.stderr and "num_threads=4096" in r.stderr and "Traceback" not in r.stderr
+    np.testing.assert_array_equal(sw.KnnGraph.load(tmp / "g.npz").indices, sw.knn_graph(x, 10).indices)
+
+
+def test_version_and_short_help():
+    r = sw2s("--version")
+    assert r.returncode == 0 and sw.__version__ in r.stdout
+    r = sw2s("-h")
+    assert r.returncode == 0 and "knn" in r.stdout
+    r = sw2s("knn", "-h")
+    assert r.returncode == 0 and "--embeddings" in r.stdout
+
+
+def test_disk_full_is_one_line_and_keeps_the_old_output(files, monkeypatch, capsys):
+    import errno
+
+    from selective_w2sg.cli import main
+
+    tmp, _, _ = files
+    (tmp / "g.npz").write_bytes(b"old graph")
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    monkeypatch.setattr(sys, "argv", ["sw2s", "knn", "-e", str(tmp / "emb.npy"), "-o", str(tmp / "g.npz"), "--force"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "no space left on device" in err and str(tmp / "g.npz") in err, err
+    assert "Traceback" not in err and (tmp / "g.npz").read_bytes() == b"old graph"
+
+
+def test_eof_error_is_not_an_interrupt(capsys):
+    # click turns EOFError into the Abort it uses for Ctrl-C: a truncated input must exit 1, not 130
+    import click
+    from rich.console import Console
+
+    from selective_w2sg.cli import EXIT_ERROR, EXIT_INTERRUPTED, _click_exit_code
+
+    try:
+        try:
+            raise EOFError("No data left in file")
+        except EOFError as inner:
+            raise click.exceptions.Abort() from inner
+    except click.exceptions.Abort as abort:
+        assert _click_exit_code(abort, Console(stderr=True)) == EXIT_ERROR
+    assert "empty or truncated" in capsys.readouterr().err
+    assert _click_exit_code(click.exceptions.Abort()) == EXIT_INTERRUPTED

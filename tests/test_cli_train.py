@@ -137,3 +137,166 @@ def test_one_seed_prints_no_spread(tmp_path) -> None:
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--method", "all", *SMALL])
     assert r.exit_code == 0, r.output
     assert "± 0.0" not in r.output and "over 1 seed(s)" in r.output
+
+
+# ---- issue 19: `report` refuses missing or corrupt inputs and never shrinks results.json ----
+
+
+def _fake_run(root, seeds=(0, 1), n=60):
+    """A run folder as `sw2s train` leaves it (per-seed results and test predictions), without training."""
+    from selective_w2sg.evaluate import binary_metrics, pgr
+
+    rng = np.random.default_rng(0)
+    names = ["weak", "ceiling", "naive"]
+    for s in seeds:
+        d = root / f"seed{s}"
+        d.mkdir(parents=True)
+        labels = rng.integers(0, 2, n)
+        preds = np.stack([np.clip(labels * q + rng.random(n) * (1 - q), 0, 1) for q in (0.2, 0.8, 0.5)]).astype(np.float32)
+        models = {m: binary_metrics(p, labels) for m, p in zip(names, preds)}
+        w, c = models["weak"]["accuracy"], models["ceiling"]["accuracy"]
+        models["weak"]["auroc"] = float("nan")  # a NaN, as a one-class test split gives
+        (d / "results.json").write_text(json.dumps({
+            "task": "synthetic", "seed": s, "metric": "accuracy", "n_test": n, "models": models,
+            "pgr": {"naive": pgr(models["naive"]["accuracy"], w, c)}, "ceiling_beats_weak": c > w}))
+        np.savez(d / "test_predictions.npz", models=np.array(names), preds=preds, labels=labels,
+                 question=np.arange(n, dtype=np.int64))
+    return root
+
+
+def _run_main(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["sw2s", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_report_is_strict_json_with_the_paired_statistics(tmp_path, monkeypatch, capsys) -> None:
+    run = _fake_run(tmp_path / "run")
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code in (0, None), err
+
+    def refuse(name):
+        raise AssertionError(f"non-strict JSON constant {name} in results.json")
+
+    summary = json.loads((run / "results.json").read_text(), parse_constant=refuse)["summary"]
+    assert "contrasts" in summary and summary["question_accuracy"]["naive"]["mean"] > 0
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda r: (r / "seed1" / "test_predictions.npz").unlink(), "seed1/test_predictions.npz' are missing"),
+        (lambda r: (r / "seed0" / "test_predictions.npz").write_bytes(b""), "seed0/test_predictions.npz' are empty"),
+        (lambda r: (r / "seed0" / "test_predictions.npz").write_bytes(b"PK\x03\x04 cut"), "truncated or corrupt"),
+        (lambda r: (r / "seed1" / "results.json").write_text('{"task": "synthetic"'), "seed1/results.json' is corrupt"),
+        (lambda r: (r / "seed1" / "results.json").write_text("{}"), "no 'task'"),
+        (lambda r: (r / "seed0" / "results.json").write_text(""), "seed0/results.json' is empty"),
+    ],
+)
+def test_report_refuses_missing_or_corrupt_inputs(tmp_path, monkeypatch, capsys, damage, needle) -> None:
+    run = _fake_run(tmp_path / "run")
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code in (0, None), err
+    before = (run / "results.json").read_bytes()
+    damage(run)
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code == 1, err  # never 130 (Ctrl-C), never 0 with results dropped
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert (run / "results.json").read_bytes() == before  # nothing lost
+
+
+def test_report_never_writes_a_smaller_results_json(tmp_path, monkeypatch, capsys) -> None:
+    run = _fake_run(tmp_path / "run")
+    assert _run_main(monkeypatch, capsys, "report", str(run))[0] in (0, None)
+    before = (run / "results.json").read_bytes()
+    import shutil
+
+    shutil.rmtree(run / "seed1")  # a seed folder gone: the aggregate would lose it
+    code, err = _run_main(monkeypatch, capsys, "report", str(run))
+    assert code == 1 and "would drop seed 1" in err, err
+    assert (run / "results.json").read_bytes() == before
+
+
+# ---- issue 19: one writer per run folder, no silent replacement, inputs checked up front ----
+
+
+def test_run_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path) -> None:
+    import subprocess
+
+    from selective_w2sg.errors import RunLockedError
+    from selective_w2sg.io import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):
+        # another process on the same folder is refused, and told who holds it
+        r = subprocess.run([sys.executable, "-c", "from selective_w2sg.io import run_lock\n"
+                            f"with run_lock({str(run)!r}): pass"], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "RunLockedError" in r.stderr
+        import os
+        import socket
+
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in r.stderr
+    # a holder killed with SIGKILL leaves the file behind; the lock itself dies with it
+    p = subprocess.Popen([sys.executable, "-c", "import time\nfrom selective_w2sg.io import run_lock\n"
+                          f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    with pytest.raises(RunLockedError, match=f"pid {p.pid}"):
+        with run_lock(run):
+            pass
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    with run_lock(run):  # stale: taken over
+        pass
+
+
+def test_train_checks_run_folder_before_training(tmp_path, monkeypatch, capsys) -> None:
+    run = tmp_path / "run"
+    base = ["train", "--out", str(run), "--method", "w2s", *SMALL]
+    # an existing run with other settings is not replaced without --force
+    run.mkdir()
+    from selective_w2sg.cli.options import build_config
+
+    cfg = build_config({"out": str(run), "method": "all"})
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    before = (run / "config.json").read_text()
+    code, err = _run_main(monkeypatch, capsys, *base)
+    assert code == 1 and "other settings" in err and "method: 'all' -> 'w2s'" in err and "--force" in err, err
+    assert (run / "config.json").read_text() == before and not (run / "cache").exists()
+    # a run already writing the folder: refused with its holder named
+    from selective_w2sg.io import run_lock
+
+    (run / "config.json").unlink()
+    with run_lock(run):
+        code, err = _run_main(monkeypatch, capsys, *base)
+    assert code == 1 and "in use by another sw2s process" in err and len(err.strip().splitlines()) == 1, err
+    # a hub model that cannot be reached: refused before the weak model trains, no config.json left
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, err = _run_main(monkeypatch, capsys, *base, "--strong", "no-such-org/no-such-model-19")
+    assert code == 1 and "no-such-org/no-such-model-19" in err and "HF_HUB_OFFLINE" in err, err
+    assert not (run / "config.json").exists() and not (run / "cache").exists()
+
+
+def test_train_synthetic_with_data_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    code, err = _run_main(monkeypatch, capsys, "train", "--task", "synthetic", "--data", str(tmp_path),
+                          "--out", str(tmp_path / "o"))
+    assert code == 1 and "--data" in err and "does not apply to --task synthetic" in err, err
+
+
+def test_split_sizes_quote_only_the_flags_given(tmp_path) -> None:
+    from selective_w2sg.errors import ConfigError
+    from selective_w2sg.tasks import build_splits
+
+    rows = [{"question": f"q{i}?", "correct_answer": "a", "distractor1": "b", "distractor2": "c", "distractor3": "d"}
+            for i in range(200)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ConfigError) as e:
+        build_splits("sciq", seed=0, data=str(path), n_test=500)
+    msg = str(e.value)
+    assert "--n-test 500" in msg and "--n-weak" not in msg and "--n-w2s" not in msg, msg

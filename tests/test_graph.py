@@ -334,3 +334,35 @@ def test_approx_never_warns_about_fallback(rng):
         warnings.simplefilter("error", sw.ExactFallbackWarning)
         g = sw.knn_graph(x, 5, method="approx", min_recall=1.0)
     assert g.method == "approx"
+
+
+# ---- issue 19: threads capped, auto's recall floor is a lower confidence bound ----
+
+
+def test_threads_above_the_cpus_are_capped_with_a_warning(rng, monkeypatch):
+    from selective_w2sg.graph import available_cpus
+
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    ref = sw.knn_graph(x, 5)
+    with pytest.warns(sw.ThreadsCappedWarning, match=f"num_threads=4096 .* {available_cpus()} CPU"):
+        g = sw.knn_graph(x, 5, num_threads=4096)
+    np.testing.assert_array_equal(g.indices, ref.indices)
+    monkeypatch.setenv("SW2S_NUM_THREADS", "100000")
+    with pytest.warns(sw.ThreadsCappedWarning, match="SW2S_NUM_THREADS=100000"):
+        g = sw.knn_graph(x, 5)
+    np.testing.assert_array_equal(g.indices, ref.indices)
+    with pytest.warns(sw.ThreadsCappedWarning):
+        sw.smooth_labels(g, np.full(200, 0.5, np.float32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(recall=st.floats(0, 1), sample=st.integers(1, 5000), n=st.integers(2, 10**6), k=st.integers(1, 100))
+def test_recall_lower_bound_is_a_lower_bound(recall, sample, n, k):
+    from selective_w2sg.graph import recall_lower_bound
+
+    lb = recall_lower_bound(recall, sample, n, k)
+    assert 0.0 <= lb <= recall
+    if sample >= n:
+        assert lb == recall  # every row checked: the recall is known
+    else:
+        assert lb <= recall_lower_bound(recall, min(n, 2 * sample), n, k) + 1e-12  # more checks: tighter

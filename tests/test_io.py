@@ -98,3 +98,74 @@ def test_hub_offline_detected_at_once(monkeypatch):
         assert "offline" in str(e) and "--data" in str(e)
     # (a cached copy loads, offline)
     assert time.perf_counter() - t0 < 15
+
+
+# ---- issue 19: concurrent writers, disk full, strict JSON ----
+
+
+def _claim_worker(path, value, barrier, results):
+    barrier.wait()
+    try:
+        save_npy(path, np.full(1000, value, np.float32), overwrite=False)
+        results.put(("won", value))
+    except OutputExistsError:
+        results.put(("lost", value))
+
+
+def test_concurrent_claims_of_one_new_output_exactly_one_wins(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for round_ in range(3):
+        path = tmp_path / f"out{round_}.npy"
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_claim_worker, args=(path, v, barrier, results)) for v in (1, 2, 3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        got = sorted(results.get(timeout=10) for _ in procs)
+        winners = [v for what, v in got if what == "won"]
+        assert len(winners) == 1, got
+        assert np.load(path)[0] == winners[0]  # the winner's content, never replaced by a loser
+        assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_disk_full_is_one_typed_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    (tmp_path / "a.npy").write_bytes(b"old")
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(OutputPathError, match=r"a\.npy.*no space left on device"):
+        save_npy(tmp_path / "a.npy", np.ones(3))
+    assert (tmp_path / "a.npy").read_bytes() == b"old"
+    assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_strict_json_writes_nan_and_inf_as_null(tmp_path):
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.text(max_size=5),
+                       st.none(), st.booleans())
+    tree = st.recursive(leaves, lambda c: st.one_of(st.lists(c, max_size=4),
+                                                    st.dictionaries(st.text(max_size=4), c, max_size=4)),
+                        max_leaves=20)
+
+    def refuse(name):
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    @settings(max_examples=60, deadline=None)
+    @given(obj=tree)
+    def check(obj):
+        p = save_json(tmp_path / "r.json", {"x": obj, "np": np.array([np.nan, 1.0]), "f": np.float64("inf")})
+        back = json.loads(p.read_text(), parse_constant=refuse)
+        assert back["np"] == [None, 1.0] and back["f"] is None
+
+    check()

@@ -19,7 +19,9 @@ from .errors import (
     OutputExistsError,
     OutputPathError,
     ParameterError,
+    RunLockedError,
     Sw2sError,
+    ThreadsCappedWarning,
 )
 from .graph import KnnGraph, knn_graph
 from .smoothing import SmoothResult, smooth_labels, weight_matrix
@@ -43,4 +45,6 @@ __all__ = [
     "OutputExistsError",
     "OutputPathError",
     "InterruptedComputation",
+    "RunLockedError",
+    "ThreadsCappedWarning",
 ]

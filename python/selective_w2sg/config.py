@@ -80,6 +80,11 @@ class DataConfig:
 
         if self.task not in TASK_NAMES:
             raise ConfigError(f"unknown task {self.task!r}; known tasks: {', '.join(TASK_NAMES)}")
+        if self.task == "synthetic":  # generated, not loaded: a data flag would be silently ignored
+            for flag, v in (("--data", self.path), ("--data-split", self.split)):
+                if v is not None:
+                    raise ConfigError(f"{flag} {v!r} does not apply to --task synthetic (its questions are "
+                                      "generated); drop it, or name the task the data belongs to")
         if self.path is not None and not Path(self.path).exists():
             raise DataError(f"data path {self.path!r} does not exist")
         if not 0.0 < self.val_frac < 1.0:

@@ -59,6 +59,15 @@ class ExactFallbackWarning(UserWarning):
     exact search instead (much slower for large n)."""
 
 
+class ThreadsCappedWarning(UserWarning):
+    """More threads were asked for (``num_threads``, ``--threads``, ``SW2S_NUM_THREADS``) than
+    the CPUs available; the call uses as many threads as there are CPUs."""
+
+
+class RunLockedError(Sw2sError):
+    """A run folder is being written by another process (its lock names the holder)."""
+
+
 # Set by the command line's Ctrl-C handler. Python drops a KeyboardInterrupt raised inside a
 # `__del__` (a library's object being collected at that moment), so a run could otherwise go on
 # to the end after Ctrl-C; every stage checks this first and stops there instead.

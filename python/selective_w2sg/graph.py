@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .errors import DataError, EmbeddingsError, ExactFallbackWarning, GraphError, ParameterError
+from .errors import DataError, EmbeddingsError, ExactFallbackWarning, GraphError, ParameterError, ThreadsCappedWarning
 from .io import save_npz
 
 METRICS = ("cosine", "ip", "sqeuclidean")
@@ -38,11 +40,48 @@ def check_int(name: str, value: Any, lo: int, hi: int, error: type[Exception] = 
     return v
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def check_threads(num_threads: Any) -> int | None:
-    """None (``SW2S_NUM_THREADS`` or all cores) or an int in [1, MAX_THREADS]."""
+    """None (``SW2S_NUM_THREADS`` or all cores) or an int in [1, MAX_THREADS], capped at the
+    CPUs available (`available_cpus`) with a `ThreadsCappedWarning`: more threads than cores
+    only slow the call and every other process down. ``SW2S_NUM_THREADS`` is capped the same
+    way (an invalid value is left for the core to refuse)."""
     if num_threads is None:
-        return None
-    return check_int("num_threads", num_threads, 1, MAX_THREADS)
+        env = os.environ.get("SW2S_NUM_THREADS", "").strip()
+        if not env.isdigit() or int(env) < 1:
+            return None
+        requested, what = int(env), f"SW2S_NUM_THREADS={env}"
+    else:
+        requested = check_int("num_threads", num_threads, 1, MAX_THREADS)
+        what = f"num_threads={requested}"
+    cpus = available_cpus()
+    if requested > cpus:
+        warnings.warn(ThreadsCappedWarning(f"{what} is more than the {cpus} CPU(s) available; using {cpus}"),
+                      stacklevel=3)
+        return cpus
+    return requested if num_threads is not None else None
+
+
+def recall_lower_bound(recall: float, sample: int, n: int, k: int) -> float:
+    """The lower end of the Wilson 95% interval of a recall@k estimated on `sample` of `n`
+    rows (`sample * k` neighbour checks); the estimate itself when every row was checked.
+    `method="auto"` compares this with `min_recall` (as the core's auto does)."""
+    m = min(max(sample, 1), max(n, 1))
+    if m >= n:
+        return float(recall)
+    t = float(m * k)
+    z = 1.959963984540054
+    z2 = z * z
+    centre = recall + z2 / (2 * t)
+    half = z * math.sqrt(recall * (1 - recall) / t + z2 / (4 * t * t))
+    return min(float(recall), max(0.0, (centre - half) / (1 + z2 / t)))
 
 
 def normalize_metric(metric: str) -> str:
@@ -67,6 +106,15 @@ def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
     if a.shape[1] == 0:
         raise EmbeddingsError(f"{name} has shape {a.shape}: no dimensions")
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+_GRAPH_ARRAYS = ("indices", "scores", "metric", "method", "estimated_recall", "fingerprint", "seed")
+
+
+def _reason(e: BaseException) -> str:
+    """The first sentence of an exception's message, on one line."""
+    text = str(e).split(". ")[0].replace("\n", " ").strip()
+    return text or type(e).__name__
 
 
 def data_fingerprint(x: np.ndarray) -> str:
@@ -130,10 +178,12 @@ class KnnGraph:
         )
         return sp.csr_array((data, idx, indptr), shape=(self.n, self.n))
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the graph to an ``.npz`` file atomically."""
+    def save(self, path: str | os.PathLike[str], overwrite: bool = True) -> Path:
+        """Write the graph to an ``.npz`` file atomically (`overwrite=False`: only if `path`
+        does not exist when the write completes, see `io.atomic_path`)."""
         return save_npz(
             path,
+            overwrite=overwrite,
             indices=self.indices,
             scores=self.scores,
             metric=np.array(self.metric),
@@ -145,22 +195,52 @@ class KnnGraph:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KnnGraph:
+        """A graph saved by `save`; a missing, empty, truncated or other file is a `DataError`
+        naming it and what is wrong."""
+        where = f"graph file {str(path)!r}"
+        if Path(path).is_dir():
+            raise DataError(f"{where} is a folder, not a .npz graph")
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            raise DataError(f"{where} is empty (0 bytes), not a graph saved by sw2s")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            fh = open(path, "rb")  # opened here: numpy leaks the file it opens when the zip is bad
+        except FileNotFoundError:
+            raise DataError(f"{where} does not exist") from None
+        with fh:
+            return cls._read(fh, where)
+
+    @classmethod
+    def _read(cls, fh: Any, where: str) -> KnnGraph:
+        try:
+            z = np.load(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{where} is not a readable .npz graph ({_reason(e)})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DataError(f"{where} holds a single array (a .npy), not a graph saved by `sw2s knn` (.npz)")
+        missing = [a for a in _GRAPH_ARRAYS if a not in z.files]
+        if missing:
+            z.close()
+            raise DataError(f"{where} is not a graph saved by sw2s (no {missing[0]!r} array; "
+                            f"it holds {', '.join(z.files[:5]) or 'no arrays'})")
+        try:
+            with z:
                 recall = float(z["estimated_recall"])
-                return cls(
-                    indices=z["indices"],
-                    scores=z["scores"],
+                g = cls(
+                    indices=np.asarray(z["indices"]),
+                    scores=np.asarray(z["scores"]),
                     metric=str(z["metric"]),
                     method=str(z["method"]),
                     estimated_recall=None if np.isnan(recall) else recall,
                     fingerprint=str(z["fingerprint"]) or None,
                     seed=int(z["seed"]),
                 )
-        except FileNotFoundError:
-            raise DataError(f"graph file {str(path)!r} does not exist") from None
-        except (KeyError, ValueError, OSError) as e:
-            raise DataError(f"graph file {str(path)!r} is not a graph saved by sw2s: {e}") from None
+        except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{where} is truncated or corrupt ({_reason(e)})") from None
+        if g.indices.ndim != 2 or g.scores.shape != g.indices.shape or g.indices.dtype.kind not in "iu":
+            raise DataError(f"{where} is corrupt: indices {g.indices.shape} {g.indices.dtype}, scores {g.scores.shape}")
+        if g.metric not in METRICS:
+            raise DataError(f"{where} is corrupt: unknown metric {g.metric!r}")
+        return g
 
     def check_matches(self, embeddings: np.ndarray) -> None:
         """Raise `GraphError` when this graph was not built from `embeddings`."""
@@ -194,8 +274,11 @@ def knn_graph(
         (exact for small n; otherwise approximate, with recall@k estimated on `recall_sample`
         points against exact search; below `min_recall` a stronger approximate pass, and if
         that too falls short, exact search with an `ExactFallbackWarning` naming both
-        estimated recalls and `min_recall`).
-    num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores).
+        estimated recalls and `min_recall`). A pass is accepted when the lower end of the
+        Wilson 95% interval of its sampled recall (`recall_lower_bound`) reaches `min_recall`,
+        so that the floor holds for the graph, not only for the sample.
+    num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores); at most
+        the CPUs available, with a `ThreadsCappedWarning` when more are asked for.
 
     seed: an integer in [0, 2^64).
     recall_sample: at least 1.
@@ -236,7 +319,8 @@ def knn_graph(
         for how in ("approx", "approx_retry"):  # the first pass, then a stronger one
             indices, scores, used, recall = search(how)
             attempts.append(float(recall or 0.0))
-            if attempts[-1] >= min_recall:
+            # a floor for the graph, not for the sample: the estimate's lower bound must reach it
+            if recall_lower_bound(attempts[-1], recall_sample, x.shape[0], k) >= min_recall:
                 break
         else:
             n, d = x.shape

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import tempfile
 import threading
@@ -83,49 +85,116 @@ def _remove_empty(folders: list[Path]) -> None:
             break
 
 
+# errors of writing an output that are the machine's, not a bug: one line naming the file
+_WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                 errno.EPERM: "operation not permitted", errno.EFBIG: "file too large",
+                 errno.EIO: "input/output error"}
+
+
+def write_error(path: str | os.PathLike[str], e: OSError) -> OutputPathError | None:
+    """The typed error for an OSError met while writing `path` (disk full, read-only ...);
+    None for any other error."""
+    if e.errno not in _WRITE_ERRNOS:
+        return None
+    return OutputPathError(f"cannot write {str(path)!r}: {_WRITE_ERRNOS[e.errno]}")
+
+
+def _claim(tmp: Path, p: Path) -> None:
+    """Give the finished `tmp` the name `p` only if `p` does not exist, atomically: of several
+    processes writing one new output, exactly one succeeds (a hard link fails on an existing
+    name); the others get `OutputExistsError`."""
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise OutputExistsError(f"output {str(p)!r} was written meanwhile (by another process); "
+                                "pass --force to overwrite it") from None
+    except OSError as e:  # no hard links here (some network or FAT file systems): claim the name
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        try:
+            os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise OutputExistsError(f"output {str(p)!r} was written meanwhile (by another process); "
+                                    "pass --force to overwrite it") from None
+        os.replace(tmp, p)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success rename it over `path`
     (atomic on POSIX) with the permissions a new file gets under the umask, on failure remove
-    it and the folders this call created. A crash never leaves a half-written `path`."""
+    it and the folders this call created. A crash never leaves a half-written `path`.
+    `overwrite=False`: `path` is claimed only if it does not exist at that moment (atomically,
+    so of concurrent writers exactly one wins), else `OutputExistsError`. A write that fails
+    for the machine's reasons (disk full, read-only, quota) is an `OutputPathError` naming
+    `path`; the old `path` is kept."""
     p = Path(path)
     if p.is_dir():
         raise OutputPathError(f"output {str(p)!r} is a folder; give a file name")
     created = _make_parents(p.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp" + "".join(p.suffixes), dir=p.parent)
-    except PermissionError as e:
+    except OSError as e:
         _remove_empty(created)
-        raise OutputPathError(f"cannot write {str(p)!r}: {e.strerror}") from None
+        typed = write_error(p, e)
+        if typed is None:
+            raise
+        raise typed from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, p)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp_path, p)
+        else:
+            _claim(tmp_path, p)
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         _remove_empty(created)
+        typed = write_error(p, e) if isinstance(e, OSError) and not isinstance(e, OutputExistsError) else None
+        if typed is not None:
+            raise typed from None
         raise
 
 
-def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def save_npy(path: str | os.PathLike[str], array: np.ndarray, overwrite: bool = True) -> Path:
+    with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
     return Path(path)
 
 
-def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def save_npz(path: str | os.PathLike[str], *, overwrite: bool = True, **arrays: np.ndarray) -> Path:
+    with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return Path(path)
 
 
-def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+def save_json(path: str | os.PathLike[str], obj: Any, overwrite: bool = True) -> Path:
+    """Strict JSON (RFC 8259): NaN and infinities are written as null."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(text)
     return Path(path)
+
+
+def strict_json(obj: Any) -> Any:
+    """`obj` with numpy values, paths and tuples made JSON types, and every non-finite float
+    (NaN, inf) replaced by None, so that `json.dumps(..., allow_nan=False)` accepts it."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {(k if isinstance(k, (str, int, float, bool)) or k is None else str(k)): strict_json(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return strict_json(_json_default(obj))
 
 
 def _json_default(o: Any) -> Any:
@@ -136,3 +205,54 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
+
+
+LOCK_NAME = ".sw2s.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold `folder`'s lock (`.sw2s.lock`, an flock, with the holder's pid, host and start
+    time written in it) while a run writes the folder. A second holder is refused at once with
+    `RunLockedError` naming the first. The kernel releases the lock when its process dies, so a
+    lock left by a killed run is stale by construction and is simply taken over. The folder is
+    created if missing (a read-only parent is an `OutputPathError`)."""
+    import fcntl
+    import socket
+    import time
+
+    from .errors import RunLockedError
+
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise OutputPathError(f"run folder {str(root)!r} is a file; give a folder")
+    _make_parents(root)
+    lock = root / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as e:
+        typed = write_error(lock, e)
+        if typed is None:
+            raise
+        raise typed from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except ValueError:
+            holder = {}
+        os.close(fd)
+        since = holder.get("started")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+        raise RunLockedError(
+            f"run folder {str(root)!r} is in use by another sw2s process (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')}, since {when}); wait for it to finish or give another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # the file stays (unlinking it would let two processes lock two files)
+        os.close(fd)  # releases the flock

@@ -238,6 +238,40 @@ def check_model_name(name: str) -> None:
         raise ConfigError(f"model path {name!r} does not exist (built-ins: {', '.join(BUILTIN_MODELS)})")
 
 
+def check_model_available(name: str, gguf_file: str | None = None) -> None:
+    """Before any stage trains: a model that is neither built in, nor a local path, nor in the
+    hub cache must be reachable on the hub, else a `ConfigError` naming it and why (offline,
+    host unreachable, no such repository). Without this a bad strong-model id failed with a
+    long chained traceback only after the weak model had trained."""
+    check_model_name(name)
+    if name in BUILTIN_MODELS or Path(name).expanduser().exists():
+        return
+    want = gguf_file or "config.json"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, want), str):
+            return
+    except Exception:  # a malformed id: reported below, by the hub's own validation
+        pass
+    from .tasks import _offline_reason
+
+    reason = _offline_reason()
+    if reason is not None:
+        raise ConfigError(f"model {name!r} is not a local path and not in the hub cache, and the hub cannot be "
+                          f"reached ({reason}); download it first or give a local folder")
+    try:
+        from huggingface_hub import HfApi
+
+        files = set(HfApi().list_repo_files(name))
+    except Exception as e:  # no such repo, gated, a malformed id, network: one line, not a traceback chain
+        what = type(e).__name__
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else what
+        raise ConfigError(f"model {name!r} cannot be used: not a local path, and the hub says {what}: {detail}") from None
+    if want not in files and not (gguf_file is None and any(f.endswith(".gguf") for f in files)):
+        raise ConfigError(f"model {name!r} on the hub has no {want!r}")
+
+
 def model_fingerprint(name: str, gguf_file: str | None = None) -> str:
     """What identifies a model's weights, without loading it (cache keys)."""
     if name in BUILTIN_MODELS:

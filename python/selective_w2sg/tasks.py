@@ -455,7 +455,7 @@ class Splits:
 
 def make_splits(
     questions: Sequence[Question], *, task: str, seed: int, n_weak: int, n_w2s: int, n_test: int,
-    val_frac: float = 0.2, pool_seed: int | None = None,
+    val_frac: float = 0.2, pool_seed: int | None = None, defaulted: Sequence[str] = (),
 ) -> Splits:
     """Shuffle questions (seeded) and cut `n_weak` / `n_w2s` / `n_test` of them; `val_frac` of the
     w2s questions become `w2s_val`. Refuses splits too small to mean anything.
@@ -468,18 +468,22 @@ def make_splits(
         raise ConfigError(f"val_frac must be in (0, 1), got {val_frac}")
     n_val = int(round(n_w2s * val_frac))
     sizes = {"weak_train": n_weak, "w2s_train": n_w2s - n_val, "w2s_val": n_val, "test": n_test}
+    # `defaulted`: the sizes the user did not give (named as defaults, never as "got --n-...")
+    flags = {"n_weak": n_weak, "n_w2s": n_w2s, "n_test": n_test}
+    got = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in flags.items() if k not in defaulted)
+    dflt = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in flags.items() if k in defaulted)
+    how = "; ".join(x for x in (f"got {got}" if got else "", f"defaults {dflt}" if dflt else "") if x)
+    total = n_weak + n_w2s + n_test
+    if total > len(questions) or any(flags[k] > len(questions) for k in flags if k not in defaulted):
+        raise ConfigError(
+            f"task {task!r} has {len(questions)} questions but the splits need {max(total, *flags.values())} ({how})"
+        )
     for name, size in sizes.items():
         if size < MIN_QUESTIONS[name]:
             raise ConfigError(
                 f"split {name!r} would have {size} questions; need at least {MIN_QUESTIONS[name]} "
-                f"(got --n-weak {n_weak}, --n-w2s {n_w2s}, --n-test {n_test}, val_frac {val_frac})"
+                f"({how}, val_frac {val_frac})"
             )
-    total = n_weak + n_w2s + n_test
-    if total > len(questions):
-        raise ConfigError(
-            f"task {task!r} has {len(questions)} questions but the splits need {total} "
-            f"(--n-weak {n_weak} + --n-w2s {n_w2s} + --n-test {n_test})"
-        )
     if pool_seed is not None:
         pool = np.sort(np.random.default_rng([pool_seed, 2]).permutation(len(questions))[:total])
         perm = pool[np.random.default_rng([seed, 1]).permutation(total)]
@@ -529,5 +533,6 @@ def build_splits(
     else:
         questions = load_questions(task, data, split=data_split)
         nw, n2, nt = default_sizes(len(questions), n_weak, n_w2s, n_test)
+    defaulted = [k for k, v in (("n_weak", n_weak), ("n_w2s", n_w2s), ("n_test", n_test)) if v is None]
     return make_splits(questions, task=task, seed=seed, n_weak=nw, n_w2s=n2, n_test=nt, val_frac=val_frac,
-                       pool_seed=pool_seed)
+                       pool_seed=pool_seed, defaulted=defaulted)

@@ -36,6 +36,7 @@ def main() -> None:
                   f"(missing module: {_TRAIN_IMPORT_ERROR.name})", highlight=False)
         sys.exit(EXIT_ERROR)
     _catch_ctrl_c()
+    _show_our_warnings(err)
     try:
         rc = app(standalone_mode=False)
     except Sw2sError as e:
@@ -44,8 +45,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as e:  # the machine's (disk full, read-only, permissions), not a bug: one line
+        if e.errno is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(_os_error_line(e))}", highlight=False)
+        sys.exit(EXIT_ERROR)
     except Exception as e:
-        code = _click_exit_code(e)
+        code = _click_exit_code(e, err)
         if code is None:
             raise
         sys.exit(code)
@@ -78,13 +84,48 @@ def _catch_ctrl_c() -> None:
         pass
 
 
+def _show_our_warnings(err: object) -> None:
+    """The package's warnings (threads capped, exact fallback) as one yellow line each, not
+    Python's two-line `file:line: Category: message` form."""
+    import warnings
+
+    from rich.markup import escape
+
+    from ..errors import ExactFallbackWarning, ThreadsCappedWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+        if issubclass(category, (ThreadsCappedWarning, ExactFallbackWarning)):
+            err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)  # type: ignore[attr-defined]
+        else:
+            shown(message, category, *args, **kw)  # type: ignore[arg-type]
+
+    warnings.showwarning = show
+
+
 def _ctrl_c_seen() -> bool:
     from ..errors import INTERRUPTED
 
     return INTERRUPTED.is_set()
 
 
-def _click_exit_code(e: BaseException) -> int | None:
+def _os_error_line(e: OSError) -> str:
+    """An OSError as one line naming the file: `cannot write '/x/y': No space left on device`."""
+    import errno
+
+    from ..io import write_error
+
+    names = [str(f) for f in (e.filename, e.filename2) if f is not None]
+    where = " -> ".join(repr(n) for n in names) or "a file"
+    typed = write_error(names[0] if names else "a file", e)
+    if typed is not None:
+        return str(typed)
+    verb = "cannot read" if e.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR) else "cannot access"
+    return f"{verb} {where}: {e.strerror or e}"
+
+
+def _click_exit_code(e: BaseException, err: object = None) -> int | None:
     """Click's exceptions (Typer vendors its own click, so matched by shape): print their message
     the way click does and return the exit code; None for anything else."""
     name = type(e).__name__
@@ -97,5 +138,15 @@ def _click_exit_code(e: BaseException) -> int | None:
     if name == "Exit":
         return int(getattr(e, "exit_code", 0))
     if name == "Abort":
+        # click turns an EOFError (np.load of an empty file, a truncated pickle ...) into the
+        # same Abort as Ctrl-C; that is a corrupt input, not an interrupt: exit 1, not 130
+        if isinstance(e.__cause__, EOFError) or isinstance(e.__context__, EOFError):
+            if err is not None:
+                from rich.markup import escape
+
+                cause = e.__cause__ or e.__context__
+                err.print(f"[bold red]error:[/] unexpected end of file: an input is empty or truncated "  # type: ignore[attr-defined]
+                          f"({escape(str(cause) or 'EOFError')})", highlight=False)
+            return EXIT_ERROR
         return EXIT_INTERRUPTED
     return None

@@ -30,8 +30,9 @@ def pik(cfg: RunConfig) -> None:
     """Train the P(IK) probe on weak_train and report its held-out AUROC. Prints the stage folder."""
     for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, ["pik"])):
         m = stages["pik"].json("metrics").get("heldout", {})
-        out_console.print(f"seed {seed}: P(IK) held out on weak_train: AUROC {m.get('auroc', float('nan')):.3f}, "
-                          f"ECE {m.get('ece', float('nan')):.3f} (n={m.get('n', 0)})")
+        num = {k: float("nan") if m.get(k) is None else m[k] for k in ("auroc", "ece")}  # null: NaN (strict JSON)
+        out_console.print(f"seed {seed}: P(IK) held out on weak_train: AUROC {num['auroc']:.3f}, "
+                          f"ECE {num['ece']:.3f} (n={m.get('n', 0)})")
 
 
 @config_command(app, name="select", exclude=NOT_FOR_STAGES)

@@ -4,6 +4,7 @@ target stages and prints."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,52 @@ def rich_progress() -> Iterator[tuple[Any, Any]]:
         yield progress, on_done
 
 
+def _diff(old: Any, new: Any, where: str = "") -> list[str]:
+    """Leaf differences between two config dicts, as `key: old -> new`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _diff(old.get(k, "<unset>"), new.get(k, "<unset>"), f"{where}.{k}" if where else str(k))]
+    return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
+
+
+@contextmanager
+def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
+    """Everything checked before the first stage trains, and the run folder held while the
+    command writes it: --out writable, both models available (local, cached or reachable on
+    the hub), the folder's lock (a second run on it is refused, naming the holder), and with
+    `same_config` an existing run with other settings refused without --force. A run that
+    fails leaves no config.json it created."""
+    import json
+
+    from ..errors import DataError
+    from ..io import check_writable, run_lock, strict_json
+    from ..models import check_model_available
+
+    out = Path(cfg.out)
+    check_writable(out / "config.json", force=True)
+    for spec in (cfg.models.weak_spec, cfg.models.strong_spec):
+        check_model_available(spec.name, spec.gguf_file)
+    with run_lock(out):
+        cfg_file = out / "config.json"
+        existed = cfg_file.is_file()
+        if same_config and existed and not cfg.force:
+            try:
+                old = json.loads(cfg_file.read_text())
+            except (OSError, ValueError) as e:
+                raise DataError(f"run config {str(cfg_file)!r} is corrupt ({e}); pass --force to replace this run") from None
+            diffs = [d for d in _diff(old, json.loads(json.dumps(strict_json(cfg.to_dict())))) if not d.startswith("force:")]
+            if diffs:
+                raise ConfigError(f"{str(out)!r} holds a run with other settings ({'; '.join(diffs[:4])}"
+                                  f"{' ...' if len(diffs) > 4 else ''}); pass --force to replace its results, "
+                                  "or give another --out")
+        try:
+            yield
+        except BaseException:
+            if not existed:
+                cfg_file.unlink(missing_ok=True)
+            raise
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     from ..evaluate import contrasts_table, results_table
 
@@ -68,7 +115,7 @@ def train(cfg: RunConfig) -> None:
     if not dist.is_main():  # under torchrun: rank 0 reports
         run_pipeline(cfg)
         return
-    with rich_progress() as (progress, on_done):
+    with run_folder(cfg), rich_progress() as (progress, on_done):
         summary = run_pipeline(cfg, progress, on_done)
     _print_summary(summary, Path(cfg.out))
 
@@ -76,9 +123,16 @@ def train(cfg: RunConfig) -> None:
 def resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
     """Resolve `targets` for every seed of `cfg` with progress bars; the finished stages per seed."""
     from .. import dist
-    from ..pipeline import prepare_seed, run_targets
 
     dist.init_from_env()
+    with run_folder(cfg, same_config=False) if dist.is_main() else contextlib.nullcontext():
+        return _resolve_for_seeds(cfg, targets)
+
+
+def _resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
+    from .. import dist
+    from ..pipeline import prepare_seed, run_targets
+
     out = []
     for seed in cfg.seeds:
         with rich_progress() as (progress, on_done):
@@ -144,5 +198,5 @@ def report(out: Annotated[Path, typer.Argument(help="Run folder written by `sw2s
     """Re-render the results table and plot from a run folder's saved per-seed results."""
     from ..evaluate import load_seed_results, write_report
 
-    summary = write_report(out, load_seed_results(out))
+    summary = write_report(out, load_seed_results(out), keep=True)
     _print_summary(summary, out)

@@ -48,7 +48,8 @@ fn internal_error(what: String) -> PyErr {
     Sw2sError::new_err(format!("internal error in the Rust core (please report): {what}"))
 }
 
-/// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default.
+/// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default; at
+/// most the CPUs available to the process.
 /// A pool per call keeps the core fork-safe (torch DataLoader workers fork): no rayon
 /// threads outlive a call, so a forked child never inherits a dead global pool.
 /// An unset or empty variable means the default; anything but a positive integer is a
@@ -69,6 +70,10 @@ fn thread_pool(num_threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
             _ => 0,
         },
     };
+    // Never more threads than the CPUs this process may use (the Python side warns when it
+    // caps a request): 100,000 threads on two cores only thrash the machine.
+    let avail = std::thread::available_parallelism().map(|a| a.get()).unwrap_or(1);
+    let n = n.min(avail);
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("sw2s-{i}"))

@@ -49,15 +49,17 @@ pub fn knn_graph(data: MatrixView<'_>, params: &KnnParams, cancel: &AtomicBool) 
                 return search.exact();
             }
             let first = search.approx(ap.build_k, ap.max_iters, 1)?;
+            // the sampled recall's lower confidence bound must reach the floor, not the estimate
+            let passes = |r: f64| recall::recall_lower_bound(r, ap.recall_sample, n, params.k) >= ap.min_recall;
             let r1 = first.estimated_recall.unwrap_or(0.0);
-            if r1 >= ap.min_recall {
+            if passes(r1) {
                 return Ok(first);
             }
             drop(first);
             // A stronger pass; then give up on approximation.
             let mut second = search.approx_retry()?;
             let r2 = second.estimated_recall.unwrap_or(0.0);
-            if r2 >= ap.min_recall {
+            if passes(r2) {
                 second.approx_recalls = vec![r1, r2];
                 return Ok(second);
             }

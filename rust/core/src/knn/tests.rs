@@ -407,3 +407,35 @@ fn bf16_error_bound_holds() {
         }
     }
 }
+
+/// A flag raised while approximate search runs (large k: long join blocks) stops it with
+/// `Cancelled`, not a finished graph.
+#[test]
+fn cancel_during_approx() {
+    let (n, d, k) = (6000, 16, 300);
+    let x = clustered(n, d, 20, 0.3, 5);
+    let c = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            c.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let r = knn_graph(MatrixView::new(&x, n, d).unwrap(), &params(k, Metric::Cosine, Method::Approx), &c);
+        assert_eq!(r.unwrap_err(), CoreError::Cancelled);
+    });
+}
+
+/// The Wilson lower bound is below the estimate, tightens with the sample, and is the
+/// estimate itself when every row was checked.
+#[test]
+fn recall_lower_bound_properties() {
+    for &r in &[0.0, 0.5, 0.9, 0.949, 0.95, 0.99, 1.0] {
+        let small = recall::recall_lower_bound(r, 100, 100_000, 10);
+        let large = recall::recall_lower_bound(r, 10_000, 100_000, 10);
+        assert!((0.0..=r).contains(&small) && small <= large && large <= r, "r={r}: {small} {large}");
+        assert_eq!(recall::recall_lower_bound(r, 5000, 5000, 10), r);
+    }
+    // an estimate just above the floor on 1000 x 10 checks is not evidence of the floor
+    assert!(recall::recall_lower_bound(0.952, 1000, 400_000, 10) < 0.95);
+    assert!(recall::recall_lower_bound(0.96, 1000, 400_000, 10) >= 0.95);
+}

@@ -24,7 +24,8 @@ pub enum Method {
 
 #[derive(Clone, Debug)]
 pub struct ApproxParams {
-    /// estimated-recall floor for `Auto` (and reported for `Approx`)
+    /// recall floor for `Auto`: the lower end of the Wilson 95% interval of the sampled
+    /// recall must reach it (and reported for `Approx`)
     pub min_recall: f64,
     /// number of sampled query points used to estimate recall
     pub recall_sample: usize,

@@ -22,7 +22,7 @@ mod tree;
 
 use super::prepared::Prepared;
 use super::types::Metric;
-use crate::cancel::check_cancel;
+use crate::cancel::{check_cancel, is_cancelled};
 use crate::rng::hash3;
 use crate::Result;
 use candidates::sample_candidates;
@@ -167,12 +167,17 @@ fn seed_from_leaves(g: &mut Graph, pts: &Points, ids: &[u32], sizes: &[u32], can
             .fold(
                 || (Vec::new(), Scratch::default()),
                 |(mut acc, mut sc), &(s, l)| {
-                    pts.leaf_knn(gr, &ids[s..s + l], &mut sc, &mut acc);
+                    // once cancelled, the remaining leaves are skipped (a block of large
+                    // leaves with a large k takes seconds)
+                    if !is_cancelled(cancel) {
+                        pts.leaf_knn(gr, &ids[s..s + l], &mut sc, &mut acc);
+                    }
                     (acc, sc)
                 },
             )
             .map(|(acc, _)| acc)
             .reduce(Vec::new, concat);
+        check_cancel(cancel)?;
         g.apply(&mut ups, 1);
         b = e;
     }
@@ -202,6 +207,11 @@ fn descent_round(g: &mut Graph, pts: &Points, sit: u64, cancel: &AtomicBool) -> 
             .fold(
                 || (Vec::new(), Scratch::default()),
                 |(mut acc, mut sc), v| {
+                    // once cancelled, the remaining nodes are skipped: with a large k one
+                    // block of joins takes many seconds, and Ctrl-C must land within about 2 s
+                    if is_cancelled(cancel) {
+                        return (acc, sc);
+                    }
                     let mut ids = std::mem::take(&mut sc.ids);
                     ids.clear();
                     ids.extend(new_c[v * mc..(v + 1) * mc].iter().copied().filter(|&j| j != EMPTY));
@@ -214,6 +224,7 @@ fn descent_round(g: &mut Graph, pts: &Points, sit: u64, cancel: &AtomicBool) -> 
             )
             .map(|(acc, _)| acc)
             .reduce(Vec::new, concat);
+        check_cancel(cancel)?;
         g.apply(&mut ups, 2);
     }
     Ok(g.flag.par_iter_mut().map(|f| if *f == 2 { *f = 1; 1 } else { 0 }).sum())
