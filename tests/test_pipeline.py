@@ -295,3 +295,24 @@ def test_cpu_bf16_encode_is_keyed_apart_and_close_to_fp32(tmp_path) -> None:
     cos = np.sum(e32.embedding * e16.embedding, axis=1)
     assert cos.min() > 0.99  # bf16 rounding, not a different computation
     assert not np.array_equal(e32.embedding, e16.embedding)  # and bf16 really ran
+
+
+def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
+    """`--task sciq+boolq`: one pool, one weak supervisor, every model scored per source, and the
+    contrasts carry the pool-aware statistics."""
+    from test_tasks import _mixture_files
+
+    from selective_w2sg.pipeline import run_pipeline
+
+    cfg = RunConfig.create(out=str(tmp_path / "run"), task="sciq+boolq", data=_mixture_files(tmp_path),
+                           per_source=100, n_weak=60, n_w2s=80, n_test=60, resplits=2, method="selective",
+                           train=TrainConfig(epochs=4, device="cpu"))
+    summary = run_pipeline(cfg)
+    by = summary["question_accuracy_by_source"]
+    assert set(by) == {"sciq", "boolq"} and {"weak", "zero_shot", "selective"} <= set(by["sciq"])
+    # the per-source accuracies average (weighted by test questions) to the overall one
+    preds = [np.load(tmp_path / "run" / f"seed{s}" / "test_predictions.npz") for s in (0, 1)]
+    assert all(set(p["source"]) == {"sciq", "boolq"} for p in preds)
+    row = next(r for r in summary["contrasts"] if (r["a"], r["b"]) == ("selective", "zero_shot"))
+    assert row["pool"]["ci95"][0] <= row["mean"] <= row["pool"]["ci95"][1] and 0 <= row["pool"]["p"] <= 1
+    assert "corrected_t" in row

@@ -200,3 +200,48 @@ def test_question_validation() -> None:
         Question("q", "Q", ("a",), 0)
     with pytest.raises(DataError, match="gold index 3"):
         Question("q", "Q", ("a", "b"), 3)
+
+
+def _mixture_files(tmp_path, n: int = 120):
+    sciq = [{"question": f"which w{i % 96} w{(3 * i) % 96}?", "correct_answer": f"w{i % 50}", "distractor1": "w90",
+             "distractor2": "w91", "distractor3": "w92"} for i in range(n)]
+    boolq = [{"passage": f"t{i % 16} f{i % 7} w{i % 96}", "question": f"is w{(5 * i) % 96} best", "answer": i % 3 == 0}
+             for i in range(n)]
+    paths = []
+    for name, rows in (("sciq", sciq), ("boolq", boolq)):
+        p = tmp_path / f"{name}.jsonl"
+        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(str(p))
+    return ",".join(paths)
+
+
+def test_mixture_pools_sources_and_keeps_them_apart(tmp_path) -> None:
+    from selective_w2sg.tasks import build_splits, source_of
+
+    data = _mixture_files(tmp_path)
+    s = build_splits("sciq+boolq", seed=0, data=data, n_weak=60, n_w2s=80, n_test=60, pool_seed=0, per_source=100)
+    ids = [q.question_id for qs in s.questions.values() for q in qs]
+    assert len(ids) == len(set(ids)) == 200
+    sources = {source_of(i) for i in ids}
+    assert sources == {"sciq", "boolq"}
+    assert {source_of(q.question_id) for q in s.questions["test"]} == sources  # both in test, in one pool
+    with pytest.raises(ConfigError, match="2 sources"):
+        build_splits("sciq+boolq", seed=0, data=data.split(",")[0])
+    with pytest.raises(ConfigError, match="distinct dataset task"):
+        build_splits("sciq+synthetic", seed=0)
+    with pytest.raises(ConfigError, match="only 120"):
+        build_splits("sciq+boolq", seed=0, data=data, per_source=500)
+
+
+def test_question_shards_are_disjoint_and_cover_the_task(tmp_path) -> None:
+    from selective_w2sg.tasks import load_questions, question_shard
+
+    qs = load_questions("sciq", _mixture_files(tmp_path).split(",")[0])
+    parts = [question_shard(qs, f"{k}/3") for k in range(3)]
+    ids = [{q.question_id for q in p} for p in parts]
+    assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and set.union(*ids) == {q.question_id for q in qs}
+    assert all(len(p) > 20 for p in parts)
+    with pytest.raises(ConfigError, match="K/N"):
+        question_shard(qs, "half")
+    with pytest.raises(ConfigError, match="N >= 2"):
+        question_shard(qs, "1/1")

@@ -60,9 +60,11 @@ class DataConfig:
     """The task and how its questions are split (by question, seeded)."""
 
     task: str = field(default="synthetic", metadata=opt(
-        "Task: synthetic, sciq, boolq, arc_easy, openbookqa, hellaswag, social_iqa, ... (see README).", short="-t"))
+        "Task: synthetic, sciq, boolq, arc_easy, openbookqa, hellaswag, social_iqa, ... (see README), or a "
+        "mixture of dataset tasks, e.g. sciq+boolq (one pool; results per source).", short="-t"))
     path: str | None = field(default=None, metadata=opt(
-        "Local task data: a save_to_disk folder, .jsonl or .parquet (default: the hub).", "--data"))
+        "Local task data: a save_to_disk folder, .jsonl or .parquet (default: the hub); for a mixture, one "
+        "path per source, comma-separated in the task's order.", "--data"))
     split: str | None = field(default=None, metadata=opt(
         "Split of a local DatasetDict / hub dataset (default: all / the task's default).", "--data-split"))
     n_weak: int | None = field(default=None, metadata=opt("weak_train questions (default: 30%, at most 1,000)."))
@@ -74,18 +76,36 @@ class DataConfig:
     pool_seed: int | None = field(default=None, metadata=opt(
         "Draw the questions used once, with this seed; each seed then re-splits that same pool (so seeds share "
         "the strong model's encode pass). Default: each seed draws its own questions."))
+    per_source: int | None = field(default=None, metadata=opt(
+        "Mixtures: questions drawn from each source before the splits are cut (default: all of them)."))
+    question_shard: str | None = field(default=None, metadata=opt(
+        "K/N: keep only the questions whose id hashes to part K of N; disjoint pools of one task "
+        "(e.g. a pilot on 0/2, final runs on 1/2)."))
 
     def __post_init__(self) -> None:
-        from .tasks import TASK_NAMES
+        from .tasks import mixture_parts, parse_shard
 
-        if self.task not in TASK_NAMES:
-            raise ConfigError(f"unknown task {self.task!r}; known tasks: {', '.join(TASK_NAMES)}")
+        parts = mixture_parts(self.task)
+        if self.per_source is not None and (len(parts) < 2 or self.per_source < 1):
+            raise ConfigError(f"--per-source {self.per_source} applies to mixtures (A+B) only, and must be >= 1")
+        if self.question_shard is not None:
+            if self.task == "synthetic":
+                raise ConfigError("--question-shard does not apply to --task synthetic")
+            parse_shard(self.question_shard)
+        if self.path is not None and len(parts) > 1:
+            paths = self.path.split(",")
+            if len(paths) != len(parts):
+                raise ConfigError(f"mixture {self.task!r} has {len(parts)} sources but --data gives "
+                                  f"{len(paths)} comma-separated path(s)")
+            for p in paths:
+                if not Path(p).exists():
+                    raise DataError(f"data path {p!r} does not exist")
         if self.task == "synthetic":  # generated, not loaded: a data flag would be silently ignored
             for flag, v in (("--data", self.path), ("--data-split", self.split)):
                 if v is not None:
                     raise ConfigError(f"{flag} {v!r} does not apply to --task synthetic (its questions are "
                                       "generated); drop it, or name the task the data belongs to")
-        if self.path is not None and not Path(self.path).exists():
+        if self.path is not None and len(parts) == 1 and not Path(self.path).exists():
             raise DataError(f"data path {self.path!r} does not exist")
         if not 0.0 < self.val_frac < 1.0:
             raise ConfigError(f"val_frac must be in (0, 1), got {self.val_frac}")

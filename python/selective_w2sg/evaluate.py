@@ -84,10 +84,13 @@ def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     names = [n for n, d in stages.items() if (d.path / "preds_test.npy").is_file()]
     ids, q = np.unique(np.array([e.question_id for e in splits.examples["test"]]), return_inverse=True)
     pool = {e.question_id for exs in splits.examples.values() for e in exs}
+    from .tasks import source_of
+
     return {"models": np.array(names), "preds": np.stack([stages[n].npy("preds_test") for n in names]),
             "labels": splits.labels("test"), "question": q.astype(np.int64),
             # for the pool-aware statistics: which pool questions were tested, and the pool's size
-            "question_id": ids.astype(str), "n_pool_questions": np.int64(len(pool))}
+            "question_id": ids.astype(str), "n_pool_questions": np.int64(len(pool)),
+            "source": np.array([source_of(str(i)) for i in ids])}
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -163,6 +166,13 @@ def paired_summary(preds: Sequence[Mapping[str, np.ndarray]], names: Sequence[st
         out["pgr_ratio_of_means"] = {n: pgr_ratio_of_means(acc[n], acc["weak"], acc["ceiling"])
                                      for n in names if n not in BASELINES}
     out["contrasts"] = contrast_table(acc, pool=pool)
+    if all("source" in p for p in preds):  # mixtures: every model's accuracy per source
+        sources = sorted({str(x) for p in preds for x in p["source"]})
+        if len(sources) > 1:
+            out["question_accuracy_by_source"] = {
+                src: {n: dict(zip(("mean", "se"), mean_se([a[np.asarray(p["source"]).astype(str) == src].mean()
+                                                           for a, p in zip(v, preds)])))
+                      for n, v in acc.items()} for src in sources}
     return out
 
 
@@ -185,15 +195,40 @@ def contrasts_table(summary: Mapping[str, Any]) -> Any:
     if not rows:
         return None
     n = rows[0]["n_resplits"]
+    pooled = "pool" in rows[0]
     t = Table(title=f"{summary['task']}: paired test-accuracy differences, points (question-level, {n} re-split(s))")
-    for col in ("contrast", "mean", "95% CI", "p", "p (Holm)"):
+    cols = ("contrast", "mean", *(("pool 95% CI", "p (pool)", "p (Holm, table)") if pooled else ()),
+            "protocol 95% CI", "p (protocol)")
+    for col in cols:
         t.add_column(col, justify="left" if col == "contrast" else "right")
+    fp = (lambda v: "—" if v is None or not math.isfinite(v) else f"{v:.3g}")  # noqa: E731
+    fci = (lambda c: "—" if not all(x is not None and math.isfinite(x) for x in c)  # noqa: E731
+           else f"[{100 * c[0]:+.1f}, {100 * c[1]:+.1f}]")
     for r in rows:
-        ci = "—" if not all(math.isfinite(x) for x in r["ci95"]) else f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]"
-        fp = (lambda v: "—" if not math.isfinite(v) else f"{v:.3g}")
-        t.add_row(f"{r['a']} - {r['b']}", f"{100 * r['mean']:+.1f}", ci, fp(r["p"]), fp(r["p_holm"]))
-    t.caption = ("CI: bootstrap over re-splits and their test questions. p: paired t-test over re-splits. "
-                 "Re-splits of one pool share questions: this is the protocol's variability on this pool.")
+        pool = [fci(r["pool"]["ci95"]), fp(r["pool"]["p"]), fp(r["pool"].get("p_holm_table"))] if pooled else []
+        t.add_row(f"{r['a']} - {r['b']}", f"{100 * r['mean']:+.1f}", *pool, fci(r["ci95"]), fp(r["p"]))
+    t.caption = ("pool: bootstrap over the pool's questions (each question's results across re-splits move "
+                 "together) and the re-splits' training residuals: the basis of a claim. protocol: re-splits "
+                 "treated as independent, which they are not (they share questions): the variability of the "
+                 "protocol on this pool only.")
+    return t
+
+
+def sources_table(summary: Mapping[str, Any]) -> Any:
+    """A rich Table of question-level test accuracy per source of a mixture (None otherwise)."""
+    from rich.table import Table
+
+    by = summary.get("question_accuracy_by_source")
+    if not by:
+        return None
+    sources = list(by)
+    t = Table(title=f"{summary['task']}: question-level test accuracy % per source (mean ± s.e. over re-splits)")
+    t.add_column("model")
+    for src in sources:
+        t.add_column(src, justify="right")
+    one = len(summary["seeds"]) == 1
+    for name in by[sources[0]]:
+        t.add_row(name, *[_fmt(by[src][name]["mean"], by[src][name]["se"], one=one) for src in sources])
     return t
 
 

@@ -520,18 +520,82 @@ def hash_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "little")
 
 
+def mixture_parts(task: str) -> list[str]:
+    """The sources of a task name: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task]."""
+    parts = [p.strip() for p in task.split("+")]
+    if len(parts) > 1:
+        bad = [p for p in parts if p not in TASKS]
+        if bad or len(set(parts)) != len(parts):
+            raise ConfigError(f"mixture {task!r}: each part must be a distinct dataset task "
+                              f"({', '.join(TASKS)}){f'; not {bad}' if bad else ''}")
+    elif parts[0] not in TASK_NAMES:
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(TASK_NAMES)} (or a mixture A+B)")
+    return parts
+
+
+def source_of(question_id: str) -> str:
+    """The source task of a question (its id's prefix: every id is "<task>-...")."""
+    return question_id.split("-", 1)[0]
+
+
+def question_shard(questions: Sequence[Question], shard: str | None) -> list[Question]:
+    """The questions whose id hashes to part K of N (`shard` "K/N"): disjoint pools of one task,
+    e.g. a pilot on 0/2 and the final runs on 1/2. None: all of them."""
+    if shard is None:
+        return list(questions)
+    k, n = parse_shard(shard)
+    return [q for q in questions if hash_seed("question-shard", q.question_id) % n == k]
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ConfigError(f"--question-shard must be K/N (e.g. 0/2), got {shard!r}") from None
+    if not (n >= 2 and 0 <= k < n):
+        raise ConfigError(f"--question-shard {shard!r}: need N >= 2 and 0 <= K < N")
+    return k, n
+
+
+def load_mixture(task: str, data: Sequence[str | os.PathLike[str]] | None, *, split: str | None = None,
+                 per_source: int | None = None, seed: int = 0) -> list[Question]:
+    """The questions of a mixture "A+B+...": each source's questions (from its `data` path, in
+    order, or the hub), `per_source` of each drawn with `seed` (default: all), sources kept in
+    their ids (`source_of`). One weak supervisor and one strong model then see all of them."""
+    parts = mixture_parts(task)
+    if data is not None and len(data) != len(parts):
+        raise ConfigError(f"mixture {task!r} has {len(parts)} sources but --data gives {len(data)} path(s)")
+    out: list[Question] = []
+    for i, part in enumerate(parts):
+        qs = load_questions(part, None if data is None else data[i], split=split)
+        if per_source is not None:
+            if per_source > len(qs):
+                raise ConfigError(f"--per-source {per_source}: source {part!r} has only {len(qs)} questions")
+            pick = np.sort(np.random.default_rng([seed, 3, i]).permutation(len(qs))[:per_source])
+            qs = [qs[j] for j in pick]
+        out += qs
+    return out
+
+
 def build_splits(
     task: str, *, seed: int, data: str | os.PathLike[str] | None = None, data_split: str | None = None,
     n_weak: int | None = None, n_w2s: int | None = None, n_test: int | None = None, val_frac: float = 0.2,
-    pool_seed: int | None = None,
+    pool_seed: int | None = None, per_source: int | None = None, shard: str | None = None,
 ) -> Splits:
-    """Load a task and cut its splits: the one call the pipeline makes."""
+    """Load a task (or a mixture "A+B", with `data` "PATH_A,PATH_B") and cut its splits: the one
+    call the pipeline makes. `shard` "K/N" keeps one of N disjoint parts of the questions."""
     if task == "synthetic":
         nw, n2, nt = default_sizes(None, n_weak, n_w2s, n_test)
         # The question pool does not depend on the seed; the split does.
         questions = synthetic_questions(nw + n2 + nt, seed=0)
     else:
-        questions = load_questions(task, data, split=data_split)
+        if "+" in task:
+            paths = None if data is None else str(data).split(",")
+            questions = load_mixture(task, paths, split=data_split, per_source=per_source,
+                                     seed=0 if pool_seed is None else pool_seed)
+        else:
+            questions = load_questions(task, data, split=data_split)
+        questions = question_shard(questions, shard)
         nw, n2, nt = default_sizes(len(questions), n_weak, n_w2s, n_test)
     defaulted = [k for k, v in (("n_weak", n_weak), ("n_w2s", n_w2s), ("n_test", n_test)) if v is None]
     return make_splits(questions, task=task, seed=seed, n_weak=nw, n_w2s=n2, n_test=nt, val_frac=val_frac,

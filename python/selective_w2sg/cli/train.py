@@ -96,12 +96,12 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from ..evaluate import contrasts_table, results_table
+    from ..evaluate import contrasts_table, results_table, sources_table
 
     out_console.print(results_table(summary))
-    contrasts = contrasts_table(summary)
-    if contrasts is not None:
-        out_console.print(contrasts)
+    for extra in (sources_table(summary), contrasts_table(summary)):
+        if extra is not None:
+            out_console.print(extra)
     typer.echo(f"results: {out / 'results.json'}  plot: {out / 'results.png'}")
 
 
