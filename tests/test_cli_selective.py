@@ -44,7 +44,12 @@ def test_pik_transfer_over_finished_runs(tmp_path):
     for name in runs:
         own = json.loads((tmp_path / name / "seed0" / "results.json").read_text())["pik_test"]["auroc"]
         assert abs(table["per_seed"]["0"][name][name]["auroc"] - own) < 1e-9
-    assert 0.0 <= table["mean"]["a"]["b"]["auroc"] <= 1.0
+    m, se = table["mean"]["a"]["b"]["question_auroc"]
+    assert 0.0 <= m <= 1.0
+    # the target's own confidence baseline sits beside every transferred AUROC, and a probe pooled
+    # over the other tasks is a row of its own
+    assert {"confidence_question_auroc", "confidence_auroc"} <= set(table["per_seed"]["0"]["a"]["b"])
+    assert set(table["per_seed"]["0"]["others"]) == {"a", "b"}
     r = runner.invoke(app, ["pik-transfer", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
     assert r.exit_code != 0 and "exists" in str(r.exception)  # never silently overwritten
     r = runner.invoke(app, ["pik-transfer", str(tmp_path / "a"), str(tmp_path / "nope"), "--out", str(out), "--force"])

@@ -133,33 +133,33 @@ def test_report_has_baselines_contrasts_and_marks_the_oracle(evidence_run) -> No
 
 
 def test_anchored_heads_start_at_the_zero_shot_answer(evidence_run) -> None:
-    """A student trained 0 steps predicts exactly the zero-shot probability (up to the clip)."""
+    """An anchored head with no correction (C None) predicts exactly the zero-shot probability
+    (up to the clip); students fit with the C that tune chose."""
     from selective_w2sg.stages.encode import anchor_for, zero_shot_prob
     from selective_w2sg.stages.encode import load_encoded
     from selective_w2sg.stages.training import Budget, run_student
-    from selective_w2sg.stages.tune import LR_GRID, STEP_GRID
+    from selective_w2sg.linear import C_GRID
 
     cfg, _, _ = evidence_run
     ctx = prepare_seed(cfg, 1)
     stages = run_stages(ctx, ("naive",))
     n_tr, n_va = (len(ctx.splits.examples[s]) for s in ("w2s_train", "w2s_val"))
     d = run_student(ctx, "anchor-only", np.full(n_tr, 0.5, np.float32), np.full(n_va, 0.5, np.float32),
-                    anchor=anchor_for(ctx, stages["encode"]), budget=Budget(0, 1e-3))
+                    anchor=anchor_for(ctx, stages["encode"]), budget=Budget(None))
     z = zero_shot_prob(load_encoded(stages["encode"]), ctx.splits.examples["test"])
     np.testing.assert_allclose(d.npy("preds_test"), np.clip(z, 1e-6, 1 - 1e-6), atol=1e-5)
     tune = stages["tune"].json("tune")
-    assert tune["steps"] in STEP_GRID and tune["lr"] in LR_GRID
-    assert len(tune["candidates"]) == len(STEP_GRID) * len(LR_GRID)
-    # every student trains exactly the chosen number of optimiser steps, whatever its data
-    naive = json.loads((stages["naive"].path / "DONE.json").read_text())["summary"]
-    assert naive["steps"] == tune["steps"]
+    assert tune["C"] in C_GRID and [c["C"] for c in tune["candidates"]] == list(C_GRID)
+    # every student fits with the chosen C, whatever its labels
+    naive = json.loads((stages["naive"].path / "config.json").read_text())["config"]
+    assert naive["budget"]["C"] == tune["C"]
 
 
 def test_plain_heads_flag_keeps_early_stopping(tmp_path) -> None:
     cfg = RunConfig.create(out=str(tmp_path), method="w2s", train=TrainConfig(epochs=3, device="cpu", head="plain"),
                            **SMALL)
     stages = run_stages(prepare_seed(cfg, 0), cfg.student_names)
-    assert stages["tune"].json("tune")["steps"] is None
+    assert stages["tune"].json("tune")["C"] is None
     naive_cfg = json.loads((stages["naive"].path / "config.json").read_text())["config"]
     assert "anchor" not in naive_cfg and "early_stop" not in naive_cfg
 

@@ -110,19 +110,19 @@ def test_student_keyed_by_its_labels(tmp_path) -> None:
 
 def test_resume_after_interrupted_stage(tmp_path, monkeypatch) -> None:
     cfg = _cfg(tmp_path)
-    real = stages_mod.train_classifier
+    real = stages_mod.fit_anchored_head
 
-    def dies_on_aux(*args, **kw):
-        if kw.get("loss") == "aux_conf":
+    def dies_on_aux(head, train, labels, budget, loss, cfg):
+        if loss == "aux_conf":
             raise KeyboardInterrupt  # the run is killed while the aux-conf student trains
-        return real(*args, **kw)
+        return real(head, train, labels, budget, loss, cfg)
 
-    monkeypatch.setattr(stages_mod, "train_classifier", dies_on_aux)
+    monkeypatch.setattr(stages_mod, "fit_anchored_head", dies_on_aux)
     with pytest.raises(KeyboardInterrupt):
         _run(cfg)
     partial = list((cfg.cache_root / "student-aux_conf").iterdir())
     assert len(partial) == 1 and not (partial[0] / DONE).exists()
-    monkeypatch.setattr(stages_mod, "train_classifier", real)
+    monkeypatch.setattr(stages_mod, "fit_anchored_head", real)
     resumed = _run(cfg)
     assert {k for k, d in resumed.items() if not d.reused} == {"aux_conf"}
     assert resumed["aux_conf"].done and resumed["aux_conf"].path == partial[0]
@@ -184,7 +184,7 @@ def test_full_mode_pipeline(tmp_path) -> None:
     cfg = _cfg(tmp_path, students=("naive",), train=TrainConfig(mode="full", epochs=1, lr=1e-3, device="cpu"))
     stages = _run(cfg)
     assert set(stages) == {"weak", "encode", "calibrate", "tune", "zero_shot", "ceiling", "naive"}
-    assert stages["tune"].json("tune")["steps"] is None  # full mode: no anchor, students early-stop
+    assert stages["tune"].json("tune")["C"] is None  # full mode: no anchor, students early-stop
     assert not (cfg.cache_root / "features").exists()  # full mode tokenises; it caches no features
     p = stages["naive"].npy("preds_test")
     assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))

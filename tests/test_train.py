@@ -186,3 +186,29 @@ def test_ddp_full_and_lora_match_one_process(tmp_path, mode, causal) -> None:
     mp.spawn(_ddp_token_worker, args=(2, str(tmp_path / "init"), out, mode, causal), nprocs=2, join=True)
     np.testing.assert_allclose(np.load(out), single, atol=1e-4)
     assert np.ptp(single) > 1e-3  # the models did learn something to compare
+
+
+def test_anchored_head_fit_is_the_penalised_logistic_regression(rng) -> None:
+    """The convex anchored head: C -> 0 keeps the anchor exactly; a large C on clean labels
+    overrules a wrong anchor; the head's predictions equal the fitted model's."""
+    from selective_w2sg.linear import fit_penalised_logistic
+    from selective_w2sg.models import LinearHead
+    from selective_w2sg.stages.training import Budget, fit_anchored_head
+    from selective_w2sg.train import FeatureInputs, TrainConfig, predict_proba
+
+    n, d = 400, 12
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    wrong = np.where(y == 1, -2.0, 2.0).astype(np.float32)  # an anchor that is always wrong
+    inputs = FeatureInputs(x, wrong)
+    cfg = TrainConfig(device="cpu")
+    keep = fit_anchored_head(LinearHead(d), inputs, y, Budget(1e-8), "xent", cfg)
+    p_keep = predict_proba(keep, inputs)
+    assert np.mean((p_keep > 0.5) == (y == 1)) < 0.05  # still (nearly) the anchor: wrong everywhere
+    free = fit_anchored_head(LinearHead(d), inputs, y, Budget(10.0), "xent", cfg)
+    p_free = predict_proba(free, inputs)
+    assert np.mean((p_free > 0.5) == (y == 1)) > 0.95
+    m = fit_penalised_logistic(x, y, C=10.0, offset=wrong)
+    np.testing.assert_allclose(p_free, m.predict(x, np.ones((n, 1)), wrong), atol=1e-4)
+    aux = fit_anchored_head(LinearHead(d), inputs, y, Budget(10.0), "aux_conf", cfg)
+    assert np.mean((predict_proba(aux, inputs) > 0.5) == (y == 1)) > 0.9

@@ -17,12 +17,12 @@ import numpy as np
 
 from .config import opt
 from .errors import InputError, ParameterError
+from .linear import C_GRID
 
 
-# The penalised correction's inverse L2 strengths, half decades. With the confidence-only and
-# base-rate candidates below the grid (an infinitely strong penalty), its lower edge never has to
-# stand in for "no correction"; `edge_chosen` reports when either edge wins all the same.
-C_GRID = tuple(float(f"{10.0 ** (e / 2):.3g}") for e in range(-8, 3))  # 1e-4 ... 10
+# With the confidence-only and base-rate candidates below the grid (an infinitely strong penalty),
+# its lower edge never has to stand in for "no correction"; `edge_chosen` reports when either
+# edge wins all the same.
 KINDS = ("anchored", "logreg", "mlp")
 
 
@@ -102,54 +102,25 @@ def confidence_log_odds(confidence: np.ndarray, eps: float = 1e-6) -> np.ndarray
 
 
 class _OffsetLogistic:
-    """logit = b0 + b1 * z + x @ w with (b0, b1) unpenalised and ||w||^2 / (2 C) added to the
-    summed log-loss (sklearn's scaling of C). `C=None`: no hidden-state term (w = 0); `z=None`:
-    no confidence term. x is standardised on the training rows."""
+    """logit = b0 + b1 * z + (hidden-state correction, L2-penalised with strength 1 / C), with
+    (b0, b1) unpenalised (`linear.fit_penalised_logistic`). `C=None`: no correction;
+    `use_conf=False`: no confidence term."""
 
     def __init__(self, C: float | None, use_conf: bool, max_iter: int) -> None:
         self.C, self.use_conf, self.max_iter = C, use_conf, max_iter
 
-    def _design(self, x: np.ndarray, z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        n = len(x)
-        fixed = [np.ones(n)] + ([z] if self.use_conf and z is not None else [])
-        xs = (x - self.mean) / self.std if self.C is not None else np.zeros((n, 0))
-        return np.stack(fixed, axis=1), xs
+    def _fixed(self, n: int, z: np.ndarray | None) -> np.ndarray:
+        return np.stack([np.ones(n)] + ([z] if self.use_conf and z is not None else []), axis=1)
 
     def fit(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> _OffsetLogistic:
-        from scipy.optimize import minimize
+        from .linear import fit_penalised_logistic
 
-        x = np.asarray(x, dtype=np.float64)
-        self.mean = x.mean(0)
-        sd = x.std(0)
-        self.std = np.where(sd > 1e-12, sd, 1.0)
-        f, xs = self._design(x, z)
-        t = np.asarray(y, dtype=np.float64)
-        nf = f.shape[1]
-        lam = 0.0 if self.C is None else 1.0 / self.C
-
-        def obj(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            a, w = theta[:nf], theta[nf:]
-            logit = f @ a + xs @ w
-            # log(1 + e^l) - t l, stably
-            loss = np.logaddexp(0.0, logit) - t * logit
-            r = 1.0 / (1.0 + np.exp(-logit)) - t
-            g = np.concatenate([f.T @ r, xs.T @ r + lam * w])
-            return float(loss.sum() + 0.5 * lam * w @ w), g
-
-        theta0 = np.zeros(nf + xs.shape[1])
-        base = np.clip(t.mean(), 1e-6, 1 - 1e-6)
-        theta0[0] = np.log(base / (1 - base))
-        res = minimize(obj, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
-        self.theta = res.x
-        self.nf = nf
+        self.model = fit_penalised_logistic(x, np.asarray(y, dtype=np.float64), C=self.C,
+                                            fixed=self._fixed(len(x), z), max_iter=self.max_iter)
         return self
 
-    def decision(self, x: np.ndarray, z: np.ndarray | None) -> np.ndarray:
-        f, xs = self._design(np.asarray(x, dtype=np.float64), z)
-        return f @ self.theta[: self.nf] + xs @ self.theta[self.nf :]
-
     def predict_proba1(self, x: np.ndarray, z: np.ndarray | None) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.decision(x, z)))
+        return self.model.predict(x, self._fixed(len(x), z))
 
 
 @dataclass

@@ -2,41 +2,54 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..cache import StageDir
+from ..linear import C_GRID
+from ..tasks import hash_seed
+from ..train import predict_proba
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import fit_stage
-from .tune import LR_GRID
+from .training import Budget, build_model, fit_anchored_head, fit_stage
+
+FOLDS = 5
+
+
+def ceiling_C(ctx: StageContext, anchor: object) -> float:
+    """The anchored ceiling's correction strength: the C of C_GRID with the lowest held-out
+    log-loss over 5 question folds of w2s_train ground truth (the reference may see it)."""
+    cfg = ctx.train.resolved()
+    y = ctx.splits.labels("w2s_train").astype(np.float64)
+    qids = [e.question_id for e in ctx.splits.examples["w2s_train"]]
+    fold = np.array([hash_seed(ctx.seed, "ceiling", q) % FOLDS for q in qids])
+    start, inputs_of = build_model(ctx, ctx.strong, cfg, "w2s_train", np.arange(len(y)), anchor)  # type: ignore[arg-type]
+    x = inputs_of("w2s_train")
+    loss = np.zeros(len(C_GRID))
+    for f in range(FOLDS):
+        tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        for j, c in enumerate(C_GRID):
+            head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), y[tr], Budget(c), "xent", cfg)
+            p = np.clip(predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device),
+                        1e-6, 1 - 1e-6)
+            loss[j] += -np.sum(y[va] * np.log(p) + (1 - y[va]) * np.log(1 - p))
+    return C_GRID[int(np.argmin(loss))]
 
 
 def run_ceiling(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
-    """Trained on w2s_train ground truth, early stopping on w2s_val ground truth (the reference
-    may see what students may not). Anchored probe heads start at the zero-shot answer, and that
-    start is a candidate of the early stopping; their correction's learning rate is chosen from
-    the tune grid by the same w2s_val score, so a wrong anchor can be overruled (a fixed small
-    rate left the ceiling below a plain logistic probe on the same features)."""
+    """Trained on w2s_train ground truth (the reference may see what students may not). Plain
+    heads and full / lora mode early-stop on w2s_val ground truth. Anchored probe heads are the
+    same convex fit as the students' with C cross-validated on w2s_train ground truth, so a wrong
+    anchor is overruled as far as the features allow (a fixed small learning rate left the
+    ceiling below a plain logistic probe on the same features)."""
     anchor = anchor_for(ctx, deps["encode"])
-
-    def fit(lr: float | None) -> StageDir:
-        return fit_stage(ctx, "ceiling", ctx.strong, train_split="w2s_train",
-                         train_labels=ctx.splits.labels("w2s_train").astype(np.float32),
-                         val_split="w2s_val", val_labels=ctx.splits.labels("w2s_val").astype(np.float32),
-                         anchor=anchor, lr=lr)
-
-    if anchor is None:
-        return fit(None)
-    runs = [fit(lr) for lr in LR_GRID]
-
-    def score(d: StageDir) -> tuple[float, float]:
-        h = d.json("train_history")
-        best = max(h, key=lambda e: (e["val_acc"], -e["val_loss"])) if h else {"val_acc": -1.0, "val_loss": 0.0}
-        return best["val_acc"], -best["val_loss"]
-
-    return max(runs, key=score)  # ties: the lowest rate (max keeps the first)
+    budget = None if anchor is None or ctx.train.mode != "probe" else Budget(ceiling_C(ctx, anchor))
+    return fit_stage(ctx, "ceiling", ctx.strong, train_split="w2s_train",
+                     train_labels=ctx.splits.labels("w2s_train").astype(np.float32),
+                     val_split="w2s_val", val_labels=ctx.splits.labels("w2s_val").astype(np.float32),
+                     anchor=anchor, budget=budget, early_stop=budget is None)
 
 
 STAGE = Stage("ceiling", ("encode",), run_ceiling, "the strong model on w2s_train ground truth (reference)")

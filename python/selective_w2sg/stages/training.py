@@ -12,6 +12,7 @@ No stage reads `test` ground truth: only `evaluate.py` and the analysis module d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 
 from ..cache import StageDir, TextRowStore, array_fingerprint, run_cached
 from ..config import ModelSpec
-from ..errors import DeviceOutOfMemoryError
+from ..errors import ConfigError, DeviceOutOfMemoryError
 from ..models import (
     Classifier, LinearHead, apply_lora, extract_features, load_backbone, tokenize,
 )
@@ -119,8 +120,8 @@ def fit_stage(
         cfg = replace(cfg, lr=cfg.anchored_lr)
     if lr is not None:
         cfg = replace(cfg, lr=lr)
-    if budget is not None:
-        cfg = replace(cfg, max_steps=max(1, budget.steps), lr=budget.lr)
+    if budget is not None and (anchor is None or cfg.mode != "probe"):
+        raise ConfigError("a Budget applies to anchored probe heads only")
     n_tr = len(ctx.splits.examples[train_split])
     n_va = len(ctx.splits.examples[val_split])
     tr_idx = np.arange(n_tr) if train_idx is None else np.asarray(train_idx)
@@ -131,8 +132,8 @@ def fit_stage(
               "loss": loss, "seed": ctx.seed, **ctx.numerics, **(extra or {})}
     if anchor is not None:
         config["anchor"] = anchor.key
-    if budget is not None:
-        config["budget"] = {"steps": budget.steps, "lr": budget.lr}
+    if budget is not None:  # the convex fit: the SGD settings (epochs, lr ...) do not apply
+        config["budget"] = {"C": budget.C, "fit": "penalised logistic, anchor as offset"}
     if not early_stop:
         config["early_stop"] = False
     inputs = {
@@ -146,8 +147,10 @@ def fit_stage(
         model, inputs_of = build_model(ctx, spec, cfg, train_split, tr_idx, anchor)
         tr = inputs_of(train_split).subset(tr_idx)
         va = inputs_of(val_split).subset(va_idx)
-        if budget is not None and budget.steps == 0:  # the untrained start: for an anchored head, the anchor itself
-            res = TrainResult(model, -1, 0, False, [], 0.0)
+        if budget is not None:  # anchored probe head: a convex fit (C None: the anchor itself)
+            t0 = time.perf_counter()
+            model = fit_anchored_head(model, tr, train_labels, budget, loss, cfg)  # type: ignore[arg-type]
+            res = TrainResult(model, -1, 0, False, [], time.perf_counter() - t0)
         else:
             res = train_classifier(model, tr, train_labels, va if early_stop else None,
                                    val_labels if early_stop else None, cfg, loss=loss, seed=ctx.seed,
@@ -178,10 +181,50 @@ def center_by_question(x: np.ndarray, question_ids: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Budget:
-    """A training budget: `steps` optimiser steps (0: none) at peak learning rate `lr`."""
+    """How far an anchored probe head may move from its anchor: the inverse L2 strength `C` of
+    its correction, fitted to convergence (a convex problem: no steps, rate or early stopping to
+    choose). Small C keeps the anchor; large C lets the labels overrule it. None: the anchor
+    alone (no correction)."""
 
-    steps: int
-    lr: float
+    C: float | None
+
+
+AUX_ROUNDS = 4  # aux_conf on an anchored head: refits, each with a larger share of hardened own predictions
+
+
+def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray, budget: Budget, loss: str,
+                      cfg: TrainConfig) -> LinearHead:
+    """`head` fitted to soft `labels` (n,) on `train` (features + anchor) by penalised logistic
+    regression with the anchor as offset (`linear.fit_penalised_logistic`). loss "aux_conf"
+    (Burns et al.'s auxiliary confidence, made convex): `AUX_ROUNDS` refits on
+    (1 - a_r) * labels + a_r * 1[own prediction above its median], a_r rising to `aux_weight`."""
+    from ..linear import fit_penalised_logistic
+
+    if loss not in ("xent", "aux_conf"):
+        raise ConfigError(f"unknown loss {loss!r} for an anchored head")
+    if budget.C is None:
+        return head
+    y = np.asarray(labels, dtype=np.float64)
+    x, off = train.features, train.anchor
+    ones = np.ones((len(x), 1))
+
+    def fit(t: np.ndarray) -> Any:
+        return fit_penalised_logistic(x, t, C=budget.C, offset=off)
+
+    m = fit(y)
+    if loss == "aux_conf":
+        for r in range(1, AUX_ROUNDS + 1):
+            p = m.predict(x, ones, off)
+            a = cfg.aux_weight * r / AUX_ROUNDS
+            m = fit((1 - a) * y + a * (p > np.quantile(p, 0.5)))
+    with torch.no_grad():
+        head.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
+        head.std.copy_(torch.from_numpy(m.std.astype(np.float32)))
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        head.linear.weight[1] = torch.from_numpy(m.w.astype(np.float32))
+        head.linear.bias[1] = float(m.a[0])
+    return head
 
 
 @dataclass(frozen=True)
