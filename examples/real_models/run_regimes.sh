@@ -14,11 +14,11 @@ case $PHASE in
 esac
 REGIMES=${*:-"sciq boolq hellaswag social_iqa sciq+boolq"}
 declare -A SIZES=(
-  [sciq]="--n-weak 125 --n-w2s 225 --n-test 150"
+  [sciq]="--n-weak 120 --n-w2s 215 --n-test 145"
   [boolq]="--n-weak 300 --n-w2s 500 --n-test 400"
   [hellaswag]="--n-weak 250 --n-w2s 450 --n-test 300"
-  [social_iqa]="--n-weak 240 --n-w2s 430 --n-test 290"
-  [sciq+boolq]="--n-weak 250 --n-w2s 450 --n-test 300 --per-source 1000"
+  [social_iqa]="--n-weak 230 --n-w2s 410 --n-test 280"
+  [sciq+boolq]="--n-weak 240 --n-w2s 430 --n-test 290 --per-source 1000"
 )
 mkdir -p "$OUT"
 for regime in $REGIMES; do
