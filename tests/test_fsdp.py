@@ -1,0 +1,155 @@
+"""`--shard full`: FSDP2 (`fully_shard`) training over 2 CPU processes (gloo) takes the same steps
+as one process (per-step training losses, validation history, predictions), holds about half the
+parameter and optimiser bytes per rank, and is refused where it cannot apply."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import pytest
+import torch
+
+from selective_w2sg.dist import shutdown
+from selective_w2sg.errors import ConfigError
+from selective_w2sg.models import Classifier, load_backbone, pick_device, tokenize, transformer_blocks
+from selective_w2sg.train import TokenInputs, TrainConfig, predict_proba, train_classifier
+
+torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
+
+CPU = pick_device("cpu")
+# fp32 on the CPU; what differs is only the order of additions (a reduce-scatter of two ranks'
+# partial gradients instead of one sum), as for the DDP tests.
+ATOL_PRED = 1e-4
+RTOL_LOSS = 1e-4
+
+
+def _record(log: dict[int, float]):
+    """Wrap train.make_loss so that every step's summed per-example loss (this rank's part) lands in `log`."""
+    import selective_w2sg.train as T
+
+    inner_make = T.make_loss
+
+    class Recorded:
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner = inner
+
+        def __call__(self, logits, y, step):  # noqa: ANN001
+            out = self.inner(logits, y, step)
+            log[step] = log.get(step, 0.0) + float(out.detach().sum())
+            return out
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    T.make_loss = lambda *a, **kw: Recorded(inner_make(*a, **kw))  # type: ignore[assignment]
+    return inner_make
+
+
+def _fit(model: str, shard: str, mode: str = "full") -> dict[str, object]:
+    """Full (or LoRA) training of a tiny model with validation (early stopping keeps the best
+    weights); returns predictions, per-step loss sums, validation history and state bytes."""
+    import selective_w2sg.train as T
+
+    bb = load_backbone(model)
+    texts = [f"t{i % 5} which\nAnswer: w{i % 7}" for i in range(37)]  # odd: uneven shares per rank
+    y = np.array([float(i % 7 < 3) for i in range(37)], dtype=np.float32)
+    inp = TokenInputs(tokenize(bb, texts, 32), bb.tokenizer.pad_token_id, bb.tokenizer.padding_side)
+    torch.manual_seed(0)  # every rank builds the same weights
+    clf = Classifier(bb)
+    if mode == "lora":
+        from selective_w2sg.models import apply_lora
+
+        clf = apply_lora(clf, r=4, dropout=0.0)
+    for m in clf.modules():  # dropout masks are drawn per process: off, so the runs can agree
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    # 9-example steps over 2 ranks in micro-batches of 2: ranks with 3 and 2 micro-batches, the
+    # last step 1 example (one rank idle); a small clipping norm, so clipping is active.
+    cfg = TrainConfig(mode=mode, epochs=2, batch_size=9, micro_batch_size=2, lr=1e-3, aux_window=20,
+                      max_grad_norm=0.05, evals_per_epoch=2, patience=10, shard=shard)
+    log: dict[int, float] = {}
+    inner = _record(log)
+    try:
+        res = train_classifier(clf, inp, y, inp.subset(np.arange(20)), y[:20], cfg, loss="aux_conf", device=CPU)
+    finally:
+        T.make_loss = inner  # type: ignore[assignment]
+    return {"pred": predict_proba(res.model, inp, device=CPU), "losses": np.array([log.get(k, 0.0) for k in range(res.steps)]),
+            "val": np.array([[h["val_acc"], h["val_loss"]] for h in res.history]), "best": res.best_eval,
+            "bytes": res.state_bytes, "steps": res.steps}
+
+
+def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: str) -> None:
+    import torch.distributed as tdist
+
+    torch.set_num_threads(1)
+    tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))  # a dead peer fails fast
+    try:
+        r = _fit(model, "full", mode)
+        np.savez(f"{out}.{rank}.npz", **{k: np.asarray(v) for k, v in r.items()})
+        shutdown()  # every rank done: leave the group cleanly
+    finally:
+        if tdist.is_initialized():  # a rank failed: no barrier, just leave
+            tdist.destroy_process_group()
+
+
+def _two_ranks(tmp_path, model: str, mode: str = "full") -> list[dict[str, np.ndarray]]:
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "fsdp")
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), out, model, mode), nprocs=2, join=True)
+    return [dict(np.load(f"{out}.{r}.npz")) for r in range(2)]
+
+
+@pytest.mark.parametrize("model", ["tiny-random-llama", "tiny-random-bert"])
+def test_fsdp_two_processes_match_one(tmp_path, model) -> None:
+    """FSDP2 over 2 ranks (gradient accumulation without communication, an idle rank, active
+    clipping of sharded gradients, evaluations between steps, the best weights restored) takes
+    the same optimiser steps as one unsharded process, to fp32 rounding; each rank holds about
+    half of the parameter and AdamW bytes."""
+    single = _fit(model, "none")
+    ranks = _two_ranks(tmp_path, model)
+    for r in ranks:  # predictions are gathered: every rank has all of them
+        np.testing.assert_allclose(r["pred"], single["pred"], atol=ATOL_PRED)
+        np.testing.assert_allclose(r["val"], single["val"], rtol=RTOL_LOSS, atol=1e-6)
+        assert int(r["best"]) == single["best"] and int(r["steps"]) == single["steps"]
+    # each rank computed its examples' share of every step's loss
+    np.testing.assert_allclose(ranks[0]["losses"] + ranks[1]["losses"], single["losses"], rtol=RTOL_LOSS)
+    assert np.ptp(single["pred"]) > 1e-3  # the models did learn something to compare
+    # Per rank: its shard of every weight and of AdamW's two moments (+ the replicated step
+    # counters, a few bytes): about half, and the two halves add up to the whole.
+    one, per_rank = int(single["bytes"]), [int(r["bytes"]) for r in ranks]
+    assert all(0.45 * one <= b <= 0.55 * one for b in per_rank), (one, per_rank)
+    assert abs(sum(per_rank) - one) <= 0.01 * one, (one, per_rank)
+
+
+def test_fsdp_lora_matches_one_process(tmp_path) -> None:
+    """LoRA under FSDP2 (frozen and trainable weights in one sharded unit) also takes one process's steps."""
+    pytest.importorskip("peft")
+    single = _fit("tiny-random-llama", "none", "lora")
+    for r in _two_ranks(tmp_path, "tiny-random-llama", "lora"):
+        np.testing.assert_allclose(r["pred"], single["pred"], atol=ATOL_PRED)
+
+
+def test_transformer_blocks_found_generically() -> None:
+    for name, n in (("tiny-random-llama", 2), ("tiny-random-bert", 2)):
+        blocks = transformer_blocks(Classifier(load_backbone(name)))
+        assert len(blocks) == n and len({type(b) for b in blocks}) == 1
+        assert "Layer" in type(blocks[0]).__name__
+    assert transformer_blocks(torch.nn.Linear(2, 2)) == []
+
+
+def test_shard_full_refused_where_it_cannot_apply() -> None:
+    with pytest.raises(ConfigError, match="probe"):
+        TrainConfig(mode="probe", shard="full")
+    with pytest.raises(ConfigError, match="shard"):
+        TrainConfig(mode="full", shard="zero3")
+    bb = load_backbone("tiny-random-bert")
+    inp = TokenInputs(tokenize(bb, ["a b", "c d"], 8), bb.tokenizer.pad_token_id, bb.tokenizer.padding_side)
+    with pytest.raises(ConfigError, match="distributed run"):  # one process: nothing to shard over
+        train_classifier(Classifier(bb), inp, np.array([0.0, 1.0], np.float32), None, None,
+                         TrainConfig(mode="full", shard="full", epochs=1), device=CPU)
+    # the default leaves cache keys as they were; full is part of them
+    assert "shard" not in TrainConfig(mode="full").to_dict()
+    assert TrainConfig(mode="full", shard="full").to_dict()["shard"] == "full"
