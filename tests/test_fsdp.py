@@ -24,8 +24,26 @@ ATOL_PRED = 1e-4
 RTOL_LOSS = 1e-4
 
 
-def _record(log: dict[int, float]):
-    """Wrap train.make_loss so that every step's summed per-example loss (this rank's part) lands in `log`."""
+COLLECTIVES = {"all_gather_single": 0, "reduce_scatter_single": 0}
+
+
+def _count_collectives() -> None:
+    """Count FSDP2's all-gathers and reduce-scatters (it calls them through torch.distributed)."""
+    import torch.distributed as tdist
+
+    for name in COLLECTIVES:
+        inner = getattr(tdist, name)
+
+        def counted(*a, _inner=inner, _name=name, **kw):  # noqa: ANN002, ANN003
+            COLLECTIVES[_name] += 1
+            return _inner(*a, **kw)
+
+        setattr(tdist, name, counted)
+
+
+def _record(log: dict[int, float], gathers: dict[int, list[int]]):
+    """Wrap train.make_loss so that every step's summed per-example loss (this rank's part) lands
+    in `log`, and the all-gathers counted so far at each micro-batch's loss in `gathers`."""
     import selective_w2sg.train as T
 
     inner_make = T.make_loss
@@ -37,6 +55,7 @@ def _record(log: dict[int, float]):
         def __call__(self, logits, y, step):  # noqa: ANN001
             out = self.inner(logits, y, step)
             log[step] = log.get(step, 0.0) + float(out.detach().sum())
+            gathers.setdefault(step, []).append(COLLECTIVES["all_gather_single"])
             return out
 
         def __getattr__(self, name: str):
@@ -69,24 +88,60 @@ def _fit(model: str, shard: str, mode: str = "full") -> dict[str, object]:
     cfg = TrainConfig(mode=mode, epochs=2, batch_size=9, micro_batch_size=2, lr=1e-3, aux_window=20,
                       max_grad_norm=0.05, evals_per_epoch=2, patience=10, shard=shard)
     log: dict[int, float] = {}
-    inner = _record(log)
+    gathers: dict[int, list[int]] = {}
+    inner = _record(log, gathers)
+    scatters = COLLECTIVES["reduce_scatter_single"]
     try:
         res = train_classifier(clf, inp, y, inp.subset(np.arange(20)), y[:20], cfg, loss="aux_conf", device=CPU)
     finally:
         T.make_loss = inner  # type: ignore[assignment]
     return {"pred": predict_proba(res.model, inp, device=CPU), "losses": np.array([log.get(k, 0.0) for k in range(res.steps)]),
             "val": np.array([[h["val_acc"], h["val_loss"]] for h in res.history]), "best": res.best_eval,
-            "bytes": res.state_bytes, "steps": res.steps}
+            "bytes": res.state_bytes, "steps": res.steps,
+            "gathers_within_step": max(g[-1] - g[0] for g in gathers.values()),
+            "micro_batches": max(len(g) for g in gathers.values()),
+            "scatters_per_step": (COLLECTIVES["reduce_scatter_single"] - scatters) / res.steps,
+            "units": sum(1 for m in res.model.modules() if type(m).__name__.startswith("FSDP"))}
+
+
+def _clip(model: str, sharded: bool) -> tuple[float, np.ndarray]:
+    """One backward of a tiny model on a fixed batch (the same on every rank), then
+    clip_grad_norm_: (the total norm it saw, every clipped gradient flattened in parameter
+    order). Sharded: the gradients are DTensor shards, their norm must be the whole model's."""
+    from selective_w2sg import dist
+    from selective_w2sg.train import _local
+
+    bb = load_backbone(model)
+    torch.manual_seed(0)
+    clf = Classifier(bb)
+    if sharded:
+        dist.fully_shard_model(clf, transformer_blocks(clf), CPU.device, bf16=False)
+    ids = tokenize(bb, [f"t{i} which\nAnswer: w{i}" for i in range(6)], 16)
+    batch = TokenInputs(ids, bb.tokenizer.pad_token_id, bb.tokenizer.padding_side).batch(np.arange(6), CPU.device)
+    clf(**batch).square().sum().backward()
+    norm = torch.nn.utils.clip_grad_norm_(list(clf.parameters()), 0.01)
+    grads = []
+    for p in clf.parameters():
+        g = p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad
+        grads.append(_local(g).reshape(-1))
+    full = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+    return float(full), torch.cat(grads).numpy()
 
 
 def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: str) -> None:
+    """`mode` full / lora: `_fit` with --shard full; clip: `_clip` sharded."""
     import torch.distributed as tdist
 
     torch.set_num_threads(1)
     tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=120))  # a dead peer fails fast
     try:
-        r = _fit(model, "full", mode)
+        _count_collectives()
+        if mode == "clip":
+            norm, grads = _clip(model, sharded=True)
+            r: dict[str, object] = {"clip_norm": norm, "clip_grads": grads}
+        else:
+            r = _fit(model, "full", mode)
         np.savez(f"{out}.{rank}.npz", **{k: np.asarray(v) for k, v in r.items()})
         shutdown()  # every rank done: leave the group cleanly
     finally:
@@ -122,6 +177,24 @@ def test_fsdp_two_processes_match_one(tmp_path, model) -> None:
     one, per_rank = int(single["bytes"]), [int(r["bytes"]) for r in ranks]
     assert all(0.45 * one <= b <= 0.55 * one for b in per_rank), (one, per_rank)
     assert abs(sum(per_rank) - one) <= 0.01 * one, (one, per_rank)
+    # Gradient accumulation without communication: one reduce-scatter per FSDP unit (2 blocks +
+    # the root) per step, whatever the micro-batch count (up to 3 on rank 0, 2 on rank 1: the
+    # ranks' collectives still pair up), and no all-gather between the first micro-batch's
+    # forward and the last one's.
+    assert [int(r["micro_batches"]) for r in ranks] == [3, 2]
+    for r in ranks:
+        assert int(r["units"]) == 3
+        assert float(r["scatters_per_step"]) == 3.0 and int(r["gathers_within_step"]) == 0
+
+
+def test_clipping_sharded_gradients_uses_the_whole_norm(tmp_path) -> None:
+    """clip_grad_norm_ on FSDP2's DTensor gradient shards: the norm over all ranks' shards (not
+    each rank's own), so the clipped gradients equal one process's."""
+    norm, grads = _clip("tiny-random-llama", sharded=False)
+    assert norm > 0.01  # clipping is active
+    for r in _two_ranks(tmp_path, "tiny-random-llama", "clip"):
+        np.testing.assert_allclose(float(r["clip_norm"]), norm, rtol=1e-5)
+        np.testing.assert_allclose(r["clip_grads"], grads, rtol=1e-4, atol=1e-9)
 
 
 def test_fsdp_lora_matches_one_process(tmp_path) -> None:
