@@ -226,3 +226,28 @@ def test_shard_full_refused_where_it_cannot_apply() -> None:
     # the default leaves cache keys as they were; full is part of them
     assert "shard" not in TrainConfig(mode="full").to_dict()
     assert TrainConfig(mode="full", shard="full").to_dict()["shard"] == "full"
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_shard_full_matches_ddp(tmp_path) -> None:
+    """`torchrun --nproc_per_node 2 -m selective_w2sg.cli train --mode full --shard full` runs
+    end to end (weak, ceiling and a student, all sharded) and its test predictions equal the
+    DDP run's (`--shard none`) to fp32 rounding. (Against one process they differ by the dropout
+    masks each process draws, in DDP alike: ~2e-3 here.)"""
+    import os
+    import subprocess
+    import sys
+
+    preds = {}
+    for shard in ("full", "none"):
+        out = tmp_path / shard
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "selective_w2sg.cli", "train", "--task", "synthetic", "--weak", "tiny-random-bert",
+                "--strong", "tiny-random-llama", "--mode", "full", "--shard", shard, "--device", "cpu",
+                "--n-weak", "20", "--n-w2s", "50", "--n-test", "20", "--epochs", "1", "--students", "naive",
+                "--max-length", "64", "--batch-size", "16", "--micro-batch-size", "4", "--out", str(out)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "SW2S_NUM_THREADS": "1"}
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        preds[shard] = np.load(out / "seed0" / "test_predictions.npz")["preds"]
+    np.testing.assert_allclose(preds["full"], preds["none"], atol=1e-5)
