@@ -95,7 +95,12 @@ def _fit(model: str, shard: str, mode: str = "full") -> dict[str, object]:
         res = train_classifier(clf, inp, y, inp.subset(np.arange(20)), y[:20], cfg, loss="aux_conf", device=CPU)
     finally:
         T.make_loss = inner  # type: ignore[assignment]
-    return {"pred": predict_proba(res.model, inp, device=CPU), "losses": np.array([log.get(k, 0.0) for k in range(res.steps)]),
+    pred = predict_proba(res.model, inp, device=CPU)
+    if shard == "full":  # after training and predicting, a rank holds only its shards (nothing left gathered)
+        from torch.distributed.tensor import DTensor
+
+        assert all(isinstance(p, DTensor) for p in res.model.parameters())
+    return {"pred": pred, "losses": np.array([log.get(k, 0.0) for k in range(res.steps)]),
             "val": np.array([[h["val_acc"], h["val_loss"]] for h in res.history]), "best": res.best_eval,
             "bytes": res.state_bytes, "steps": res.steps,
             "gathers_within_step": max(g[-1] - g[0] for g in gathers.values()),

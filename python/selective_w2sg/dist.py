@@ -131,6 +131,17 @@ def accumulate_unsharded(model: torch.nn.Module, accumulating: bool) -> None:
                 m.set_reshard_after_forward(not accumulating, recurse=False)
 
 
+def reshard(model: torch.nn.Module) -> None:
+    """Free every gathered weight of a sharded model (a forward without a backward leaves the
+    root's, embeddings included, gathered): evaluation between training steps then costs no
+    memory after it, and the model holds only its shards again."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
 def local_bytes(tensors: Iterable[torch.Tensor]) -> int:
     """Bytes this rank holds of `tensors`: a DTensor (a sharded weight, its optimiser state)
     counts its local shard only."""

@@ -271,7 +271,8 @@ def _predict_proba(model: nn.Module, inputs: Inputs, batch_size: int, device: De
     idx = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
     # Sharded: every forward is a collective, so every rank runs as many (a repeat of its first
     # batch, thrown away, where it has one fewer).
-    spare = math.ceil(len(batches) / dist.world_size()) - len(mine) if dist.is_sharded(model) else 0
+    sharded = dist.is_sharded(model)
+    spare = math.ceil(len(batches) / dist.world_size()) - len(mine) if sharded else 0
     parts = []
     for j, b in enumerate(mine + [batches[0]] * spare):
         with device.autocast(enabled=not isinstance(model, LinearHead)):
@@ -279,6 +280,8 @@ def _predict_proba(model: nn.Module, inputs: Inputs, batch_size: int, device: De
         if j < len(mine):
             parts.append(torch.softmax(logits.float(), -1)[:, 1])  # stays on the device: one copy at the end
     out = torch.cat(parts).cpu().numpy() if parts else np.zeros(0, dtype=np.float32)
+    if sharded:
+        dist.reshard(model)
     model.train(was_training)
     return dist.gather_rows(out.astype(np.float32, copy=False), idx, n)
 
