@@ -26,7 +26,7 @@ from .losses import make_loss, soft_cross_entropy
 from .models import PRECISIONS, Device, LinearHead, length_sorted_batches, pad_batch, pick_device
 
 MODES = ("probe", "full", "lora")
-SHARDS = ("none", "full")
+SHARDS = ("none", "full", "full-lowmem")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,10 @@ class TrainConfig:
     lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
     shard: str = field(default="none", metadata=opt(
         "full/lora under torchrun: none (DDP: every rank holds the whole model, its gradients and AdamW "
-        "state) | full (FSDP2: all three sharded over the ranks, each layer gathered only while it runs)."))
+        "state) | full (FSDP2: all three sharded over the ranks, each layer gathered only while it runs; "
+        "accumulation micro-batches keep weights gathered and gradients unsharded until the step's last, "
+        "no communication between) | full-lowmem (as full, but every micro-batch reduce-scatters its gradients "
+        "and frees the gathered weights: nothing of the whole model's size is held, more communication)."))
     device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
     precision: str = field(default="auto", metadata=opt(
         "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16 (also on the CPU: ~3x faster encoder passes "
@@ -100,9 +103,9 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.shard not in SHARDS:
             raise ConfigError(f"shard must be one of {', '.join(SHARDS)}, got {self.shard!r}")
-        if self.shard == "full" and self.mode == "probe":
-            raise ConfigError("--shard full shards a backbone's weights; --mode probe trains only a small head on "
-                              "cached features: use --shard none, or --mode full / lora")
+        if self.shard != "none" and self.mode == "probe":
+            raise ConfigError(f"--shard {self.shard} shards a backbone's weights; --mode probe trains only a small "
+                              "head on cached features: use --shard none, or --mode full / lora")
         probe = self.mode == "probe"
         kw = dict(
             epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
@@ -339,10 +342,10 @@ def train_classifier(
 def _data_parallel(model: nn.Module, device: Device, shard: str = "none") -> nn.Module:
     """Under torchrun / accelerate launch: the model in torch's DistributedDataParallel (weights
     broadcast from rank 0, bucketed gradient all-reduce overlapping the backward pass), or with
-    `shard` full the model itself, sharded in place by FSDP2; else the model itself."""
-    if shard == "full":
+    `shard` full / full-lowmem the model itself, sharded in place by FSDP2; else the model itself."""
+    if shard != "none":
         if not dist.is_distributed():
-            raise ConfigError("--shard full needs a distributed run (torchrun --nproc_per_node N): one process "
+            raise ConfigError(f"--shard {shard} needs a distributed run (torchrun --nproc_per_node N): one process "
                               "has no ranks to shard over; use --shard none")
         from .models import transformer_blocks
 
@@ -415,23 +418,28 @@ def _train(
         for gbatch in epoch_batches(n, cfg.batch_size, rng, train.lengths):
             local = gbatch[rk::world]
             micro = [local[m * mbs : (m + 1) * mbs] for m in range(math.ceil(len(local) / mbs))]
-            for j, mi in enumerate(micro or [gbatch[:1]]):
+            # A rank with no examples this step runs one zero-loss micro-batch to join the collectives;
+            # under full-lowmem every micro-batch communicates, so every rank runs as many as rank 0.
+            n_micro = max(len(micro), 1)
+            if cfg.shard == "full-lowmem":
+                n_micro = max(math.ceil(len(gbatch[0::world]) / mbs), 1)
+            for j, mi in enumerate(micro + [gbatch[:1]] * (n_micro - len(micro))):
                 # DDP averages gradients over ranks; each rank's loss is its examples' sum over the
                 # *global* batch size, times the world size: the average is the global batch's mean,
                 # one process's gradient whatever the split. Gradients synchronise once per step, in
                 # the backward pass of the last micro-batch (bucketed, overlapping the backward).
-                last = j == max(len(micro), 1) - 1
+                last = j == n_micro - 1
                 if sharded:
-                    dist.accumulate_unsharded(model, not last)
+                    dist.accumulate_unsharded(model, not last and cfg.shard == "full")
                 sync = contextlib.nullcontext() if (last or engine is model) else engine.no_sync()
                 with sync:
                     with device.autocast(enabled=not isinstance(model, LinearHead)):
                         logits = engine(**train.batch(mi, device.device))
-                    if micro:
+                    if j < len(micro):
                         idx = to_device(torch.from_numpy(np.asarray(mi, dtype=np.int64)), device.device)
                         per_ex = loss_fn(logits, y_dev[idx], step)
                         (per_ex.sum() * (world / len(gbatch))).backward()
-                    else:  # no examples on this rank this step: join the gradient sync with a zero
+                    else:  # no examples left on this rank this step: join the gradient sync with a zero
                         (logits.sum() * 0.0).backward()
             loss_fn.end_step([len(gbatch[r::world]) for r in range(world)])  # collective under DDP
             if cfg.max_grad_norm > 0:  # of sharded gradients (DTensors) too: the norm is the whole model's
