@@ -65,9 +65,10 @@ def _record(log: dict[int, float], gathers: dict[int, list[int]]):
     return inner_make
 
 
-def _fit(model: str, shard: str, mode: str = "full") -> dict[str, object]:
+def _fit(model: str, shard: str, mode: str = "full", ckpt: bool = False) -> dict[str, object]:
     """Full (or LoRA) training of a tiny model with validation (early stopping keeps the best
-    weights); returns predictions, per-step loss sums, validation history and state bytes."""
+    weights), `ckpt`: with gradient checkpointing; returns predictions, per-step loss sums,
+    validation history and state bytes."""
     import selective_w2sg.train as T
 
     bb = load_backbone(model)
@@ -75,7 +76,7 @@ def _fit(model: str, shard: str, mode: str = "full") -> dict[str, object]:
     y = np.array([float(i % 7 < 3) for i in range(37)], dtype=np.float32)
     inp = TokenInputs(tokenize(bb, texts, 32), bb.tokenizer.pad_token_id, bb.tokenizer.padding_side)
     torch.manual_seed(0)  # every rank builds the same weights
-    clf = Classifier(bb)
+    clf = Classifier(bb, gradient_checkpointing=ckpt)
     if mode == "lora":
         from selective_w2sg.models import apply_lora
 
@@ -133,7 +134,7 @@ def _clip(model: str, sharded: bool) -> tuple[float, np.ndarray]:
     return float(full), torch.cat(grads).numpy()
 
 
-def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: str, shard: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: str, shard: str, ckpt: bool) -> None:
     """`mode` full / lora: `_fit` with `shard`; clip: `_clip` sharded."""
     import torch.distributed as tdist
 
@@ -146,7 +147,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: s
             norm, grads = _clip(model, sharded=True)
             r: dict[str, object] = {"clip_norm": norm, "clip_grads": grads}
         else:
-            r = _fit(model, shard, mode)
+            r = _fit(model, shard, mode, ckpt)
         np.savez(f"{out}.{rank}.npz", **{k: np.asarray(v) for k, v in r.items()})
         shutdown()  # every rank done: leave the group cleanly
     finally:
@@ -154,23 +155,25 @@ def _worker(rank: int, world: int, init_file: str, out: str, model: str, mode: s
             tdist.destroy_process_group()
 
 
-def _two_ranks(tmp_path, model: str, mode: str = "full", shard: str = "full") -> list[dict[str, np.ndarray]]:
+def _two_ranks(tmp_path, model: str, mode: str = "full", shard: str = "full", ckpt: bool = False
+               ) -> list[dict[str, np.ndarray]]:
     import torch.multiprocessing as mp
 
     out = str(tmp_path / "fsdp")
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), out, model, mode, shard), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), out, model, mode, shard, ckpt), nprocs=2, join=True)
     return [dict(np.load(f"{out}.{r}.npz")) for r in range(2)]
 
 
-@pytest.mark.parametrize("model,shard", [("tiny-random-llama", "full"), ("tiny-random-bert", "full"),
-                                         ("tiny-random-llama", "full-lowmem")])
-def test_fsdp_two_processes_match_one(tmp_path, model, shard) -> None:
+@pytest.mark.parametrize("model,shard,ckpt", [("tiny-random-llama", "full", False), ("tiny-random-bert", "full", False),
+                                              ("tiny-random-llama", "full-lowmem", True)])
+def test_fsdp_two_processes_match_one(tmp_path, model, shard, ckpt) -> None:
     """FSDP2 over 2 ranks (gradient accumulation without communication, or with it under
     full-lowmem; an idle rank; active clipping of sharded gradients; evaluations between steps;
-    the best weights restored) takes the same optimiser steps as one unsharded process, to fp32
-    rounding; each rank holds about half of the parameter and AdamW bytes."""
-    single = _fit(model, "none")
-    ranks = _two_ranks(tmp_path, model, shard=shard)
+    the best weights restored; gradient checkpointing in the layers FSDP gathers) takes the same
+    optimiser steps as one unsharded process, to fp32 rounding; each rank holds about half of the
+    parameter and AdamW bytes."""
+    single = _fit(model, "none", ckpt=ckpt)
+    ranks = _two_ranks(tmp_path, model, shard=shard, ckpt=ckpt)
     for r in ranks:  # predictions are gathered: every rank has all of them
         np.testing.assert_allclose(r["pred"], single["pred"], atol=ATOL_PRED)
         np.testing.assert_allclose(r["val"], single["val"], rtol=RTOL_LOSS, atol=1e-6)
