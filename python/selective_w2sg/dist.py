@@ -97,8 +97,10 @@ def fully_shard_model(model: torch.nn.Module, blocks: list[torch.nn.Module], dev
     """Shard `model`'s parameters (and so its gradients and optimiser state) over the ranks with
     FSDP2: each of `blocks` (the transformer layers) is its own unit, all-gathered just before
     it runs and freed after, then the rest (embeddings, head) at the root. In place; returns the
-    model. On CUDA with `bf16`: bf16 compute copies of the weights, fp32 shards (the optimiser's
-    master weights) and an fp32 gradient reduction; elsewhere fp32 throughout."""
+    model. The model may still be on the host: each unit moves to `device` as it is sharded, so
+    the whole model is never there at once. On CUDA with `bf16`: bf16 compute copies of the
+    weights, fp32 shards (the optimiser's master weights) and an fp32 gradient reduction;
+    elsewhere fp32 throughout."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

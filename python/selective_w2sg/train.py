@@ -376,7 +376,8 @@ def _train(
     if torch.isnan(y).any() or (y < 0).any() or (y > 1).any():
         raise ConfigError("train labels must be probabilities in [0, 1]")
     torch.manual_seed(seed)
-    model.to(device.device)
+    if cfg.shard == "none":  # sharded: fully_shard moves each layer as it shards it (never the whole model at once)
+        model.to(device.device)
     engine = _data_parallel(model, device, cfg.shard)  # what runs forward/backward: the model, or its DDP wrapper
     sharded = dist.is_sharded(model)
     params = [p for p in model.parameters() if p.requires_grad]
