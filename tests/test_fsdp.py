@@ -263,3 +263,18 @@ def test_cli_under_torchrun_shard_full_matches_ddp(tmp_path) -> None:
         assert r.returncode == 0, r.stderr[-3000:]
         preds[shard] = np.load(out / "seed0" / "test_predictions.npz")["preds"]
     np.testing.assert_allclose(preds["full"], preds["none"], atol=1e-5)
+
+
+@pytest.mark.parametrize("args,needle", [(["--shard", "full"], "--mode probe"),  # probe is the default mode
+                                         (["--mode", "full", "--shard", "full"], "needs a distributed run")])
+def test_cli_refuses_shard_full_where_it_cannot_apply(tmp_path, args, needle) -> None:
+    """A ConfigError, one line, exit 1: with probe heads at once; in one process at the first training."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from selective_w2sg.cli import main; main()", "train", "--task",
+                        "synthetic", "--weak", "tiny-random-bert", "--strong", "tiny-random-bert", "--n-weak", "20",
+                        "--n-w2s", "50", "--n-test", "20", "--device", "cpu", "--out", str(tmp_path / "run"), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
