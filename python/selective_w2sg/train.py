@@ -272,12 +272,12 @@ def _predict_proba(model: nn.Module, inputs: Inputs, batch_size: int, device: De
     batches = predict_batches(n, batch_size, inputs.lengths, max_tokens)
     mine = batches[dist.rank() :: dist.world_size()]
     idx = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
-    # Sharded: every forward is a collective, so every rank runs as many (a repeat of its first
-    # batch, thrown away, where it has one fewer).
+    # Sharded: every forward is a collective, so every rank runs as many (where it has one fewer,
+    # the shortest batch again, thrown away).
     sharded = dist.is_sharded(model)
     spare = math.ceil(len(batches) / dist.world_size()) - len(mine) if sharded else 0
     parts = []
-    for j, b in enumerate(mine + [batches[0]] * spare):
+    for j, b in enumerate(mine + [batches[-1]] * spare):
         with device.autocast(enabled=not isinstance(model, LinearHead)):
             logits = model(**inputs.batch(b, device.device))
         if j < len(mine):
