@@ -13,6 +13,10 @@ Sections (each timed; each check wrapped, so one failing check does not stop the
               (c) `train_classifier` full and LoRA: loss finite, trainable parameters fp32 on the
               device, only the expected weights moving; (d) the DDP path with a world of 1
               (NCCL on CUDA, gloo on CPU) against the plain run.
+  fsdp        `train_classifier` with --shard full (FSDP2 `fully_shard`) on a world of 1 (NCCL on
+              CUDA, gloo on CPU), full and LoRA: the sharded path is taken, shards stay fp32 (master
+              weights; bf16 compute copies on CUDA), predictions near the plain run's, finite
+              losses; per-rank state bytes and (CUDA) peak memory of both runs.
   e2e         `python -m selective_w2sg.cli train` (the `sw2s` entry point), --mode full and
               --mode lora, tiny built-in models on the synthetic task: exit 0, results.json with
               finite accuracies for every model.
@@ -52,13 +56,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-SECTIONS = ("unit", "e2e", "hf_encode", "throughput")
+SECTIONS = ("unit", "fsdp", "e2e", "hf_encode", "throughput")
 BF16_U = 2.0**-8
 FP32_REL_TOL = 1e-4
 
@@ -396,16 +401,104 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def check_ddp(ctx: Ctx) -> dict[str, Any]:
+@contextlib.contextmanager
+def world_of_one(ctx: Ctx):  # noqa: ANN201
+    """A process group of this process alone (NCCL on CUDA, gloo on CPU), left on exit; the
+    launcher's environment variables are set meanwhile and restored after."""
+    import datetime
+
     import torch.distributed as tdist
 
+    from selective_w2sg import dist
+
+    require(tdist.is_available(), "torch.distributed is not available")
+    require(not dist.is_distributed(), "a process group is already initialised")
+    backend = "nccl" if ctx.cuda else "gloo"
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1",
+           "LOCAL_RANK": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        if ctx.cuda:
+            torch.cuda.set_device(ctx.dev.device)
+        # A short timeout: a collective that hangs fails this check instead of eating the device time.
+        tdist.init_process_group(backend, rank=0, world_size=1, timeout=datetime.timedelta(seconds=120))
+        yield backend
+    finally:
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_fsdp(ctx: Ctx, mode: str) -> dict[str, Any]:
+    """--shard full on one rank against the plain run: FSDP2 shards over a mesh of 1, so every
+    collective is a copy, yet the whole path (wrapping, mixed precision, DTensor clipping and
+    AdamW, accumulation without sync, sharded prediction and best-weight restore) runs."""
+    from selective_w2sg import dist
+    from selective_w2sg.models import Classifier, apply_lora, load_backbone
+    from selective_w2sg.train import TrainConfig, predict_proba, train_classifier
+
+    bb = load_backbone("tiny-random-llama")
+    torch.manual_seed(0)
+    init = Classifier(bb)
+    if mode == "lora":
+        init = apply_lora(init, r=4, dropout=0.0)
+    inputs, y = _train_data(bb, 32, seed=13)
+    cfg = TrainConfig(mode=mode, epochs=1, batch_size=8, micro_batch_size=2, lr=1e-3, evals_per_epoch=2,
+                      device=ctx.args.device)
+
+    def run(shard: str) -> tuple[Any, dict[str, Any]]:
+        if ctx.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        losses: list[torch.Tensor] = []
+        with record_losses(losses):
+            res = train_classifier(copy.deepcopy(init), inputs, y, inputs, y, replace(cfg, shard=shard),
+                                   loss="aux_conf", seed=0, device=ctx.dev)
+        figs = {"state_bytes": res.state_bytes, "steps": res.steps, **loss_figures(losses)}
+        if ctx.cuda:
+            figs["peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return res.model, figs
+
+    plain, plain_figs = run("none")
+    p_plain = predict_proba(plain, inputs, device=ctx.dev)
+    with world_of_one(ctx) as backend:
+        sharded, figs = run("full")
+        require(dist.is_sharded(sharded), f"the FSDP path was not taken ({type(sharded).__name__})")
+        p_sharded = predict_proba(sharded, inputs, device=ctx.dev)
+        from torch.distributed.tensor import DTensor
+
+        trainable = [p for p in sharded.parameters() if p.requires_grad]
+        not_dt = sum(not isinstance(p, DTensor) for p in sharded.parameters())
+        dtypes = sorted({str(p.to_local().dtype) for p in trainable if isinstance(p, DTensor)})
+    require(not_dt == 0, f"{not_dt} parameters are not DTensor shards")
+    require(dtypes == ["torch.float32"], f"sharded trainable weights are not fp32 (master weights): {dtypes}")
+    diff = float(np.abs(p_plain - p_sharded).max())
+    # CPU: fp32 both ways, so float rounding. CUDA: FSDP computes with bf16 copies of every
+    # weight (norm weights too, which autocast keeps fp32), and Adam turns tiny gradient
+    # differences into lr-sized steps: loosely.
+    atol = 1e-5 if not ctx.cuda else 2e-2
+    require(bool(np.isfinite(p_sharded).all()), "non-finite predictions from the sharded model")
+    require(diff <= atol, f"FSDP vs plain predictions differ by {diff:.3g} > {atol}")
+    require(figs["steps"] == plain_figs["steps"], f"steps {figs['steps']} vs {plain_figs['steps']}")
+    return {"backend": backend, "mode": mode, "max_abs_pred_diff": diff, "pred_atol": atol,
+            "param_dtype": "bfloat16" if ctx.bf16 and ctx.cuda else "float32", "plain": plain_figs, "fsdp": figs}
+
+
+def section_fsdp(ctx: Ctx, rep: Report) -> None:
+    rep.run("fsdp", "fsdp_world1_full", lambda: check_fsdp(ctx, "full"))
+    rep.run("fsdp", "fsdp_world1_lora", lambda: check_fsdp(ctx, "lora"))
+
+
+def check_ddp(ctx: Ctx) -> dict[str, Any]:
     import selective_w2sg.train as T
     from selective_w2sg import dist
     from selective_w2sg.models import Classifier, load_backbone
     from selective_w2sg.train import TrainConfig, predict_proba, train_classifier
 
-    require(tdist.is_available(), "torch.distributed is not available")
-    require(not dist.is_distributed(), "a process group is already initialised")
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
     init = Classifier(bb)
@@ -415,39 +508,22 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
     # device: NCCL on CUDA), so the collective path of the loss is exercised too.
     loss = "aux_conf"
     plain = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0, device=ctx.dev).model
-    backend = "nccl" if ctx.cuda else "gloo"
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1",
-           "LOCAL_RANK": "0"}
-    saved = {k: os.environ.get(k) for k in env}
     engines: list[str] = []
     orig_dp = T._data_parallel
 
-    def spy(model: torch.nn.Module, device: Any) -> torch.nn.Module:
-        e = orig_dp(model, device)
+    def spy(model: torch.nn.Module, device: Any, shard: str = "none") -> torch.nn.Module:
+        e = orig_dp(model, device, shard)
         engines.append(type(e).__name__)
         return e
 
-    os.environ.update(env)
-    try:
-        if ctx.cuda:
-            torch.cuda.set_device(ctx.dev.device)
-        import datetime
-
-        # A short timeout: a collective that hangs fails this check instead of eating the device time.
-        tdist.init_process_group(backend, rank=0, world_size=1, timeout=datetime.timedelta(seconds=120))
+    with world_of_one(ctx) as backend:
         T._data_parallel = spy  # type: ignore[assignment]
-        ddp = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0,
-                               device=ctx.dev).model
+        try:
+            ddp = train_classifier(copy.deepcopy(init), inputs, y, None, None, cfg, loss=loss, seed=0,
+                                   device=ctx.dev).model
+        finally:
+            T._data_parallel = orig_dp  # type: ignore[assignment]
         world = dist.world_size()
-    finally:
-        T._data_parallel = orig_dp  # type: ignore[assignment]
-        if tdist.is_initialized():
-            tdist.destroy_process_group()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     require(engines == ["DistributedDataParallel"], f"the DDP path was not taken (engine: {engines})")
     require(world == 1, f"world size {world}")
     sp, sd = plain.state_dict(), ddp.state_dict()
@@ -800,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                 meta["memory_gib"] = round(torch.cuda.get_device_properties(ctx.dev.device).total_memory / 2**30, 1)
             steps: dict[str, Callable[[], None]] = {
                 "unit": lambda: section_unit(ctx, rep),
+                "fsdp": lambda: section_fsdp(ctx, rep),
                 "e2e": lambda: section_e2e(ctx, rep),
                 "hf_encode": lambda: rep.run("hf_encode", "encode_qwen2_0.5b_shape", lambda: check_hf_encode(ctx)),
                 "throughput": lambda: rep.run("throughput", "train_qwen2_0.5b_shape", lambda: check_throughput(ctx)),

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benches" / "gpu_check.py"
-SECTIONS = ("unit", "e2e", "hf_encode", "throughput")
+SECTIONS = ("unit", "fsdp", "e2e", "hf_encode", "throughput")
 CHECKS = {
     "unit": {"padding_invariance", "encode_cpu_vs_device", "train_full", "train_lora", "ddp_world1"},
+    "fsdp": {"fsdp_world1_full", "fsdp_world1_lora"},
     "e2e": {"train_full", "train_lora"},
     "hf_encode": {"encode_qwen2_0.5b_shape"},
     "throughput": {"train_qwen2_0.5b_shape"},
@@ -62,6 +63,10 @@ def test_gpu_check_cpu_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         assert unit["encode_cpu_vs_device"]["figures"][model]["self_label_share_equal"] == 1.0
     assert unit["train_lora"]["figures"]["lora_tensors"] > 0
     assert unit["ddp_world1"]["figures"]["backend"] == "gloo"
+    for mode in ("full", "lora"):
+        fs = report["sections"]["fsdp"]["checks"][f"fsdp_world1_{mode}"]["figures"]
+        assert fs["backend"] == "gloo" and fs["param_dtype"] == "float32"
+        assert fs["max_abs_pred_diff"] <= fs["pred_atol"] and fs["fsdp"]["state_bytes"] > 0
     for mode in ("full", "lora"):
         acc = report["sections"]["e2e"]["checks"][f"train_{mode}"]["figures"]["accuracy"]
         assert {"weak", "ceiling", "zero_shot", "naive"} <= set(acc)

@@ -83,6 +83,79 @@ def gather_rows(local: np.ndarray, local_idx: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def is_sharded(model: Any) -> bool:
+    """Whether `model` was wrapped by FSDP2 `fully_shard` (its weights are DTensor shards)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        return False
+    return isinstance(model, FSDPModule)
+
+
+def fully_shard_model(model: torch.nn.Module, blocks: list[torch.nn.Module], device: torch.device,
+                      bf16: bool) -> torch.nn.Module:
+    """Shard `model`'s parameters (and so its gradients and optimiser state) over the ranks with
+    FSDP2: each of `blocks` (the transformer layers) is its own unit, all-gathered just before
+    it runs and freed after, then the rest (embeddings, head) at the root. In place; returns the
+    model. The model may still be on the host: each unit moves to `device` as it is sharded, so
+    the whole model is never there at once. On CUDA with `bf16`: bf16 compute copies of the
+    weights, fp32 shards (the optimiser's master weights) and an fp32 gradient reduction;
+    elsewhere fp32 throughout."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (world_size(),))
+    mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+          if bf16 and device.type == "cuda" else MixedPrecisionPolicy())
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model
+
+
+def accumulate_unsharded(model: torch.nn.Module, accumulating: bool) -> None:
+    """FSDP2 gradient accumulation without communication: before a micro-batch that is not the
+    step's last (`accumulating`), gradients stay unsharded on each rank (no reduce-scatter; they
+    add up in fp32) and the layers' weights stay gathered through its forward and backward (no
+    all-gather). A step then makes the same collectives whatever its micro-batch count: one
+    all-gather per layer in the first forward, and in the last micro-batch (`accumulating`
+    False) the usual all-gather in the backward and one reduce-scatter, after which every
+    weight is resharded for the optimiser. The same sequence on every rank, also when ranks
+    hold different numbers of micro-batches (a collective mismatch would hang). The price:
+    while accumulating, a rank holds the whole model's weights and fp32 gradients."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.set_requires_gradient_sync(not accumulating, recurse=False)
+            m.set_reshard_after_backward(not accumulating, recurse=False)
+            if m is not model:  # the root keeps FSDP's own choice (it does not reshard after forward)
+                m.set_reshard_after_forward(not accumulating, recurse=False)
+
+
+def reshard(model: torch.nn.Module) -> None:
+    """Free every gathered weight of a sharded model (a forward without a backward leaves the
+    root's, embeddings included, gathered): evaluation between training steps then costs no
+    memory after it, and the model holds only its shards again."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
+def local_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes this rank holds of `tensors`: a DTensor (a sharded weight, its optimiser state)
+    counts its local shard only."""
+    from torch.distributed.tensor import DTensor
+
+    total = 0
+    for t in tensors:
+        local = t.to_local() if isinstance(t, DTensor) else t
+        total += local.numel() * local.element_size()
+    return total
+
+
 def shutdown() -> None:
     """Leave the process group cleanly after a run: collect dropped DDP wrappers (their reducers
     hold the group and a background thread), wait for every rank, then destroy the group. A

@@ -568,6 +568,22 @@ class Classifier(nn.Module):
         return self.head(pool(hs[self.layer], attention_mask, self.pooling))
 
 
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated layers of a transformer, found without knowing its architecture: the
+    children of the `nn.ModuleList` with the most parameters whose children are all of one class
+    (`model.layers` of a decoder, `encoder.layer` of BERT; under a peft wrapper too). FSDP shards
+    and gathers one such block at a time. [] when there is none."""
+    best: list[nn.Module] = []
+    best_n = 0
+    for m in model.modules():
+        if not isinstance(m, nn.ModuleList) or len(m) == 0 or len({type(c) for c in m}) != 1:
+            continue
+        n = sum(p.numel() for p in m.parameters())
+        if n > best_n:
+            best, best_n = list(m), n
+    return best
+
+
 def apply_lora(classifier: Classifier, r: int = 8, alpha: int = 16, dropout: float = 0.05) -> Classifier:
     """Wrap the backbone with LoRA adapters (peft); the head stays fully trainable."""
     try:

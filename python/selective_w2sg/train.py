@@ -26,6 +26,7 @@ from .losses import make_loss, soft_cross_entropy
 from .models import PRECISIONS, Device, LinearHead, length_sorted_batches, pad_batch, pick_device
 
 MODES = ("probe", "full", "lora")
+SHARDS = ("none", "full", "full-lowmem")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,12 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata=opt(
         "full/lora: recompute activations in the backward pass (less memory, ~30% more compute)."))
     lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
+    shard: str = field(default="none", metadata=opt(
+        "full/lora under torchrun: none (DDP: every rank holds the whole model, its gradients and AdamW "
+        "state) | full (FSDP2: all three sharded over the ranks, each layer gathered only while it runs; "
+        "accumulation micro-batches keep weights gathered and gradients unsharded until the step's last, "
+        "no communication between) | full-lowmem (as full, but every micro-batch reduce-scatters its gradients "
+        "and frees the gathered weights: nothing of the whole model's size is held, more communication)."))
     device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
     precision: str = field(default="auto", metadata=opt(
         "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16 (also on the CPU: ~3x faster encoder passes "
@@ -97,6 +104,11 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.shard not in SHARDS:
+            raise ConfigError(f"shard must be one of {', '.join(SHARDS)}, got {self.shard!r}")
+        if self.shard != "none" and self.mode == "probe":
+            raise ConfigError(f"--shard {self.shard} shards a backbone's weights; --mode probe trains only a small "
+                              "head on cached features: use --shard none, or --mode full / lora")
         probe = self.mode == "probe"
         kw = dict(
             epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
@@ -119,7 +131,12 @@ class TrainConfig:
         return replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields (part of stage cache keys). `shard` is left out at its default, so the keys
+        of runs from before the option existed stay valid."""
+        d = asdict(self)
+        if d["shard"] == "none":
+            del d["shard"]
+        return d
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,22 +260,36 @@ def predict_batches(n: int, batch_size: int, lengths: np.ndarray | None, max_tok
 # Prediction and training
 
 
-@torch.inference_mode()
 def predict_proba(model: nn.Module, inputs: Inputs, *, batch_size: int = 64, device: Device | None = None,
                   max_tokens: int | None = None) -> np.ndarray:
     """P(y = 1) for every example, float32 (n,). Batches are shared out over ranks and gathered."""
-    device = device or pick_device()
+    # A sharded model all-gathers its layers in every forward: no_grad, not inference_mode (the
+    # gathered weights must stay usable by the training that may follow).
+    with torch.no_grad() if dist.is_sharded(model) else torch.inference_mode():
+        return _predict_proba(model, inputs, batch_size, device or pick_device(), max_tokens)
+
+
+def _predict_proba(model: nn.Module, inputs: Inputs, batch_size: int, device: Device, max_tokens: int | None
+                   ) -> np.ndarray:
     was_training = model.training
     model.eval()
     n = len(inputs)
-    mine = predict_batches(n, batch_size, inputs.lengths, max_tokens)[dist.rank() :: dist.world_size()]
+    batches = predict_batches(n, batch_size, inputs.lengths, max_tokens)
+    mine = batches[dist.rank() :: dist.world_size()]
     idx = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+    # Sharded: every forward is a collective, so every rank runs as many (where it has one fewer,
+    # the shortest batch again, thrown away).
+    sharded = dist.is_sharded(model)
+    spare = math.ceil(len(batches) / dist.world_size()) - len(mine) if sharded else 0
     parts = []
-    for b in mine:
+    for j, b in enumerate(mine + [batches[-1]] * spare):
         with device.autocast(enabled=not isinstance(model, LinearHead)):
             logits = model(**inputs.batch(b, device.device))
-        parts.append(torch.softmax(logits.float(), -1)[:, 1])  # stays on the device: one copy at the end
+        if j < len(mine):
+            parts.append(torch.softmax(logits.float(), -1)[:, 1])  # stays on the device: one copy at the end
     out = torch.cat(parts).cpu().numpy() if parts else np.zeros(0, dtype=np.float32)
+    if sharded:
+        dist.reshard(model)
     model.train(was_training)
     return dist.gather_rows(out.astype(np.float32, copy=False), idx, n)
 
@@ -271,6 +302,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
     train_s: float = 0.0
+    state_bytes: int = 0  # this rank's parameters and optimiser state (of a sharded model: its shards)
 
 
 def val_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -312,10 +344,18 @@ def train_classifier(
         return _train(model, train, train_labels, val, val_labels, cfg, loss, seed, device, progress, select_start)
 
 
-def _data_parallel(model: nn.Module, device: Device) -> nn.Module:
+def _data_parallel(model: nn.Module, device: Device, shard: str = "none") -> nn.Module:
     """Under torchrun / accelerate launch: the model in torch's DistributedDataParallel (weights
-    broadcast from rank 0, bucketed gradient all-reduce overlapping the backward pass); else the
-    model itself."""
+    broadcast from rank 0, bucketed gradient all-reduce overlapping the backward pass), or with
+    `shard` full / full-lowmem the model itself, sharded in place by FSDP2; else the model itself."""
+    if shard != "none":
+        if not dist.is_distributed():
+            raise ConfigError(f"--shard {shard} needs a distributed run (torchrun --nproc_per_node N): one process "
+                              "has no ranks to shard over; use --shard none")
+        from .models import transformer_blocks
+
+        # Every rank starts from the same weights (a seeded build); DDP would broadcast rank 0's.
+        return dist.fully_shard_model(model, transformer_blocks(model), device.device, device.bf16)
     if not dist.is_distributed() or not any(p.requires_grad for p in model.parameters()):
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -341,11 +381,14 @@ def _train(
     if torch.isnan(y).any() or (y < 0).any() or (y > 1).any():
         raise ConfigError("train labels must be probabilities in [0, 1]")
     torch.manual_seed(seed)
-    model.to(device.device)
-    engine = _data_parallel(model, device)  # what runs forward/backward: the model, or its DDP wrapper
+    if cfg.shard == "none":  # sharded: fully_shard moves each layer as it shards it (never the whole model at once)
+        model.to(device.device)
+    engine = _data_parallel(model, device, cfg.shard)  # what runs forward/backward: the model, or its DDP wrapper
+    sharded = dist.is_sharded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     cuda = device.device.type == "cuda"
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cuda or None)
+    # Sharded weights are DTensors: AdamW's default (foreach) implementation handles them.
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=(cuda and not sharded) or None)
     y_dev = y.to(device.device)
     n = len(train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -377,7 +420,7 @@ def _train(
         acc, vloss = val_score(probs, np.asarray(val_labels, dtype=np.float32))
         history.append({"step": 0, "epoch": -1, "val_acc": acc, "val_loss": vloss})
         best, best_eval = (acc, vloss), 0
-        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        best_state = _state_copy(model)
     model.train()
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
@@ -386,24 +429,31 @@ def _train(
                 break
             local = gbatch[rk::world]
             micro = [local[m * mbs : (m + 1) * mbs] for m in range(math.ceil(len(local) / mbs))]
-            for j, mi in enumerate(micro or [gbatch[:1]]):
+            # A rank with no examples this step runs one zero-loss micro-batch to join the collectives;
+            # under full-lowmem every micro-batch communicates, so every rank runs as many as rank 0.
+            n_micro = max(len(micro), 1)
+            if cfg.shard == "full-lowmem":
+                n_micro = max(math.ceil(len(gbatch[0::world]) / mbs), 1)
+            for j, mi in enumerate(micro + [gbatch[:1]] * (n_micro - len(micro))):
                 # DDP averages gradients over ranks; each rank's loss is its examples' sum over the
                 # *global* batch size, times the world size: the average is the global batch's mean,
                 # one process's gradient whatever the split. Gradients synchronise once per step, in
                 # the backward pass of the last micro-batch (bucketed, overlapping the backward).
-                last = j == max(len(micro), 1) - 1
+                last = j == n_micro - 1
+                if sharded:
+                    dist.accumulate_unsharded(model, not last and cfg.shard == "full")
                 sync = contextlib.nullcontext() if (last or engine is model) else engine.no_sync()
                 with sync:
                     with device.autocast(enabled=not isinstance(model, LinearHead)):
                         logits = engine(**train.batch(mi, device.device))
-                    if micro:
+                    if j < len(micro):
                         idx = to_device(torch.from_numpy(np.asarray(mi, dtype=np.int64)), device.device)
                         per_ex = loss_fn(logits, y_dev[idx], step)
                         (per_ex.sum() * (world / len(gbatch))).backward()
-                    else:  # no examples on this rank this step: join the gradient sync with a zero
+                    else:  # no examples left on this rank this step: join the gradient sync with a zero
                         (logits.sum() * 0.0).backward()
             loss_fn.end_step([len(gbatch[r::world]) for r in range(world)])  # collective under DDP
-            if cfg.max_grad_norm > 0:
+            if cfg.max_grad_norm > 0:  # of sharded gradients (DTensors) too: the norm is the whole model's
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
@@ -418,7 +468,7 @@ def _train(
                 history.append({"step": step, "epoch": epoch, "val_acc": acc, "val_loss": vloss})
                 if best is None or acc > best[0] or (acc == best[0] and vloss < best[1]):
                     best, best_eval, bad = (acc, vloss), len(history) - 1, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    best_state = _state_copy(model)
                 else:
                     bad += 1
                     if bad >= cfg.patience:  # type: ignore[operator]
@@ -427,9 +477,31 @@ def _train(
         if stopped:
             break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        _load_state(model, best_state)
     model.eval()
-    return TrainResult(model, best_eval, step, stopped, history, time.perf_counter() - t0)
+    held = [*model.parameters(), *(t for st in opt.state.values() for t in st.values() if torch.is_tensor(t))]
+    return TrainResult(model, best_eval, step, stopped, history, time.perf_counter() - t0, dist.local_bytes(held))
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights and buffers, copied to the host: of a sharded model, this rank's shards."""
+    return {k: _local(v).detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """The inverse of `_state_copy`; a sharded model's shards are written in place."""
+    if not dist.is_sharded(model):
+        model.load_state_dict(state)
+        return
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            _local(v).copy_(state[k])
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return t.to_local() if isinstance(t, DTensor) else t
 
 
 __all__ = [
