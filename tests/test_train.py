@@ -212,3 +212,17 @@ def test_anchored_head_fit_is_the_penalised_logistic_regression(rng) -> None:
     np.testing.assert_allclose(p_free, m.predict(x, np.ones((n, 1)), wrong), atol=1e-4)
     aux = fit_anchored_head(LinearHead(d), inputs, y, Budget(10.0), "aux_conf", cfg)
     assert np.mean((predict_proba(aux, inputs) > 0.5) == (y == 1)) > 0.9
+
+
+def test_max_steps_is_a_step_count_whatever_the_data_size() -> None:
+    """--max-steps: the same number of optimiser steps on 100 or 1,000 examples (the last epoch
+    cut short), where --epochs would scale with the data."""
+    rng = np.random.default_rng(0)
+    for n in (100, 1000):
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.float32)
+        cfg = TrainConfig(max_steps=7, batch_size=32, device="cpu")
+        res = train_classifier(LinearHead(8), FeatureInputs(x), y, None, None, cfg, device=CPU)
+        assert res.steps == 7
+    with pytest.raises(ConfigError, match="max_steps"):
+        TrainConfig(max_steps=0)
