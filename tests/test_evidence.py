@@ -149,10 +149,11 @@ def test_anchored_heads_start_at_the_zero_shot_answer(evidence_run) -> None:
     z = zero_shot_prob(load_encoded(stages["encode"]), ctx.splits.examples["test"])
     np.testing.assert_allclose(d.npy("preds_test"), np.clip(z, 1e-6, 1 - 1e-6), atol=1e-5)
     tune = stages["tune"].json("tune")
-    assert tune["C"] in C_GRID and [c["C"] for c in tune["candidates"]] == list(C_GRID)
-    # every student fits with the chosen C, whatever its labels
+    assert tune["C"] in C_GRID and [c["C"] for c in tune["candidates"]] == list(C_GRID) * 2
+    assert [c["anchored"] for c in tune["candidates"]] == [True] * len(C_GRID) + [False] * len(C_GRID)
+    # every student fits with the chosen head, whatever its labels
     naive = json.loads((stages["naive"].path / "config.json").read_text())["config"]
-    assert naive["budget"]["C"] == tune["C"]
+    assert (naive["budget"]["C"], naive["budget"]["anchored"]) == (tune["C"], tune["anchored"])
 
 
 def test_plain_heads_flag_keeps_early_stopping(tmp_path) -> None:

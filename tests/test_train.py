@@ -210,6 +210,10 @@ def test_anchored_head_fit_is_the_penalised_logistic_regression(rng) -> None:
     assert np.mean((p_free > 0.5) == (y == 1)) > 0.95
     m = fit_penalised_logistic(x, y, C=10.0, offset=wrong)
     np.testing.assert_allclose(p_free, m.predict(x, np.ones((n, 1)), wrong), atol=1e-4)
+    # a plain head ignores the anchor: the same fit as a logistic regression without offset
+    plain = fit_anchored_head(LinearHead(d), inputs, y, Budget(10.0, anchored=False), "xent", cfg)
+    m0 = fit_penalised_logistic(x, y, C=10.0)
+    np.testing.assert_allclose(predict_proba(plain, inputs), m0.predict(x, np.ones((n, 1))), atol=1e-4)
     aux = fit_anchored_head(LinearHead(d), inputs, y, Budget(10.0), "aux_conf", cfg)
     assert np.mean((predict_proba(aux, inputs) > 0.5) == (y == 1)) > 0.9
 

@@ -534,14 +534,17 @@ class LinearHead(nn.Module):
         self.linear = nn.Linear(dim, 2)
         nn.init.zeros_(self.linear.weight)  # start from "no opinion": p = 0.5 everywhere
         nn.init.zeros_(self.linear.bias)
+        # 1: the anchor is added as given; 0: the head ignores it (a fitted head may choose that:
+        # `stages.training.fit_anchored_head` with a plain budget)
+        self.register_buffer("anchor_scale", torch.ones(()))
 
     def forward(self, x: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (b, 2); with `anchor` (b,), a fixed log-odds offset added to the positive
-        class, so a zero-initialised head predicts exactly the anchor."""
+        """Logits (b, 2); with `anchor` (b,), a fixed log-odds offset (times `anchor_scale`) added
+        to the positive class, so a zero-initialised head predicts exactly the anchor."""
         logits = self.linear((x.float() - self.mean) / self.std)
         if anchor is None:
             return logits
-        return logits + torch.stack([torch.zeros_like(anchor), anchor.float()], dim=1)
+        return logits + torch.stack([torch.zeros_like(anchor), self.anchor_scale * anchor.float()], dim=1)
 
 
 class Classifier(nn.Module):

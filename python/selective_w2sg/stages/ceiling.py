@@ -8,44 +8,46 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..cache import StageDir
-from ..linear import C_GRID
 from ..tasks import hash_seed
 from ..train import predict_proba
 from .base import Stage, StageContext
 from .encode import anchor_for
 from .training import Budget, build_model, fit_anchored_head, fit_stage
+from .tune import budget_grid
 
 FOLDS = 5
 
 
-def ceiling_C(ctx: StageContext, anchor: object) -> float:
-    """The anchored ceiling's correction strength: the C of C_GRID with the lowest held-out
-    log-loss over 5 question folds of w2s_train ground truth (the reference may see it)."""
+def ceiling_budget(ctx: StageContext, anchor: object) -> Budget:
+    """The ceiling's head: of every anchored and plain head of `tune.budget_grid`, the one with
+    the lowest held-out log-loss over 5 question folds of w2s_train ground truth (the reference
+    may see it)."""
     cfg = ctx.train.resolved()
     y = ctx.splits.labels("w2s_train").astype(np.float64)
     qids = [e.question_id for e in ctx.splits.examples["w2s_train"]]
     fold = np.array([hash_seed(ctx.seed, "ceiling", q) % FOLDS for q in qids])
     start, inputs_of = build_model(ctx, ctx.strong, cfg, "w2s_train", np.arange(len(y)), anchor)  # type: ignore[arg-type]
     x = inputs_of("w2s_train")
-    loss = np.zeros(len(C_GRID))
+    grid = budget_grid()
+    loss = np.zeros(len(grid))
     for f in range(FOLDS):
         tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        for j, c in enumerate(C_GRID):
-            head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), y[tr], Budget(c), "xent", cfg)
+        for j, b in enumerate(grid):
+            head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), y[tr], b, "xent", cfg)
             p = np.clip(predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device),
                         1e-6, 1 - 1e-6)
             loss[j] += -np.sum(y[va] * np.log(p) + (1 - y[va]) * np.log(1 - p))
-    return C_GRID[int(np.argmin(loss))]
+    return grid[int(np.argmin(loss))]
 
 
 def run_ceiling(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     """Trained on w2s_train ground truth (the reference may see what students may not). Plain
-    heads and full / lora mode early-stop on w2s_val ground truth. Anchored probe heads are the
-    same convex fit as the students' with C cross-validated on w2s_train ground truth, so a wrong
-    anchor is overruled as far as the features allow (a fixed small learning rate left the
-    ceiling below a plain logistic probe on the same features)."""
+    heads and full / lora mode early-stop on w2s_val ground truth. On anchored probe runs the
+    ceiling is the same convex fit as the students', its head (anchored or plain, and C)
+    cross-validated on w2s_train ground truth, so it reaches what the features hold even where the
+    anchor is wrong (a fixed small learning rate left it below a plain logistic probe)."""
     anchor = anchor_for(ctx, deps["encode"])
-    budget = None if anchor is None or ctx.train.mode != "probe" else Budget(ceiling_C(ctx, anchor))
+    budget = None if anchor is None or ctx.train.mode != "probe" else ceiling_budget(ctx, anchor)
     return fit_stage(ctx, "ceiling", ctx.strong, train_split="w2s_train",
                      train_labels=ctx.splits.labels("w2s_train").astype(np.float32),
                      val_split="w2s_val", val_labels=ctx.splits.labels("w2s_val").astype(np.float32),

@@ -133,7 +133,7 @@ def fit_stage(
     if anchor is not None:
         config["anchor"] = anchor.key
     if budget is not None:  # the convex fit: the SGD settings (epochs, lr ...) do not apply
-        config["budget"] = {"C": budget.C, "fit": "penalised logistic, anchor as offset"}
+        config["budget"] = {**budget.to_dict(), "fit": "penalised logistic"}
     if not early_stop:
         config["early_stop"] = False
     inputs = {
@@ -181,12 +181,18 @@ def center_by_question(x: np.ndarray, question_ids: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Budget:
-    """How far an anchored probe head may move from its anchor: the inverse L2 strength `C` of
-    its correction, fitted to convergence (a convex problem: no steps, rate or early stopping to
-    choose). Small C keeps the anchor; large C lets the labels overrule it. None: the anchor
-    alone (no correction)."""
+    """How a probe head on an anchored run is fitted: a penalised logistic regression fitted to
+    convergence (a convex problem: no steps, rate or early stopping to choose), with the inverse
+    L2 strength `C` of its weights. `anchored`: the zero-shot log-odds are its offset, so small C
+    keeps the anchor and large C lets the labels overrule it; False: a plain head that ignores
+    the anchor (where the strong model's zero-shot answer is worse than useless, e.g. below
+    chance, a correction cannot undo it). C None: the anchor alone."""
 
     C: float | None
+    anchored: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"C": self.C, "anchored": self.anchored}
 
 
 AUX_ROUNDS = 4  # aux_conf on an anchored head: refits, each with a larger share of hardened own predictions
@@ -195,7 +201,7 @@ AUX_ROUNDS = 4  # aux_conf on an anchored head: refits, each with a larger share
 def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray, budget: Budget, loss: str,
                       cfg: TrainConfig) -> LinearHead:
     """`head` fitted to soft `labels` (n,) on `train` (features + anchor) by penalised logistic
-    regression with the anchor as offset (`linear.fit_penalised_logistic`). loss "aux_conf"
+    regression with the anchor as offset, or none (`budget.anchored`; `linear.fit_penalised_logistic`). loss "aux_conf"
     (Burns et al.'s auxiliary confidence, made convex): `AUX_ROUNDS` refits on
     (1 - a_r) * labels + a_r * 1[own prediction above its median], a_r rising to `aux_weight`."""
     from ..linear import fit_penalised_logistic
@@ -204,6 +210,29 @@ def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray
         raise ConfigError(f"unknown loss {loss!r} for an anchored head")
     if budget.C is None:
         return head
+    y = np.asarray(labels, dtype=np.float64)
+    x = train.features
+    off = train.anchor if budget.anchored else None
+    ones = np.ones((len(x), 1))
+
+    def fit(t: np.ndarray) -> Any:
+        return fit_penalised_logistic(x, t, C=budget.C, offset=off)
+
+    m = fit(y)
+    if loss == "aux_conf":
+        for r in range(1, AUX_ROUNDS + 1):
+            p = m.predict(x, ones, off)
+            a = cfg.aux_weight * r / AUX_ROUNDS
+            m = fit((1 - a) * y + a * (p > np.quantile(p, 0.5)))
+    with torch.no_grad():
+        head.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
+        head.std.copy_(torch.from_numpy(m.std.astype(np.float32)))
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        head.linear.weight[1] = torch.from_numpy(m.w.astype(np.float32))
+        head.linear.bias[1] = float(m.a[0])
+        head.anchor_scale.fill_(1.0 if budget.anchored else 0.0)
+    return head
     y = np.asarray(labels, dtype=np.float64)
     x, off = train.features, train.anchor
     ones = np.ones((len(x), 1))

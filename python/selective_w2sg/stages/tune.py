@@ -14,7 +14,12 @@ student (naive, aux_conf, self_only, selective ...) then fits with that C.
 
 With plain heads (or full / lora mode) students keep early stopping on w2s_val, as before.
 
-Output: tune.json {"C", "candidates": [{"C", "cv_accuracy", "se_vs_best"}], "rule"}.
+Where the anchor is worse than useless (a strong model below chance zero-shot), no correction of
+it reaches what the features hold, so plain heads (no anchor) are candidates too, after every
+anchored one (`budget_grid`).
+
+Output: tune.json {"C", "anchored", "candidates": [{"C", "anchored", "cv_accuracy", "se_vs_best"}],
+"rule"}.
 """
 
 from __future__ import annotations
@@ -40,14 +45,15 @@ FOLDS = 3
 def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     cfg = ctx.train.resolved()
     anchor = anchor_for(ctx, deps["encode"])
-    cands = list(C_GRID) if anchor is not None else []
-    config = {"format": 3, "train": cfg.to_dict(), "candidates": cands, "folds": FOLDS, "seed": ctx.seed,
+    cands = budget_grid() if anchor is not None else []
+    config = {"format": 4, "train": cfg.to_dict(), "candidates": [b.to_dict() for b in cands], "folds": FOLDS, "seed": ctx.seed,
               **ctx.numerics, "anchor": None if anchor is None else anchor.key}
     inputs = {"weak_train": ctx.splits.fingerprint("weak_train"), "calibrate": deps["calibrate"].path.name}
 
     def compute(w: Any) -> dict[str, Any]:
         if anchor is None:
-            w.json("tune", {"C": None, "candidates": [], "rule": "early stopping on weak-labelled w2s_val"})
+            w.json("tune", {"C": None, "anchored": None, "candidates": [],
+                            "rule": "early stopping on weak-labelled w2s_val"})
             return {"C": None}
         truth = ctx.splits.labels("weak_train")
         noisy = deps["calibrate"].npy("oof_raw").astype(np.float32)  # weak-like labels, out of fold
@@ -61,24 +67,32 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
             tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
             if len(tr) == 0 or len(va) == 0:
                 continue
-            for j, c in enumerate(cands):
-                head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), noisy[tr], Budget(c), "xent", cfg)
+            for j, b in enumerate(cands):
+                head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), noisy[tr], b, "xent", cfg)
                 oof[j, va] = predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device)
         acc = np.stack([question_accuracy(p, truth, q) for p in oof])
-        pick, se = simplest_within_one_se(acc, range(len(cands)))  # C_GRID ascends: strongest pull first
-        out = {"C": cands[pick], "rule": "1-SE on weak_train OOF weak labels vs ground truth, 3 folds",
-               "candidates": [{"C": c, "cv_accuracy": float(acc[i].mean()), "se_vs_best": float(se[i])}
-                              for i, c in enumerate(cands)]}
+        pick, se = simplest_within_one_se(acc, range(len(cands)))  # simplest first: see budget_grid
+        out = {**cands[pick].to_dict(), "rule": "1-SE on weak_train OOF weak labels vs ground truth, 3 folds",
+               "candidates": [{**b.to_dict(), "cv_accuracy": float(acc[i].mean()), "se_vs_best": float(se[i])}
+                              for i, b in enumerate(cands)]}
         w.json("tune", out)
-        return {"C": cands[pick], "cv_accuracy": float(acc[pick].mean())}
+        return {**cands[pick].to_dict(), "cv_accuracy": float(acc[pick].mean())}
 
     return run_cached(ctx.cache_root, "tune", config, inputs, compute, force=ctx.force)
 
 
+def budget_grid() -> list[Budget]:
+    """Every head a probe student on an anchored run may be, simplest first: anchored heads from
+    the strongest pull to the anchor (smallest C) up, then plain heads likewise. The 1-SE rule
+    takes the first within noise of the best, so a plain head (which drops what the strong model
+    knows zero-shot) is used only where it beats every anchored one by more than noise."""
+    return [Budget(c, True) for c in C_GRID] + [Budget(c, False) for c in C_GRID]
+
+
 def chosen_budget(tune: StageDir) -> Budget | None:
     """The budget every student fits with (None: early stopping on w2s_val instead)."""
-    c = tune.json("tune")["C"]
-    return None if c is None else Budget(float(c))
+    t = tune.json("tune")
+    return None if t["C"] is None else Budget(float(t["C"]), bool(t.get("anchored", True)))
 
 
 STAGE = Stage("tune", ("encode", "calibrate"), run_tune,
