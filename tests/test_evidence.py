@@ -172,3 +172,25 @@ def test_resplits_share_one_pool_and_one_encode_pass(tmp_path) -> None:
     r0, r1 = (run_seed(cfg, s) for s in cfg.seeds)
     assert r0["stage_dirs"]["encode"] == r1["stage_dirs"]["encode"]
     assert r0["stage_dirs"]["weak"] != r1["stage_dirs"]["weak"]
+
+
+def test_pik_components_are_reported_per_question_with_their_baselines(evidence_run) -> None:
+    """The knower knows the easy synthetic questions, a property of their words that its hidden
+    states carry and its zero-shot confidence only partly shows: the trained P(IK) ranks questions
+    at least as well as confidence alone (question level, mean over re-splits); across
+    difficulties (trained on the weak model's easier questions, scored on its harder ones) the
+    same AUROCs are reported with the confidence baseline on the same questions."""
+    _, out, summary = evidence_run
+    x = summary["selective"]
+    pik, conf = x["pik_test_question_auroc"][0], x["confidence_test_question_auroc"][0]
+    assert 0.5 < conf <= 1 and pik >= conf - 0.005
+    res = json.loads((out / "results.json").read_text())
+    for seed in res["seeds"]:
+        d = seed["selective"]["pik_difficulty"]
+        assert d["n_easy_train"] > 0 and d["n_hard_test"] > 0
+        for part in ("easy_to_hard", "all_to_hard"):
+            assert "skipped" in d[part] or 0 <= d[part]["question_auroc"] <= 1
+        probe = seed["selective"]["pik"]["probe"]
+        assert probe["chosen"] in ("base_rate", "confidence", "correction")
+        held = seed["selective"]["pik"]["heldout"]
+        assert {"question_auroc", "confidence_question_auroc"} <= set(held)

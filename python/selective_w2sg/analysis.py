@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .cache import StageDir
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .pik import PikProbe, auroc, reliability
 from .stages.base import StageContext
 from .stages.encode import load_encoded, run_encode
@@ -58,6 +58,44 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     out["encode"] = json.loads(done.read_text()).get("summary", {})
     if "tune" in stages:
         out["tune"] = stages["tune"].json("tune")
+    out["pik_difficulty"] = pik_difficulty(ctx, stages)
+    return out
+
+
+def pik_difficulty(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]:
+    """P(IK) across difficulties. A question's difficulty is the weak model's margin |p - 0.5|
+    averaged over its examples (weak_train: the out-of-fold weak labels of `calibrate`; test: the
+    weak model's own predictions), which reads no gold label of the split it partitions. A probe
+    trained on the easier half of weak_train (margin at or above its median) is scored on the
+    harder questions of test (margin below that median), beside the strong model's confidence on
+    the same questions and a probe trained on all of weak_train. Question-level AUROC."""
+    sel = ctx.selective
+    enc = load_encoded(stages["encode"])
+
+    def part(split: str, margin_src: np.ndarray) -> tuple[Any, ...]:
+        ex = ctx.splits.examples[split]
+        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
+        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
+        qids = np.array([e.question_id for e in ex])
+        _, q = np.unique(qids, return_inverse=True)
+        m = np.abs(np.asarray(margin_src, dtype=np.float64) - 0.5)
+        margin = (np.bincount(q, weights=m) / np.bincount(q))[q]
+        return x, conf, knows, qids, margin
+
+    xw, cw, kw, qw, mw = part("weak_train", stages["calibrate"].npy("oof_raw"))
+    xt, ct, kt, qt, mt = part("test", stages["weak"].npy("preds_test"))
+    threshold = float(np.median(mw))
+    easy, hard = mw >= threshold, mt < threshold
+    out: dict[str, Any] = {"threshold": threshold, "n_easy_train": int(easy.sum()), "n_hard_test": int(hard.sum())}
+    pick = lambda a, m: None if a is None else a[m]  # noqa: E731
+    keep = ("question_auroc", "confidence_question_auroc", "auroc", "base_rate", "n_questions")
+    for name, mask in (("easy_to_hard", easy), ("all_to_hard", np.ones(len(kw), bool))):
+        try:
+            probe = PikProbe(sel.pik).fit(xw[mask], kw[mask], groups=qw[mask], confidence=pick(cw, mask))
+            m = probe.evaluate(xt[hard], kt[hard], pick(ct, hard), qt[hard])
+            out[name] = {k: m[k] for k in keep if k in m}
+        except InputError as e:  # one class only on a half: nothing to fit or score
+            out[name] = {"skipped": str(e)}
     return out
 
 

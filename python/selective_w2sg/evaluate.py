@@ -136,6 +136,10 @@ def aggregate(results: Sequence[Mapping[str, Any]], preds: Sequence[Mapping[str,
                              ("confidence_test_question_auroc", "confidence_question_auroc")):
             extra[out_key] = mean_se([r["pik_test"].get(key, float("nan")) for r in sel if "pik_test" in r])
         extra["pik_test_ece"] = mean_se([r["pik_test"]["ece"] for r in sel if "pik_test" in r])
+        for part in ("easy_to_hard", "all_to_hard"):  # P(IK) across difficulties (analysis.pik_difficulty)
+            for key in ("question_auroc", "confidence_question_auroc"):
+                extra[f"pik_difficulty_{part}_{key}"] = mean_se(
+                    [r["selective"].get("pik_difficulty", {}).get(part, {}).get(key, float("nan")) for r in sel])
         for name in sel[0]["selective"]["coverage_w2s_train"]:
             extra[f"coverage_{name}"] = mean_se([r["selective"]["coverage_w2s_train"][name] for r in sel])
         extra["coverage"] = extra.get("coverage_selective", (float("nan"), float("nan")))
