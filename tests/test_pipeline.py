@@ -305,7 +305,8 @@ def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
     from selective_w2sg.pipeline import run_pipeline
 
     cfg = RunConfig.create(out=str(tmp_path / "run"), task="sciq+boolq", data=_mixture_files(tmp_path),
-                           per_source=100, n_weak=60, n_w2s=80, n_test=60, resplits=2, method="selective",
+                           per_source=100, n_weak=60, n_w2s=80, n_test=60, resplits=2,
+                           students=("selective", "transfer_pik", "naive", "self_only"),
                            train=TrainConfig(epochs=4, device="cpu"))
     summary = run_pipeline(cfg)
     by = summary["question_accuracy_by_source"]
@@ -316,3 +317,11 @@ def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
     row = next(r for r in summary["contrasts"] if (r["a"], r["b"]) == ("selective", "zero_shot"))
     assert row["pool"]["ci95"][0] <= row["mean"] <= row["pool"]["ci95"][1] and 0 <= row["pool"]["p"] <= 1
     assert "corrected_t" in row
+    # P(IK) across tasks: each source scored by a probe trained on the other source only
+    assert 0 <= summary["selective"]["transfer_test_question_auroc"][0] <= 1
+    assert "transfer_pik" in by["boolq"]
+    from selective_w2sg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mixture"):
+        RunConfig.create(out=str(tmp_path / "x"), students=("transfer_pik",))
+    assert "transfer_pik" not in RunConfig.create(out=str(tmp_path / "x"), method="all").student_names

@@ -214,6 +214,12 @@ class RunConfig:
         for s in self.student_names:
             if s not in known:
                 raise ConfigError(f"unknown student {s!r}; known: {', '.join(known)}")
+        from .stages import STUDENTS
+
+        needs_mix = [s for s in self.student_names if STUDENTS[s].mixture_only]
+        if needs_mix and "+" not in self.data.task:
+            raise ConfigError(f"student(s) {needs_mix} need a mixture task (e.g. --task sciq+boolq), "
+                              f"not {self.data.task!r}")
         if self.train.mode == "lora":
             try:
                 import peft  # noqa: F401
@@ -222,9 +228,12 @@ class RunConfig:
 
     @property
     def student_names(self) -> tuple[str, ...]:
-        from .stages import METHODS
+        from .stages import METHODS, STUDENTS
 
-        return tuple(self.students) if self.students is not None else METHODS[self.method]
+        if self.students is not None:
+            return tuple(self.students)
+        mixture = "+" in self.data.task
+        return tuple(s for s in METHODS[self.method] if mixture or not STUDENTS[s].mixture_only)
 
     @property
     def cache_root(self) -> Path:

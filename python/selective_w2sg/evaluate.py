@@ -75,7 +75,11 @@ def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     if "zero_shot" in stages:
         z = stages["zero_shot"].npy("preds_test").astype(np.float64)
         conf = np.maximum(z, 1 - z)
-    return score_pik(knows, p, conf, qids)
+    out = score_pik(knows, p, conf, qids)
+    xs = stages["pik"].path / "pik_xsource_test.npy"
+    if xs.is_file():  # mixtures: P(IK) trained on the other sources only, on the same questions
+        out["transfer_question_auroc"] = score_pik(knows, np.load(xs), None, qids)["question_auroc"]
+    return out
 
 
 def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str, np.ndarray]:
@@ -133,7 +137,8 @@ def aggregate(results: Sequence[Mapping[str, Any]], preds: Sequence[Mapping[str,
         extra["confidence_test_auroc"] = mean_se([r["pik_test"].get("confidence_auroc", float("nan"))
                                                   for r in sel if "pik_test" in r])
         for out_key, key in (("pik_test_question_auroc", "question_auroc"),
-                             ("confidence_test_question_auroc", "confidence_question_auroc")):
+                             ("confidence_test_question_auroc", "confidence_question_auroc"),
+                             ("transfer_test_question_auroc", "transfer_question_auroc")):
             extra[out_key] = mean_se([r["pik_test"].get(key, float("nan")) for r in sel if "pik_test" in r])
         extra["pik_test_ece"] = mean_se([r["pik_test"]["ece"] for r in sel if "pik_test" in r])
         for part in ("easy_to_hard", "all_to_hard"):  # P(IK) across difficulties (analysis.pik_difficulty)

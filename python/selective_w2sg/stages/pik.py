@@ -15,7 +15,7 @@ import numpy as np
 
 from ..cache import StageDir, run_cached
 from ..pik import PikProbe
-from ..tasks import SPLITS, hash_seed
+from ..tasks import SPLITS, hash_seed, source_of
 from .base import Stage, StageContext
 from .encode import load_encoded
 
@@ -46,10 +46,38 @@ def run_pik(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
             exs = ctx.splits.examples[s]
             w.npy(f"pik_{s}", probe.predict(*enc.pik_inputs(exs, sel.pik_confidence_inputs, sel.self_label_among)))
             w.npy(f"self_{s}", enc.self_labels(exs, sel.self_label_among))
+        sources = np.array([source_of(q) for q in qids])
+        if len(set(sources)) > 1:  # a mixture: P(IK) for each source from the *other* sources only
+            metrics["cross_source"] = cross_source_pik(ctx, enc, x, conf, knows, qids, sources, w)
         w.json("metrics", metrics)
         return {"heldout_auroc": metrics.get("heldout", {}).get("question_auroc"), "chosen": probe.chosen}
 
     return run_cached(ctx.cache_root, "pik", config, inputs, compute, force=ctx.force)
+
+
+def cross_source_pik(ctx: StageContext, enc: Any, x: np.ndarray, conf: np.ndarray | None, knows: np.ndarray,
+                     qids: np.ndarray, sources: np.ndarray, w: Any) -> dict[str, Any]:
+    """P(IK) across tasks inside a mixture: for each source, a probe fitted on the weak_train
+    questions of every *other* source (never the source's own labels) scores that source's
+    examples of every split; written as pik_xsource_<split>.npy for the `transfer_pik` student."""
+    sel = ctx.selective
+    out: dict[str, Any] = {}
+    preds = {s: np.full(len(ctx.splits.examples[s]), np.nan, np.float32) for s in SPLITS}
+    part = lambda a, m: None if a is None else a[m]  # noqa: E731
+    for src in sorted(set(sources)):
+        other = sources != src
+        probe = PikProbe(sel.pik).fit(x[other], knows[other], groups=qids[other], confidence=part(conf, other))
+        out[src] = probe.to_dict()
+        for s in SPLITS:
+            exs = ctx.splits.examples[s]
+            mine = np.array([source_of(e.question_id) == src for e in exs])
+            if mine.any():
+                xs, cs = enc.pik_inputs([e for e, m in zip(exs, mine) if m], sel.pik_confidence_inputs,
+                                        sel.self_label_among)
+                preds[s][mine] = probe.predict(xs, cs)
+    for s in SPLITS:
+        w.npy(f"pik_xsource_{s}", preds[s])
+    return out
 
 
 STAGE = Stage("pik", ("encode",), run_pik, "P(IK) probe on weak_train; P(IK) and self-labels on every split")

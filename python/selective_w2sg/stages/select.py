@@ -2,6 +2,7 @@
 
     self_<split>        the strong model's self-labels (1 where the candidate is its answer)
     pik_<split>         the trained P(IK)
+    pik_xsource_<split> mixtures only: P(IK) trained on the other sources' weak_train
     confidence_<split>  the strong model's zero-shot confidence in its answer, max(p, 1 - p)
     cal_raw_<split>     calibrated P(the raw weak label is right)
     cal_smoothed_<split> calibrated P(the smoothed weak label is right)
@@ -46,6 +47,8 @@ def run_select(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         for s in W2S_SPLITS:
             w.npy(f"self_{s}", pik.npy(f"self_{s}"))
             w.npy(f"pik_{s}", pik.npy(f"pik_{s}"))
+            if (pik.path / f"pik_xsource_{s}.npy").is_file():  # mixtures: P(IK) from the other sources
+                w.npy(f"pik_xsource_{s}", pik.npy(f"pik_xsource_{s}"))
             w.npy(f"confidence_{s}", weak_confidence(zero_shot_prob(enc, ctx.splits.examples[s])).astype(np.float32))
             for kind, labels in (("raw", weak.npy(f"preds_{s}")), ("smoothed", smooth.npy(f"smoothed_{s}"))):
                 w.npy(f"cal_{kind}_{s}", maps[kind].predict(weak_confidence(labels)).astype(np.float32))
@@ -53,7 +56,7 @@ def run_select(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         w.json("selection", info)
         return info
 
-    return run_cached(ctx.cache_root, "select", {"format": 2}, inputs, compute, force=ctx.force)
+    return run_cached(ctx.cache_root, "select", {"format": 3}, inputs, compute, force=ctx.force)
 
 
 STAGE = Stage("select", ("encode", "pik", "smooth", "weak", "calibrate"), run_select,

@@ -45,6 +45,7 @@ class Student:
     # True where the labels use hidden w2s ground truth: an upper bound, never a method (marked in every output)
     oracle: bool = False
     select: SelectFn | None = None  # selection students: which examples took self-labels, per split
+    mixture_only: bool = False  # needs a mixture task (A+B): left out of --method all elsewhere
 
     def stage(self) -> Stage:
         def run(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
@@ -82,7 +83,7 @@ def select_with(ctx: StageContext, deps: Mapping[str, StageDir], split: str, pik
 
 
 def selection_student(name: str, pik: PikFn, description: str, *, fallback: str = "smoothed",
-                      oracle: bool = False, chosen: bool = False) -> Student:
+                      oracle: bool = False, chosen: bool = False, mixture_only: bool = False) -> Student:
     """A student whose labels are `select_with` the P(IK) scores `pik(ctx, deps, split)`."""
 
     def select(ctx: StageContext, deps: Mapping[str, StageDir], split: str) -> Selection:
@@ -92,7 +93,8 @@ def selection_student(name: str, pik: PikFn, description: str, *, fallback: str 
         tr, va = (select(ctx, deps, s).labels for s in W2S_SPLITS)
         return tr, va
 
-    return Student(name, "xent", ("select", "smooth", "weak"), labels, description, oracle=oracle, select=select)
+    return Student(name, "xent", ("select", "smooth", "weak"), labels, description, oracle=oracle, select=select,
+                   mixture_only=mixture_only)
 
 
 def discover() -> dict[str, Student]:
@@ -109,4 +111,4 @@ def discover() -> dict[str, Student]:
 
 
 ORDER = ("naive", "aux_conf", "self_only", "selective", "pik_only", "smooth_only", "random_select", "constant_pik",
-         "confidence_pik", "oracle_pik")
+         "confidence_pik", "transfer_pik", "oracle_pik")
