@@ -300,3 +300,24 @@ def test_split_sizes_quote_only_the_flags_given(tmp_path) -> None:
         build_splits("sciq", seed=0, data=str(path), n_test=500)
     msg = str(e.value)
     assert "--n-test 500" in msg and "--n-weak" not in msg and "--n-w2s" not in msg, msg
+
+
+def test_a_setting_added_since_is_not_a_change(tmp_path, monkeypatch, capsys) -> None:
+    """A run folder written before a setting existed (its config.json lacks the key) is the same
+    run as today's at that setting's default: rerunning it is not refused."""
+    from selective_w2sg.config import RunConfig
+
+    out = tmp_path / "o"
+    out.mkdir()
+    cfg = RunConfig.create(out=str(out), n_weak=30, n_w2s=60, n_test=30, method="w2s", epochs=1)
+    old = cfg.to_dict()
+    del old["train"]["max_steps"]  # as written before --max-steps existed
+    (out / "config.json").write_text(json.dumps(old))
+    code, err = _run_main(monkeypatch, capsys, "train", "--out", str(out), "--n-weak", "30", "--n-w2s", "60",
+                          "--n-test", "30", "--method", "w2s", "--epochs", "1")
+    assert code == 0, err
+    old["train"]["epochs"] = 3  # a real difference is still refused
+    (out / "config.json").write_text(json.dumps(old))
+    code, err = _run_main(monkeypatch, capsys, "train", "--out", str(out), "--n-weak", "30", "--n-w2s", "60",
+                          "--n-test", "30", "--method", "w2s", "--epochs", "1")
+    assert code == 1 and "epochs: 3 -> 1" in err, err

@@ -82,6 +82,10 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
                 old = json.loads(cfg_file.read_text())
             except (OSError, ValueError) as e:
                 raise DataError(f"run config {str(cfg_file)!r} is corrupt ({e}); pass --force to replace this run") from None
+            try:  # a setting added since (absent from the old file) counts at its default, not as a change
+                old = strict_json(RunConfig.from_dict(old).to_dict())
+            except (ConfigError, TypeError, ValueError):
+                pass  # a setting since removed or renamed: compare the raw files (and so refuse)
             diffs = [d for d in _diff(old, json.loads(json.dumps(strict_json(cfg.to_dict())))) if not d.startswith("force:")]
             if diffs:
                 raise ConfigError(f"{str(out)!r} holds a run with other settings ({'; '.join(diffs[:4])}"
