@@ -201,8 +201,8 @@ AUX_ROUNDS = 4  # aux_conf on an anchored head: refits, each with a larger share
 def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray, budget: Budget, loss: str,
                       cfg: TrainConfig) -> LinearHead:
     """`head` fitted to soft `labels` (n,) on `train` (features + anchor) by penalised logistic
-    regression with the anchor as offset, or none (`budget.anchored`; `linear.fit_penalised_logistic`). loss "aux_conf"
-    (Burns et al.'s auxiliary confidence, made convex): `AUX_ROUNDS` refits on
+    regression with the anchor as offset, or with none (`budget.anchored`;
+    `linear.fit_penalised_logistic`). loss "aux_conf" (Burns et al.'s auxiliary confidence, made convex): `AUX_ROUNDS` refits on
     (1 - a_r) * labels + a_r * 1[own prediction above its median], a_r rising to `aux_weight`."""
     from ..linear import fit_penalised_logistic
 
@@ -232,27 +232,6 @@ def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray
         head.linear.weight[1] = torch.from_numpy(m.w.astype(np.float32))
         head.linear.bias[1] = float(m.a[0])
         head.anchor_scale.fill_(1.0 if budget.anchored else 0.0)
-    return head
-    y = np.asarray(labels, dtype=np.float64)
-    x, off = train.features, train.anchor
-    ones = np.ones((len(x), 1))
-
-    def fit(t: np.ndarray) -> Any:
-        return fit_penalised_logistic(x, t, C=budget.C, offset=off)
-
-    m = fit(y)
-    if loss == "aux_conf":
-        for r in range(1, AUX_ROUNDS + 1):
-            p = m.predict(x, ones, off)
-            a = cfg.aux_weight * r / AUX_ROUNDS
-            m = fit((1 - a) * y + a * (p > np.quantile(p, 0.5)))
-    with torch.no_grad():
-        head.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
-        head.std.copy_(torch.from_numpy(m.std.astype(np.float32)))
-        head.linear.weight.zero_()
-        head.linear.bias.zero_()
-        head.linear.weight[1] = torch.from_numpy(m.w.astype(np.float32))
-        head.linear.bias[1] = float(m.a[0])
     return head
 
 
