@@ -183,18 +183,22 @@ class PikProbe:
     # ---------------------------------------------------------------- anchored
 
     def _candidates(self, has_conf: bool) -> list[tuple[str, float | None, bool]]:
-        """(name, C, uses confidence), simplest first (ties go to the simpler)."""
+        """(name, C, uses confidence), in the order the one-standard-error rule prefers them:
+        confidence alone first (the probe's reference: it is never to end below it by noise),
+        then the base rate (chosen only where it beats confidence by more than noise, e.g. a
+        confidence that ranks backwards), then the correction from the strongest penalty up."""
         if self.config.C is not None:  # a fixed strength: that correction, no cross-validation
             return [("correction", self.config.C, has_conf)]
-        cands: list[tuple[str, float | None, bool]] = [("base_rate", None, False)]
+        cands: list[tuple[str, float | None, bool]] = []
         if has_conf:
             cands.append(("confidence", None, True))
+        cands.append(("base_rate", None, False))
         return cands + [("correction", c, has_conf) for c in C_GRID]
 
     def _fit_anchored(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray, groups: np.ndarray | None) -> None:
-        """Cross-validated choice by the one-standard-error rule: the simplest candidate whose
-        held-out log-loss is within one standard error (of its per-question difference from the
-        best candidate's) of the best. A correction must beat confidence alone by more than fold
+        """Cross-validated choice by the one-standard-error rule: the first candidate (see
+        `_candidates`) whose held-out log-loss is within one standard error (of its per-question
+        difference from the best candidate's) of the best. A correction must beat confidence alone by more than fold
         noise, so the choice is stable across re-splits and never trades signal for noise."""
         cands = self._candidates(z is not None)
         folds = _group_folds(y, groups)
@@ -217,7 +221,7 @@ class PikProbe:
             best = int(np.argmin(mean))
             n_q = int(g.max()) + 1
             per_q = np.stack([np.bincount(g, weights=losses[i, covered], minlength=n_q) for i in range(len(cands))])
-            for i in range(len(cands)):  # simplest first
+            for i in range(len(cands)):  # preferred first (see _candidates)
                 d = (per_q[i] - per_q[best]) / np.bincount(g, minlength=n_q).mean()
                 se = float(d.std(ddof=1) / np.sqrt(n_q)) if n_q > 1 else 0.0
                 if mean[i] <= mean[best] + se + 1e-12:

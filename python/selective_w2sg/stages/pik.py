@@ -23,7 +23,7 @@ from .encode import load_encoded
 def run_pik(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     encode = deps["encode"]
     sel = ctx.selective
-    config = {"format": 3, "pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs,
+    config = {"format": 4, "pik": asdict(sel.pik), "pik_confidence_inputs": sel.pik_confidence_inputs,
               "self_label_among": sel.self_label_among, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
 
