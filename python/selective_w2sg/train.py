@@ -64,9 +64,11 @@ class TrainConfig:
         "aux_conf: recent predictions whose quantile sets the hardening threshold."))
     head: str = field(default="anchored", metadata=opt(
         "probe: anchored (the strong model's heads start at its zero-shot answer: logit = its zero-shot log-odds "
-        "+ a learned correction from zero) | plain (a fresh linear head)."))
+        "+ a correction, fitted as a penalised logistic regression whose strength `tune` chooses; a plain head "
+        "is among its candidates) | plain (fresh SGD-trained linear heads, early-stopped on w2s_val)."))
     anchored_lr: float = field(default=1e-3, metadata=opt(
-        "probe, anchored heads: learning rate of the correction (1e-2 swamps the anchor within an epoch)."))
+        "probe, anchored heads trained by SGD (only a library call of fit_stage/run_student without a budget; "
+        "the pipeline fits them in closed form): learning rate of the correction."))
     feature_batch_size: int = field(default=64, metadata=opt("probe: examples per feature-extraction forward pass."))
     center_features: bool = field(default=True, metadata=opt(
         "probe: subtract each question's mean feature (uses no labels)."))
