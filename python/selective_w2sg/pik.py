@@ -198,8 +198,8 @@ class PikProbe:
     def _fit_anchored(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray, groups: np.ndarray | None) -> None:
         """Cross-validated choice by the one-standard-error rule: the first candidate (see
         `_candidates`) whose held-out log-loss is within one standard error (of its per-question
-        difference from the best candidate's) of the best. A correction must beat confidence alone by more than fold
-        noise, so the choice is stable across re-splits and never trades signal for noise."""
+        difference from the best candidate's) of the best. A correction must beat confidence alone
+        by more than fold noise, so the choice is stable across re-splits."""
         cands = self._candidates(z is not None)
         folds = _group_folds(y, groups)
         pick = cands[-1]
@@ -207,8 +207,8 @@ class PikProbe:
             covered = np.zeros(len(y), bool)
             for _, te in folds:
                 covered[te] = True
-            g = np.unique(np.asarray(groups) if groups is not None else np.arange(len(y)), return_inverse=True)[1]
-            g = g[covered]
+            ids = np.asarray(groups)[covered] if groups is not None else np.flatnonzero(covered)
+            g = np.unique(ids, return_inverse=True)[1]  # question index among the held-out rows
             losses = np.zeros((len(cands), len(y)))
             for i, (name, c, use_conf) in enumerate(cands):
                 for tr, te in folds:
