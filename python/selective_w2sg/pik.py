@@ -18,6 +18,7 @@ import numpy as np
 from .config import opt
 from .errors import InputError, ParameterError
 from .linear import C_GRID
+from .stats import simplest_within_one_se
 
 
 # With the confidence-only and base-rate candidates below the grid (an infinitely strong penalty),
@@ -217,16 +218,11 @@ class PikProbe:
                     p = np.clip(m.predict_proba1(x[te], None if z is None else z[te]), 1e-6, 1 - 1e-6)
                     losses[i, te] = -np.where(y[te], np.log(p), np.log(1 - p))
                 self.cv_log_loss[name if c is None else f"C={c:g}"] = float(losses[i, covered].mean())
-            mean = losses[:, covered].mean(1)
-            best = int(np.argmin(mean))
-            n_q = int(g.max()) + 1
-            per_q = np.stack([np.bincount(g, weights=losses[i, covered], minlength=n_q) for i in range(len(cands))])
-            for i in range(len(cands)):  # preferred first (see _candidates)
-                d = (per_q[i] - per_q[best]) / np.bincount(g, minlength=n_q).mean()
-                se = float(d.std(ddof=1) / np.sqrt(n_q)) if n_q > 1 else 0.0
-                if mean[i] <= mean[best] + se + 1e-12:
-                    pick = cands[i]
-                    break
+            # per question, minus its summed held-out log-loss over the mean question size: a score
+            # whose mean over questions is minus the mean log-loss per example
+            per_q = np.stack([np.bincount(g, weights=losses[i, covered]) for i in range(len(cands))])
+            score = -per_q / np.bincount(g).mean()
+            pick = cands[simplest_within_one_se(score, range(len(cands)))[0]]  # preferred first (_candidates)
         name, c, use_conf = pick
         self.chosen, self.chosen_C = name, c
         self.edge_chosen = self.config.C is None and c is not None and c in (C_GRID[0], C_GRID[-1])
