@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..cache import StageDir
-from ..stats import question_accuracy
-from ..tasks import hash_seed
-from ..train import predict_proba
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import Budget, build_model, fit_anchored_head, fit_stage
-from .tune import budget_grid
+from .training import Anchor, Budget, fit_stage
+from .tune import budget_grid, cross_validate_heads
 
 FOLDS = 5
 
 
-def ceiling_budget(ctx: StageContext, anchor: object) -> Budget:
+def ceiling_budget(ctx: StageContext, anchor: Anchor) -> Budget:
     """The ceiling's head: of every anchored and plain head of `tune.budget_grid`, the one with
     the best held-out question-level accuracy over 5 question folds of w2s_train ground truth
     (the reference may see it; ties go to the earlier, more anchored head). Accuracy, not
     log-loss: the zero-shot anchor can be right and overconfident (a cosine softmax at a low
     temperature), and log-loss then prefers a worse-ranking head that is merely better
     calibrated."""
-    cfg = ctx.train.resolved()
     y = ctx.splits.labels("w2s_train").astype(np.float64)
-    qids = [e.question_id for e in ctx.splits.examples["w2s_train"]]
-    fold = np.array([hash_seed(ctx.seed, "ceiling", q) % FOLDS for q in qids])
-    start, inputs_of = build_model(ctx, ctx.strong, cfg, "w2s_train", np.arange(len(y)), anchor)  # type: ignore[arg-type]
-    x = inputs_of("w2s_train")
-    grid = budget_grid()
-    _, q = np.unique(np.array(qids), return_inverse=True)
-    oof = np.zeros((len(grid), len(y)))
-    for f in range(FOLDS):
-        tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        for j, b in enumerate(grid):
-            head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), y[tr], b, "xent", cfg)
-            oof[j, va] = predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device)
-    acc = np.array([question_accuracy(p, y, q).mean() for p in oof])
-    return grid[int(np.flatnonzero(acc >= acc.max() - 1e-12)[0])]
+    acc = cross_validate_heads(ctx, anchor, "w2s_train", y, y, FOLDS, "ceiling").mean(1)
+    return budget_grid()[int(np.flatnonzero(acc >= acc.max() - 1e-12)[0])]
 
 
 def run_ceiling(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:

@@ -37,7 +37,7 @@ from ..tasks import hash_seed
 from ..train import predict_proba
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import Budget, build_model, fit_anchored_head
+from .training import Anchor, Budget, build_model, fit_anchored_head
 
 FOLDS = 3
 
@@ -46,8 +46,8 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     cfg = ctx.train.resolved()
     anchor = anchor_for(ctx, deps["encode"])
     cands = budget_grid() if anchor is not None else []
-    config = {"format": 4, "train": cfg.to_dict(), "candidates": [b.to_dict() for b in cands], "folds": FOLDS, "seed": ctx.seed,
-              **ctx.numerics, "anchor": None if anchor is None else anchor.key}
+    config = {"format": 4, "train": cfg.to_dict(), "candidates": [b.to_dict() for b in cands], "folds": FOLDS,
+              "seed": ctx.seed, **ctx.numerics, "anchor": None if anchor is None else anchor.key}
     inputs = {"weak_train": ctx.splits.fingerprint("weak_train"), "calibrate": deps["calibrate"].path.name}
 
     def compute(w: Any) -> dict[str, Any]:
@@ -55,22 +55,8 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
             w.json("tune", {"C": None, "anchored": None, "candidates": [],
                             "rule": "early stopping on weak-labelled w2s_val"})
             return {"C": None}
-        truth = ctx.splits.labels("weak_train")
         noisy = deps["calibrate"].npy("oof_raw").astype(np.float32)  # weak-like labels, out of fold
-        qids = [e.question_id for e in ctx.splits.examples["weak_train"]]
-        _, q = np.unique(np.array(qids), return_inverse=True)
-        fold = np.array([hash_seed(ctx.seed, "tune", x) % FOLDS for x in qids])
-        oof = np.zeros((len(cands), len(qids)), np.float32)
-        start, inputs_of = build_model(ctx, ctx.strong, cfg, "weak_train", np.arange(len(qids)), anchor)
-        x = inputs_of("weak_train")
-        for f in range(FOLDS):
-            tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-            if len(tr) == 0 or len(va) == 0:
-                continue
-            for j, b in enumerate(cands):
-                head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), noisy[tr], b, "xent", cfg)
-                oof[j, va] = predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device)
-        acc = np.stack([question_accuracy(p, truth, q) for p in oof])
+        acc = cross_validate_heads(ctx, anchor, "weak_train", noisy, ctx.splits.labels("weak_train"), FOLDS, "tune")
         pick, se = simplest_within_one_se(acc, range(len(cands)))  # simplest first: see budget_grid
         out = {**cands[pick].to_dict(), "rule": "1-SE on weak_train OOF weak labels vs ground truth, 3 folds",
                "candidates": [{**b.to_dict(), "cv_accuracy": float(acc[i].mean()), "se_vs_best": float(se[i])}
@@ -79,6 +65,29 @@ def run_tune(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         return {**cands[pick].to_dict(), "cv_accuracy": float(acc[pick].mean())}
 
     return run_cached(ctx.cache_root, "tune", config, inputs, compute, force=ctx.force)
+
+
+def cross_validate_heads(ctx: StageContext, anchor: Anchor, split: str, labels: np.ndarray, truth: np.ndarray,
+                         folds: int, purpose: str) -> np.ndarray:
+    """Per-question held-out accuracy, float64 (len(budget_grid()), questions of `split`): every
+    head of `budget_grid`, fitted to `labels` (n,) on the other folds of `split` (`folds` folds by
+    question, seeded by `purpose`) and scored against `truth` (n,) on the held-out one."""
+    cfg = ctx.train.resolved()
+    cands = budget_grid()
+    qids = [e.question_id for e in ctx.splits.examples[split]]
+    _, q = np.unique(np.array(qids), return_inverse=True)
+    fold = np.array([hash_seed(ctx.seed, purpose, x) % folds for x in qids])
+    oof = np.zeros((len(cands), len(qids)), np.float32)
+    start, inputs_of = build_model(ctx, ctx.strong, cfg, split, np.arange(len(qids)), anchor)
+    x = inputs_of(split)
+    for f in range(folds):
+        tr, va = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        if len(tr) == 0 or len(va) == 0:
+            continue
+        for j, b in enumerate(cands):
+            head = fit_anchored_head(copy.deepcopy(start), x.subset(tr), labels[tr], b, "xent", cfg)
+            oof[j, va] = predict_proba(head, x.subset(va), batch_size=cfg.eval_batch_size, device=ctx.device)
+    return np.stack([question_accuracy(p, truth, q) for p in oof])
 
 
 def budget_grid() -> list[Budget]:
