@@ -61,7 +61,7 @@ def run_calibrate(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
                           extra={"fold": f, "folds": FOLDS})
             oof[held] = d.npy("preds_weak_train")[held]
         _, q = np.unique(np.array([e.question_id for e in examples]), return_inverse=True)
-        spread = [spread_weak_labels(ctx, encode, examples, oof, g) for g in grid]
+        spread = spread_weak_labels(ctx, encode, examples, oof, grid)
         acc = np.stack([question_accuracy(p, y, q) for p, _ in spread])
         pick, se = simplest_within_one_se(acc, range(len(grid)))  # grid is simplest first
         smoothed = finish_smoothed(sel, spread[pick][0], oof, grid[pick])

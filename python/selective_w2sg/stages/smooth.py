@@ -50,39 +50,57 @@ def smoothing_grid(sel: SelectiveConfig) -> list[SmoothSetting]:
 
 
 def spread_weak_labels(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p: np.ndarray,
-                       setting: SmoothSetting) -> tuple[np.ndarray, dict[str, Any]]:
+                       settings: Sequence[SmoothSetting]) -> list[tuple[np.ndarray, dict[str, Any]]]:
     """Weak soft labels float32 (n,) of `examples` spread over the kNN graph of their strong
-    embeddings (cosine; question-centred by default) at `setting`. Returns (smoothed (n,),
-    graph summary). alpha 0 returns the labels unchanged, with no graph."""
+    embeddings (cosine; question-centred by default), at each of `settings`. Returns one
+    (smoothed (n,), graph summary) per setting; alpha 0 gives the labels unchanged, with no graph.
+    Each embedding is read and centred once, and each (embedding, k) graph built once, however
+    many alphas use it."""
     sel = ctx.selective
     weak_p = np.asarray(weak_p, dtype=np.float32)
-    info: dict[str, Any] = {**asdict(setting), "n": len(examples), "centered": sel.graph_center}
-    if setting.alpha == 0:
-        return weak_p.copy(), {**info, "on_graph": 0, "k": 0, "method": None, "estimated_recall": None,
-                               "iterations": 0, "converged": True, "residual": 0.0, "mean_abs_change": 0.0}
-    enc = load_encoded(encode)
-    rows = enc.rows(examples)
-    emb = np.asarray((enc.embedding if setting.embedding == "last" else enc.features)[rows], dtype=np.float32)
-    if sel.graph_center:
-        emb = center_by_question(emb, [e.question_id for e in examples])
-    # A question whose examples embed identically has no direction left after centring: it
-    # keeps its weak label and stays out of the graph.
-    on_graph = np.linalg.norm(emb, axis=1) > 1e-6
-    smoothed = weak_p.copy()
-    k = min(setting.k, int(on_graph.sum()) - 1)
-    method, recall, iters, converged, residual = None, None, 0, True, 0.0
-    if k >= 1:
-        graph = knn_graph(emb[on_graph], k, metric="cosine", method=sel.graph_method, seed=ctx.seed)
-        res = smooth_labels(graph, weak_p[on_graph], alpha=setting.alpha, max_iter=sel.smooth_iters,
-                            return_info=True)
-        assert isinstance(res, SmoothResult)
-        smoothed[on_graph] = res.labels
-        method, recall = graph.method, graph.estimated_recall
-        iters, converged, residual = res.iterations, res.converged, res.residual
-    info.update({"on_graph": int(on_graph.sum()), "k": k, "method": method, "estimated_recall": recall,
-                 "iterations": iters, "converged": converged, "residual": residual,
-                 "mean_abs_change": float(np.mean(np.abs(smoothed - weak_p)))})
-    return smoothed, info
+    enc = load_encoded(encode) if any(st.alpha > 0 for st in settings) else None
+    embedded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # embedding -> (rows, on the graph)
+    graphs: dict[tuple[str, int], Any] = {}
+
+    def embed(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        if kind not in embedded:
+            assert enc is not None
+            src = enc.embedding if kind == "last" else enc.features
+            emb = np.asarray(src[enc.rows(examples)], dtype=np.float32)
+            if sel.graph_center:
+                emb = center_by_question(emb, [e.question_id for e in examples])
+            # A question whose examples embed identically has no direction left after centring: it
+            # keeps its weak label and stays out of the graph.
+            embedded[kind] = (emb, np.linalg.norm(emb, axis=1) > 1e-6)
+        return embedded[kind]
+
+    out = []
+    for setting in settings:
+        info: dict[str, Any] = {**asdict(setting), "n": len(examples), "centered": sel.graph_center}
+        if setting.alpha == 0:
+            out.append((weak_p.copy(), {**info, "on_graph": 0, "k": 0, "method": None, "estimated_recall": None,
+                                        "iterations": 0, "converged": True, "residual": 0.0, "mean_abs_change": 0.0}))
+            continue
+        emb, on_graph = embed(setting.embedding)
+        smoothed = weak_p.copy()
+        k = min(setting.k, int(on_graph.sum()) - 1)
+        method, recall, iters, converged, residual = None, None, 0, True, 0.0
+        if k >= 1:
+            if (setting.embedding, k) not in graphs:
+                graphs[setting.embedding, k] = knn_graph(emb[on_graph], k, metric="cosine", method=sel.graph_method,
+                                                         seed=ctx.seed)
+            graph = graphs[setting.embedding, k]
+            res = smooth_labels(graph, weak_p[on_graph], alpha=setting.alpha, max_iter=sel.smooth_iters,
+                                return_info=True)
+            assert isinstance(res, SmoothResult)
+            smoothed[on_graph] = res.labels
+            method, recall = graph.method, graph.estimated_recall
+            iters, converged, residual = res.iterations, res.converged, res.residual
+        info.update({"on_graph": int(on_graph.sum()), "k": k, "method": method, "estimated_recall": recall,
+                     "iterations": iters, "converged": converged, "residual": residual,
+                     "mean_abs_change": float(np.mean(np.abs(smoothed - weak_p)))})
+        out.append((smoothed, info))
+    return out
 
 
 def rescale_confidence(smoothed: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -132,7 +150,7 @@ def run_smooth(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     def compute(w: Any) -> dict[str, Any]:
         examples = [e for s in W2S_SPLITS for e in ctx.splits.examples[s]]
         weak_p = np.concatenate([weak.npy(f"preds_{s}") for s in W2S_SPLITS]).astype(np.float32)
-        smoothed, info = spread_weak_labels(ctx, encode, examples, weak_p, setting)
+        [(smoothed, info)] = spread_weak_labels(ctx, encode, examples, weak_p, [setting])
         smoothed = finish_smoothed(sel, smoothed, weak_p, setting)
         n_tr = len(ctx.splits.examples["w2s_train"])
         w.npy("smoothed_w2s_train", smoothed[:n_tr])
