@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from selective_w2sg.stats import (
-    bootstrap_p, corrected_resampled_t, holm, pool_bootstrap, question_accuracy,
-)
+from selective_w2sg.stats import contrast as stats_contrast
+from selective_w2sg.stats import holm, question_accuracy
 
 MODELS = ("weak", "zero_shot", "ceiling", "naive", "aux_conf", "self_only", "smooth_only", "selective", "pik_only",
           "random_select", "constant_pik", "confidence_pik", "oracle_pik")
@@ -82,12 +81,12 @@ def load_run(run: Path) -> dict[str, Any]:
 
 
 def contrast(run: dict[str, Any], a: str, b: str) -> dict[str, Any]:
-    d = [x - y for x, y in zip(run["acc"][a], run["acc"][b])]
-    per = [float(v.mean()) for v in d]
-    boots = pool_bootstrap(d, run["ids"], n_boot=N_BOOT, seed=0)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return {"a": a, "b": b, "mean": float(np.mean(per)), "ci95": [float(lo), float(hi)], "p": bootstrap_p(boots),
-            "corrected_t": corrected_resampled_t(per, run["n_test"], run["n_train"])}
+    """A - B with the package's pool-aware statistics (`stats.contrast`): the pool bootstrap's CI
+    and p, the corrected resampled t-test beside them, the protocol CI kept for reference."""
+    c = stats_contrast(run["acc"][a], run["acc"][b], n_boot=N_BOOT, seed=0,
+                       pool={"ids": run["ids"], "n_test": run["n_test"], "n_train": run["n_train"]})
+    return {"a": a, "b": b, "mean": c["mean"], "ci95": c["pool"]["ci95"], "p": c["pool"]["p"],
+            "corrected_t": c["corrected_t"], "protocol_ci95": c["ci95"]}
 
 
 def components(run: dict[str, Any]) -> dict[str, Any]:
