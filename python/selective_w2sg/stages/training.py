@@ -104,22 +104,20 @@ def fit_stage(
     val_split: str, val_labels: np.ndarray, train_idx: np.ndarray | None = None, val_idx: np.ndarray | None = None,
     loss: str = "xent", predict: tuple[str, ...] = ("w2s_train", "w2s_val", "test"),
     extra: Mapping[str, Any] | None = None, anchor: Anchor | None = None, budget: Budget | None = None,
-    early_stop: bool = True, lr: float | None = None,
+    early_stop: bool = True,
 ) -> StageDir:
     """Train `spec` on (`train_split`[`train_idx`], `train_labels`), early-stop on (`val_split`[`val_idx`],
     `val_labels`), write P(y=1) on each of `predict`. Labels: float P(y=1), one per selected example.
     The folder key hashes the config, the split fingerprints and the label arrays.
 
     `anchor` (probe mode): the head's logit is the anchor's fixed log-odds per example plus a
-    learned correction that starts at zero (see `Anchor`). `budget` (optimiser steps and learning
-    rate, e.g. `tune`'s choice) overrides the config's; 0 steps trains nothing (the anchor alone).
-    `lr` overrides the peak learning rate. `early_stop=False`: train the whole budget and keep the last weights (val is then unused);
-    with an anchor and early stopping, the untrained start is also a candidate."""
+    learned correction that starts at zero (see `Anchor`). With a `budget` (anchored probe heads:
+    `tune`'s or the ceiling's choice) the head is a convex fit instead of SGD (see `Budget`).
+    `early_stop=False`: train every epoch and keep the last weights (val is then unused); with an
+    anchor and early stopping, the untrained start is also a candidate."""
     cfg = ctx.train.resolved()
     if anchor is not None:
         cfg = replace(cfg, lr=cfg.anchored_lr)
-    if lr is not None:
-        cfg = replace(cfg, lr=lr)
     if budget is not None and (anchor is None or cfg.mode != "probe"):
         raise ConfigError("a Budget applies to anchored probe heads only")
     n_tr = len(ctx.splits.examples[train_split])
@@ -294,8 +292,8 @@ def run_student(
 ) -> StageDir:
     """A strong student trained on w2s_train with `train_labels` (float32 P(y=1), one per w2s_train
     example, from anywhere: weak predictions, selected labels ...). With a `budget` (anchored heads,
-    chosen by `tune`) it trains exactly that many steps; otherwise it early-stops on w2s_val with
-    `val_labels` (weak-derived: never ground truth)."""
+    chosen by `tune`) it is the convex fit with that head and C; otherwise it early-stops on
+    w2s_val with `val_labels` (weak-derived: never ground truth)."""
     return fit_stage(ctx, f"student-{name}", ctx.strong, train_split="w2s_train", train_labels=train_labels,
                      val_split="w2s_val", val_labels=val_labels, loss=loss, extra={"student": name, **(extra or {})},
                      anchor=anchor, budget=budget, early_stop=budget is None)

@@ -3,9 +3,9 @@ the stages its labels need, and a label function `(ctx, deps) -> (w2s_train labe
 labels)` (float32 P(y=1)). Every module here is found by `discover()`; adding a student is
 adding a file. Nothing registers itself at import time.
 
-Every student trains the same way (one model-selection rule, `tune`): anchored probe heads
-train the optimiser steps and learning rate chosen on weak_train (the same number of steps
-whatever the labels); other heads early-stop on w2s_val with their own weak-derived labels.
+Every student trains the same way (one model-selection rule, `tune`): anchored probe heads are
+fitted with the head and correction strength C chosen on weak_train, whatever the labels; other
+heads early-stop on w2s_val with their own weak-derived labels.
 
 Selection students (`selection_student`) take, per question, the strong model's self-labels
 where a P(IK) score beats the threshold of the rule, and a fallback weak label elsewhere:
