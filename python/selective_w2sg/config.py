@@ -82,6 +82,13 @@ class DataConfig:
         "K/N: keep only the questions whose id hashes to part K of N; disjoint pools of one task "
         "(e.g. a pilot on 0/2, final runs on 1/2)."))
 
+    @property
+    def is_mixture(self) -> bool:
+        """A mixture task (A+B): one pool from several sources."""
+        from .tasks import is_mixture
+
+        return is_mixture(self.task)
+
     def __post_init__(self) -> None:
         from .tasks import mixture_parts, parse_shard
 
@@ -217,7 +224,7 @@ class RunConfig:
         from .stages import STUDENTS
 
         needs_mix = [s for s in self.student_names if STUDENTS[s].mixture_only]
-        if needs_mix and "+" not in self.data.task:
+        if needs_mix and not self.data.is_mixture:
             raise ConfigError(f"student(s) {needs_mix} need a mixture task (e.g. --task sciq+boolq), "
                               f"not {self.data.task!r}")
         if self.train.mode == "lora":
@@ -232,8 +239,7 @@ class RunConfig:
 
         if self.students is not None:
             return tuple(self.students)
-        mixture = "+" in self.data.task
-        return tuple(s for s in METHODS[self.method] if mixture or not STUDENTS[s].mixture_only)
+        return tuple(s for s in METHODS[self.method] if self.data.is_mixture or not STUDENTS[s].mixture_only)
 
     @property
     def cache_root(self) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 from .cache import StageDir
 from .errors import DataError
 from .io import atomic_path, save_json
-from .tasks import Splits
+from .tasks import Splits, source_of
 
 BASELINES = ("weak", "ceiling", "zero_shot")  # models that are not students: no PGR
 
@@ -88,8 +88,6 @@ def test_predictions(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     names = [n for n, d in stages.items() if (d.path / "preds_test.npy").is_file()]
     ids, q = np.unique(np.array([e.question_id for e in splits.examples["test"]]), return_inverse=True)
     pool = {e.question_id for exs in splits.examples.values() for e in exs}
-    from .tasks import source_of
-
     return {"models": np.array(names), "preds": np.stack([stages[n].npy("preds_test") for n in names]),
             "labels": splits.labels("test"), "question": q.astype(np.int64),
             # for the pool-aware statistics: which pool questions were tested, and the pool's size

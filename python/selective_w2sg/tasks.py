@@ -520,6 +520,11 @@ def hash_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "little")
 
 
+def is_mixture(task: str) -> bool:
+    """True for a mixture task name ("sciq+boolq")."""
+    return "+" in task
+
+
 def mixture_parts(task: str) -> list[str]:
     """The sources of a task name: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task]."""
     parts = [p.strip() for p in task.split("+")]
@@ -589,7 +594,7 @@ def build_splits(
         # The question pool does not depend on the seed; the split does.
         questions = synthetic_questions(nw + n2 + nt, seed=0)
     else:
-        if "+" in task:
+        if is_mixture(task):
             paths = None if data is None else str(data).split(",")
             questions = load_mixture(task, paths, split=data_split, per_source=per_source,
                                      seed=0 if pool_seed is None else pool_seed)

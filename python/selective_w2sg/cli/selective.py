@@ -50,7 +50,7 @@ def select_cmd(cfg: RunConfig) -> None:
             table.add_column(f"coverage, {split}", justify="right")
         for name, st in STUDENTS.items():
             # the oracle reads w2s ground truth: only in full runs; mixture-only students need a mixture
-            if st.select is None or st.oracle or (st.mixture_only and "+" not in cfg.data.task):
+            if st.select is None or st.oracle or (st.mixture_only and not cfg.data.is_mixture):
                 continue
             table.add_row(name, *[f"{100 * st.select(ctx, stages, s).coverage:.1f} %" for s in ("w2s_train", "w2s_val")])
         out_console.print(table)
