@@ -39,9 +39,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from selective_w2sg.encode import EncodeStats, encode_questions
-    from selective_w2sg.models import Device, load_backbone
-    from selective_w2sg.tasks import load_questions, synthetic_questions
+    from selective_w2sg.experiment.encode import EncodeStats, encode_questions
+    from selective_w2sg.experiment.models import Device, load_backbone
+    from selective_w2sg.experiment.tasks import load_questions, synthetic_questions
 
     qs = synthetic_questions(args.questions, seed=0) if args.task == "synthetic" else \
         load_questions(args.task, args.data)[: args.questions]

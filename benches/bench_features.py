@@ -1,4 +1,4 @@
-"""Probe-mode feature extraction: batched + length-sorted (selective_w2sg.models.extract_features)
+"""Probe-mode feature extraction: batched + length-sorted (selective_w2sg.experiment.models.extract_features)
 against a one-example-at-a-time loop (as in EleutherAI/w2s), on the CPU, in one run.
 
     python benches/bench_features.py [--n 512] [--hidden 256] [--layers 4] [--batch-size 64]
@@ -28,8 +28,8 @@ def main() -> None:
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from selective_w2sg.models import Backbone, ExtractStats, extract_features, pick_device, pool, tiny_tokenizer
-    from selective_w2sg.tasks import build_splits
+    from selective_w2sg.experiment.models import Backbone, ExtractStats, extract_features, pick_device, pool, tiny_tokenizer
+    from selective_w2sg.experiment.tasks import build_splits
 
     tok = tiny_tokenizer("left")
     torch.manual_seed(0)

@@ -162,7 +162,7 @@ class Ctx:
     """What every check needs: the device, its precision, the sizes, the output folder."""
 
     def __init__(self, args: argparse.Namespace, rep: Report) -> None:
-        from selective_w2sg.models import pick_device
+        from selective_w2sg.experiment.models import pick_device
 
         self.args = args
         self.rep = rep
@@ -170,7 +170,7 @@ class Ctx:
         self.out: Path = args.out
         self.dev = pick_device(args.device)
         if args.device == "cpu" and args.cpu_bf16:  # rehearse the bf16 paths and tolerances on a CPU
-            from selective_w2sg.models import Device
+            from selective_w2sg.experiment.models import Device
 
             self.dev = Device(torch.device("cpu"), True)
         self.cpu = pick_device("cpu")
@@ -239,7 +239,7 @@ def _n_options(enc: Any, qid: str) -> int:
 def record_losses(store: list[torch.Tensor]):
     """Wrap the training loss so every micro-batch's mean loss is kept on the device (no host
     sync per step); checked for finiteness after the run."""
-    import selective_w2sg.train as T
+    import selective_w2sg.experiment.training as T
 
     orig = T.make_loss
 
@@ -271,7 +271,7 @@ def loss_figures(store: list[torch.Tensor]) -> dict[str, Any]:
 
 
 def synthetic_texts(n: int, seed: int = 0) -> list[str]:
-    from selective_w2sg.tasks import format_example, synthetic_questions
+    from selective_w2sg.experiment.tasks import format_example, synthetic_questions
 
     qs = synthetic_questions(n, seed=seed)
     return [format_example(q.question, q.options[i % len(q.options)]) for i, q in enumerate(qs)]
@@ -282,7 +282,7 @@ def synthetic_texts(n: int, seed: int = 0) -> list[str]:
 
 
 def check_padding(ctx: Ctx) -> dict[str, Any]:
-    from selective_w2sg.models import extract_features, load_backbone
+    from selective_w2sg.experiment.models import extract_features, load_backbone
 
     texts = synthetic_texts(12 if ctx.tiny else 32, seed=3)
     figs: dict[str, Any] = {}
@@ -312,9 +312,9 @@ def check_padding(ctx: Ctx) -> dict[str, Any]:
 
 
 def check_encode_cpu_vs_device(ctx: Ctx) -> dict[str, Any]:
-    from selective_w2sg.encode import encode_questions
-    from selective_w2sg.models import load_backbone
-    from selective_w2sg.tasks import synthetic_questions
+    from selective_w2sg.experiment.encode import encode_questions
+    from selective_w2sg.experiment.models import load_backbone
+    from selective_w2sg.experiment.tasks import synthetic_questions
 
     qs = synthetic_questions(16 if ctx.tiny else 64, seed=5)
     qids = [q.question_id for q in qs]
@@ -341,8 +341,8 @@ def check_encode_cpu_vs_device(ctx: Ctx) -> dict[str, Any]:
 
 
 def _train_data(bb: Any, n: int, seed: int) -> tuple[Any, np.ndarray]:
-    from selective_w2sg.models import tokenize
-    from selective_w2sg.train import TokenInputs
+    from selective_w2sg.experiment.models import tokenize
+    from selective_w2sg.experiment.training import TokenInputs
 
     ids = tokenize(bb, synthetic_texts(n, seed=seed), 64)
     y = np.random.default_rng(seed).random(n).astype(np.float32)
@@ -350,8 +350,8 @@ def _train_data(bb: Any, n: int, seed: int) -> tuple[Any, np.ndarray]:
 
 
 def check_train(ctx: Ctx, mode: str) -> dict[str, Any]:
-    from selective_w2sg.models import Classifier, apply_lora, load_backbone
-    from selective_w2sg.train import TrainConfig, predict_proba, train_classifier
+    from selective_w2sg.experiment.models import Classifier, apply_lora, load_backbone
+    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -409,7 +409,7 @@ def world_of_one(ctx: Ctx):  # noqa: ANN201
 
     import torch.distributed as tdist
 
-    from selective_w2sg import dist
+    from selective_w2sg.experiment import dist
 
     require(tdist.is_available(), "torch.distributed is not available")
     require(not dist.is_distributed(), "a process group is already initialised")
@@ -438,9 +438,9 @@ def check_fsdp(ctx: Ctx, mode: str) -> dict[str, Any]:
     """--shard full on one rank against the plain run: FSDP2 shards over a mesh of 1, so every
     collective is a copy, yet the whole path (wrapping, mixed precision, DTensor clipping and
     AdamW, accumulation without sync, sharded prediction and best-weight restore) runs."""
-    from selective_w2sg import dist
-    from selective_w2sg.models import Classifier, apply_lora, load_backbone
-    from selective_w2sg.train import TrainConfig, predict_proba, train_classifier
+    from selective_w2sg.experiment import dist
+    from selective_w2sg.experiment.models import Classifier, apply_lora, load_backbone
+    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -494,10 +494,10 @@ def section_fsdp(ctx: Ctx, rep: Report) -> None:
 
 
 def check_ddp(ctx: Ctx) -> dict[str, Any]:
-    import selective_w2sg.train as T
-    from selective_w2sg import dist
-    from selective_w2sg.models import Classifier, load_backbone
-    from selective_w2sg.train import TrainConfig, predict_proba, train_classifier
+    import selective_w2sg.experiment.training as T
+    from selective_w2sg.experiment import dist
+    from selective_w2sg.experiment.models import Classifier, load_backbone
+    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -610,7 +610,7 @@ def section_e2e(ctx: Ctx, rep: Report) -> None:
 def qwen_config(tiny: bool, vocab: int = 151936) -> Any:
     from transformers import Qwen2Config
 
-    from selective_w2sg.models import tiny_tokenizer
+    from selective_w2sg.experiment.models import tiny_tokenizer
 
     tok = tiny_tokenizer("left")
     ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
@@ -640,9 +640,9 @@ def param_counts(model: torch.nn.Module) -> dict[str, int]:
 
 
 def check_hf_encode(ctx: Ctx) -> dict[str, Any]:
-    from selective_w2sg.encode import EncodeStats, encode_questions
-    from selective_w2sg.models import load_backbone, tiny_tokenizer
-    from selective_w2sg.tasks import synthetic_questions
+    from selective_w2sg.experiment.encode import EncodeStats, encode_questions
+    from selective_w2sg.experiment.models import load_backbone, tiny_tokenizer
+    from selective_w2sg.experiment.tasks import synthetic_questions
 
     with tempfile.TemporaryDirectory(prefix="sw2s-qwen-") as tmp:
         t = time.perf_counter()
@@ -703,8 +703,8 @@ class _TimeUp(Exception):
 
 
 def check_throughput(ctx: Ctx) -> dict[str, Any]:
-    from selective_w2sg.models import Backbone, Classifier, tiny_tokenizer
-    from selective_w2sg.train import TokenInputs, TrainConfig, train_classifier
+    from selective_w2sg.experiment.models import Backbone, Classifier, tiny_tokenizer
+    from selective_w2sg.experiment.training import TokenInputs, TrainConfig, train_classifier
 
     a = ctx.args
     seq, batch, micro = a.seq, a.batch_size, a.micro_batch_size

@@ -41,8 +41,8 @@ def knower(tmp_path_factory) -> str:
     the word-goodness of easy options -- and not the rest. Saved as a local model folder."""
     import torch
 
-    from selective_w2sg.models import load_backbone
-    from selective_w2sg.tasks import format_example, synthetic_questions
+    from selective_w2sg.experiment.models import load_backbone
+    from selective_w2sg.experiment.tasks import format_example, synthetic_questions
 
     torch.manual_seed(0)
     bb = load_backbone("tiny-random-llama")
@@ -70,7 +70,7 @@ def count_rows(backbone):
     count the rows (texts) it sees; a shared-prefix pass (it caches keys and values for the
     options that follow) holds no whole text and is not counted."""
     seen = {"rows": 0}
-    from selective_w2sg.models import split_lm
+    from selective_w2sg.experiment.models import split_lm
 
     trunk = split_lm(backbone.model)[0]
     orig = trunk.forward

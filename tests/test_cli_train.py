@@ -144,7 +144,7 @@ def test_one_seed_prints_no_spread(tmp_path) -> None:
 
 def _fake_run(root, seeds=(0, 1), n=60):
     """A run folder as `sw2s train` leaves it (per-seed results and test predictions), without training."""
-    from selective_w2sg.evaluate import binary_metrics, pgr
+    from selective_w2sg.experiment.evaluate import binary_metrics, pgr
 
     rng = np.random.default_rng(0)
     names = ["weak", "ceiling", "naive"]
@@ -227,13 +227,13 @@ def test_report_never_writes_a_smaller_results_json(tmp_path, monkeypatch, capsy
 def test_run_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path) -> None:
     import subprocess
 
-    from selective_w2sg.errors import RunLockedError
-    from selective_w2sg.io import run_lock
+    from selective_w2sg.graph.errors import RunLockedError
+    from selective_w2sg.graph.io import run_lock
 
     run = tmp_path / "run"
     with run_lock(run):
         # another process on the same folder is refused, and told who holds it
-        r = subprocess.run([sys.executable, "-c", "from selective_w2sg.io import run_lock\n"
+        r = subprocess.run([sys.executable, "-c", "from selective_w2sg.graph.io import run_lock\n"
                             f"with run_lock({str(run)!r}): pass"], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and "RunLockedError" in r.stderr
         import os
@@ -241,7 +241,7 @@ def test_run_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path) -
 
         assert f"pid {os.getpid()} on {socket.gethostname()}" in r.stderr
     # a holder killed with SIGKILL leaves the file behind; the lock itself dies with it
-    p = subprocess.Popen([sys.executable, "-c", "import time\nfrom selective_w2sg.io import run_lock\n"
+    p = subprocess.Popen([sys.executable, "-c", "import time\nfrom selective_w2sg.graph.io import run_lock\n"
                           f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
                          stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "held"
@@ -269,7 +269,7 @@ def test_train_checks_run_folder_before_training(tmp_path, monkeypatch, capsys) 
     assert code == 1 and "other settings" in err and "method: 'all' -> 'w2s'" in err and "--force" in err, err
     assert (run / "config.json").read_text() == before and not (run / "cache").exists()
     # a run already writing the folder: refused with its holder named
-    from selective_w2sg.io import run_lock
+    from selective_w2sg.graph.io import run_lock
 
     (run / "config.json").unlink()
     with run_lock(run):
@@ -289,8 +289,8 @@ def test_train_synthetic_with_data_is_refused(tmp_path, monkeypatch, capsys) -> 
 
 
 def test_split_sizes_quote_only_the_flags_given(tmp_path) -> None:
-    from selective_w2sg.errors import ConfigError
-    from selective_w2sg.tasks import build_splits
+    from selective_w2sg.graph.errors import ConfigError
+    from selective_w2sg.experiment.tasks import build_splits
 
     rows = [{"question": f"q{i}?", "correct_answer": "a", "distractor1": "b", "distractor2": "c", "distractor3": "d"}
             for i in range(200)]

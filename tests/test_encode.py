@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.dist import shutdown
-from selective_w2sg.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
-from selective_w2sg.models import Backbone, load_backbone, pick_device
-from selective_w2sg.tasks import build_splits, format_example
+from selective_w2sg.experiment.dist import shutdown
+from selective_w2sg.experiment.encode import COSINE_TEMPERATURE, EncodeStats, encode_questions
+from selective_w2sg.experiment.models import Backbone, load_backbone, pick_device
+from selective_w2sg.experiment.tasks import build_splits, format_example
 
 from conftest import count_rows
 
@@ -64,7 +64,7 @@ def test_causal_self_labels_match_one_at_a_time_reference(splits):
 def test_encoder_self_labels_are_question_answer_cosine(splits):
     bb = load_backbone("tiny-random-bert")
     out = encode_splits(bb, splits.examples, splits.questions, among="all")
-    from selective_w2sg.models import extract_features
+    from selective_w2sg.experiment.models import extract_features
 
     e = splits.examples["w2s_train"][3]
     vecs = extract_features(bb, [e.question, *e.options])[-1]
@@ -100,8 +100,8 @@ def test_causal_scores_under_left_truncation_are_the_answer_tokens():
     """Texts longer than max_length are cut from the left: the score is still the mean
     log-likelihood of the answer's own tokens (counted on the untruncated text), and an option
     none of whose tokens survive scores lowest, never 0 (the best possible)."""
-    from selective_w2sg.encode import _forward, _softmax_rows
-    from selective_w2sg.models import pick_device, tokenize
+    from selective_w2sg.experiment.encode import _forward, _softmax_rows
+    from selective_w2sg.experiment.models import pick_device, tokenize
 
     bb = load_backbone("tiny-random-llama")
     long_q = " ".join(["f1", "f2", "f3"] * 12)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from selective_w2sg.config import RunConfig
-from selective_w2sg.pipeline import prepare_seed, run_seed, run_stages
-from selective_w2sg.select import select_labels
-from selective_w2sg.stats import contrast, holm, paired_t_pvalue, question_accuracy, two_level_bootstrap
-from selective_w2sg.train import TrainConfig
+from selective_w2sg.experiment.pipeline import prepare_seed, run_seed, run_stages
+from selective_w2sg.experiment.selection import select_labels
+from selective_w2sg.experiment.stats import contrast, holm, paired_t_pvalue, question_accuracy, two_level_bootstrap
+from selective_w2sg.experiment.training import TrainConfig
 
 torch.set_num_threads(1)
 SMALL = dict(n_weak=60, n_w2s=80, n_test=40)
@@ -83,14 +83,14 @@ def evidence_run(tmp_path_factory, knower):
     out = tmp_path_factory.mktemp("evidence") / "run"
     cfg = RunConfig.create(out=str(out), strong=knower, method="all",
                            resplits=3, train=TrainConfig(epochs=6, device="cpu"), **SMALL)
-    from selective_w2sg.pipeline import run_pipeline
+    from selective_w2sg.experiment.pipeline import run_pipeline
 
     summary = run_pipeline(cfg)
     return cfg, out, summary
 
 
 def test_every_selection_student_is_consistent_within_questions(evidence_run) -> None:
-    from selective_w2sg.stages import STUDENTS
+    from selective_w2sg.experiment.stages import STUDENTS
 
     cfg, _, _ = evidence_run
     ctx = prepare_seed(cfg, 0)
@@ -135,10 +135,10 @@ def test_report_has_baselines_contrasts_and_marks_the_oracle(evidence_run) -> No
 def test_anchored_heads_start_at_the_zero_shot_answer(evidence_run) -> None:
     """An anchored head with no correction (C None) predicts exactly the zero-shot probability
     (up to the clip); students fit with the C that tune chose."""
-    from selective_w2sg.stages.encode import anchor_for, zero_shot_prob
-    from selective_w2sg.stages.encode import load_encoded
-    from selective_w2sg.stages.training import Budget, run_student
-    from selective_w2sg.linear import C_GRID
+    from selective_w2sg.experiment.stages.encode import anchor_for, zero_shot_prob
+    from selective_w2sg.experiment.stages.encode import load_encoded
+    from selective_w2sg.experiment.stages.fitting import Budget, run_student
+    from selective_w2sg.experiment.linear import C_GRID
 
     cfg, _, _ = evidence_run
     ctx = prepare_seed(cfg, 1)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.dist import shutdown
-from selective_w2sg.errors import ConfigError
-from selective_w2sg.models import Classifier, load_backbone, pick_device, tokenize, transformer_blocks
-from selective_w2sg.train import TokenInputs, TrainConfig, predict_proba, train_classifier
+from selective_w2sg.experiment.dist import shutdown
+from selective_w2sg.graph.errors import ConfigError
+from selective_w2sg.experiment.models import Classifier, load_backbone, pick_device, tokenize, transformer_blocks
+from selective_w2sg.experiment.training import TokenInputs, TrainConfig, predict_proba, train_classifier
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 
@@ -44,7 +44,7 @@ def _count_collectives() -> None:
 def _record(log: dict[int, float], gathers: dict[int, list[int]]):
     """Wrap train.make_loss so that every step's summed per-example loss (this rank's part) lands
     in `log`, and the all-gathers counted so far at each micro-batch's loss in `gathers`."""
-    import selective_w2sg.train as T
+    import selective_w2sg.experiment.training as T
 
     inner_make = T.make_loss
 
@@ -69,7 +69,7 @@ def _fit(model: str, shard: str, mode: str = "full", ckpt: bool = False) -> dict
     """Full (or LoRA) training of a tiny model with validation (early stopping keeps the best
     weights), `ckpt`: with gradient checkpointing; returns predictions, per-step loss sums,
     validation history and state bytes."""
-    import selective_w2sg.train as T
+    import selective_w2sg.experiment.training as T
 
     bb = load_backbone(model)
     texts = [f"t{i % 5} which\nAnswer: w{i % 7}" for i in range(37)]  # odd: uneven shares per rank
@@ -78,7 +78,7 @@ def _fit(model: str, shard: str, mode: str = "full", ckpt: bool = False) -> dict
     torch.manual_seed(0)  # every rank builds the same weights
     clf = Classifier(bb, gradient_checkpointing=ckpt)
     if mode == "lora":
-        from selective_w2sg.models import apply_lora
+        from selective_w2sg.experiment.models import apply_lora
 
         clf = apply_lora(clf, r=4, dropout=0.0)
     for m in clf.modules():  # dropout masks are drawn per process: off, so the runs can agree
@@ -114,8 +114,8 @@ def _clip(model: str, sharded: bool) -> tuple[float, np.ndarray]:
     """One backward of a tiny model on a fixed batch (the same on every rank), then
     clip_grad_norm_: (the total norm it saw, every clipped gradient flattened in parameter
     order). Sharded: the gradients are DTensor shards, their norm must be the whole model's."""
-    from selective_w2sg import dist
-    from selective_w2sg.train import _local
+    from selective_w2sg.experiment import dist
+    from selective_w2sg.experiment.training import _local
 
     bb = load_backbone(model)
     torch.manual_seed(0)

@@ -297,7 +297,7 @@ def test_auto_fallback_to_exact_warns_before_exact_search(monkeypatch):
     # Unstructured data with an unreachable recall floor: both approximate passes fall short,
     # auto runs exact search and says so, naming the estimated recalls and the floor, before the
     # exact search starts (at a million rows it takes an hour). Same graph as the core's auto.
-    from selective_w2sg import graph as graph_mod
+    from selective_w2sg.graph import knn as graph_mod
 
     x = np.random.default_rng(0).standard_normal((21000, 128)).astype(np.float32)
     calls: list[str] = []
@@ -340,7 +340,7 @@ def test_approx_never_warns_about_fallback(rng):
 
 
 def test_threads_above_the_cpus_are_capped_with_a_warning(rng, monkeypatch):
-    from selective_w2sg.graph import available_cpus
+    from selective_w2sg.graph.knn import available_cpus
 
     x = rng.standard_normal((200, 8)).astype(np.float32)
     ref = sw.knn_graph(x, 5)
@@ -358,7 +358,7 @@ def test_threads_above_the_cpus_are_capped_with_a_warning(rng, monkeypatch):
 @settings(max_examples=200, deadline=None)
 @given(recall=st.floats(0, 1), sample=st.integers(1, 5000), n=st.integers(2, 10**6), k=st.integers(1, 100))
 def test_recall_lower_bound_is_a_lower_bound(recall, sample, n, k):
-    from selective_w2sg.graph import recall_lower_bound
+    from selective_w2sg.graph.knn import recall_lower_bound
 
     lb = recall_lower_bound(recall, sample, n, k)
     assert 0.0 <= lb <= recall

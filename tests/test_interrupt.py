@@ -44,8 +44,8 @@ def test_ctrl_c_interrupts_knn_graph():
 def test_a_swallowed_ctrl_c_stops_the_next_stage(tmp_path):
     """A KeyboardInterrupt raised inside some library's __del__ is dropped by Python; the CLI's
     handler also sets errors.INTERRUPTED, and the next stage stops on it without computing."""
-    from selective_w2sg.cache import run_cached
-    from selective_w2sg.errors import INTERRUPTED
+    from selective_w2sg.experiment.cache import run_cached
+    from selective_w2sg.graph.errors import INTERRUPTED
 
     ran = []
     INTERRUPTED.set()

@@ -8,8 +8,8 @@ import stat
 import numpy as np
 import pytest
 
-from selective_w2sg.errors import OutputExistsError, OutputPathError
-from selective_w2sg.io import atomic_path, check_writable, save_json, save_npy
+from selective_w2sg.graph.errors import OutputExistsError, OutputPathError
+from selective_w2sg.graph.io import atomic_path, check_writable, save_json, save_npy
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -79,8 +79,8 @@ def test_hub_offline_detected_at_once(monkeypatch):
     """No network: `sw2s train --task sciq` must not retry the hub for ~40 s (tasks.py)."""
     import time
 
-    from selective_w2sg.errors import DataError
-    from selective_w2sg.tasks import _offline_reason, load_questions
+    from selective_w2sg.graph.errors import DataError
+    from selective_w2sg.experiment.tasks import _offline_reason, load_questions
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert _offline_reason() == "HF_HUB_OFFLINE is set"

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from selective_w2sg.errors import ConfigError
-from selective_w2sg.losses import AuxConfLoss, XentLoss, make_loss, soft_cross_entropy
+from selective_w2sg.graph.errors import ConfigError
+from selective_w2sg.experiment.losses import AuxConfLoss, XentLoss, make_loss, soft_cross_entropy
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.errors import ConfigError
-from selective_w2sg.models import (
+from selective_w2sg.graph.errors import ConfigError
+from selective_w2sg.experiment.models import (
     Classifier, ExtractStats, _ensure_pad_token, apply_lora, extract_features, length_sorted_batches, load_backbone,
     pad_batch, pick_device, pool, position_ids_from_mask, tokenize,
 )

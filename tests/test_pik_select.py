@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selective_w2sg.errors import InputError, ParameterError
-from selective_w2sg.pik import C_GRID, PikConfig, PikProbe, auroc, reliability
-from selective_w2sg.select import select_labels
+from selective_w2sg.graph.errors import InputError, ParameterError
+from selective_w2sg.experiment.pik import C_GRID, PikConfig, PikProbe, auroc, reliability
+from selective_w2sg.experiment.selection import select_labels
 
 
 def test_auroc_matches_pairwise_definition(rng):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.stages import training as stages_mod
-from selective_w2sg.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
-from selective_w2sg.evaluate import aggregate, binary_metrics, mean_se, pgr
+from selective_w2sg.experiment.stages import fitting as stages_mod
+from selective_w2sg.experiment.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
+from selective_w2sg.experiment.evaluate import aggregate, binary_metrics, mean_se, pgr
 from selective_w2sg.config import RunConfig
-from selective_w2sg.pipeline import prepare_seed, run_pipeline, run_stages
-from selective_w2sg.stages.weak import run_weak
-from selective_w2sg.train import TrainConfig
+from selective_w2sg.experiment.pipeline import prepare_seed, run_pipeline, run_stages
+from selective_w2sg.experiment.stages.weak import run_weak
+from selective_w2sg.experiment.training import TrainConfig
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 
@@ -191,10 +191,10 @@ def test_full_mode_pipeline(tmp_path) -> None:
 
 
 def test_config_round_trips_through_its_json(tmp_path) -> None:
-    from selective_w2sg.errors import ConfigError, DataError
-    from selective_w2sg.io import save_json
-    from selective_w2sg.pik import PikConfig
-    from selective_w2sg.select import SelectiveConfig
+    from selective_w2sg.graph.errors import ConfigError, DataError
+    from selective_w2sg.graph.io import save_json
+    from selective_w2sg.experiment.pik import PikConfig
+    from selective_w2sg.experiment.selection import SelectiveConfig
 
     cfg = RunConfig.create(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
                          selective=SelectiveConfig(k=7, pik=PikConfig(kind="mlp", C=0.5)),
@@ -210,7 +210,7 @@ def test_config_round_trips_through_its_json(tmp_path) -> None:
 
 
 def test_text_row_store_computes_each_text_once(tmp_path) -> None:
-    from selective_w2sg.cache import TextRowStore
+    from selective_w2sg.experiment.cache import TextRowStore
 
     calls: list[list[str]] = []
 
@@ -281,7 +281,7 @@ def test_device_and_precision_are_in_the_cache_keys(tmp_path) -> None:
 def test_cpu_bf16_encode_is_keyed_apart_and_close_to_fp32(tmp_path) -> None:
     """--precision bf16 on the CPU (faster encoder passes): its encode pass gets its own cache
     folder, marked bf16, and its outputs stay near the fp32 pass's."""
-    from selective_w2sg.stages.encode import load_encoded
+    from selective_w2sg.experiment.stages.encode import load_encoded
 
     outs = {}
     for precision in ("fp32", "bf16"):
@@ -302,7 +302,7 @@ def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
     contrasts carry the pool-aware statistics."""
     from test_tasks import _mixture_files
 
-    from selective_w2sg.pipeline import run_pipeline
+    from selective_w2sg.experiment.pipeline import run_pipeline
 
     cfg = RunConfig.create(out=str(tmp_path / "run"), task="sciq+boolq", data=_mixture_files(tmp_path),
                            per_source=100, n_weak=60, n_w2s=80, n_test=60, resplits=2,
@@ -320,7 +320,7 @@ def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
     # P(IK) across tasks: each source scored by a probe trained on the other source only
     assert 0 <= summary["selective"]["transfer_test_question_auroc"][0] <= 1
     assert "transfer_pik" in by["boolq"]
-    from selective_w2sg.errors import ConfigError
+    from selective_w2sg.graph.errors import ConfigError
 
     with pytest.raises(ConfigError, match="mixture"):
         RunConfig.create(out=str(tmp_path / "x"), students=("transfer_pik",))

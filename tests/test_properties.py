@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import selective_w2sg as sw
-from selective_w2sg.errors import Sw2sError
+from selective_w2sg.graph.errors import Sw2sError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 

@@ -12,17 +12,17 @@ import pytest
 import torch
 
 import selective_w2sg as sw
-from selective_w2sg.stages import training as stages_mod
-from selective_w2sg.pik import auroc
+from selective_w2sg.experiment.stages import fitting as stages_mod
+from selective_w2sg.experiment.pik import auroc
 from selective_w2sg.config import RunConfig
-from selective_w2sg.cache import array_fingerprint
-from selective_w2sg.pipeline import prepare_seed, run_seed, run_stages, run_targets
-from selective_w2sg.stages import STUDENTS
-from selective_w2sg.select import SelectiveConfig
-from selective_w2sg.stages.encode import load_encoded
-from selective_w2sg.stages.training import center_by_question
-from selective_w2sg.tasks import format_example, synthetic_questions
-from selective_w2sg.train import TrainConfig
+from selective_w2sg.experiment.cache import array_fingerprint
+from selective_w2sg.experiment.pipeline import prepare_seed, run_seed, run_stages, run_targets
+from selective_w2sg.experiment.stages import STUDENTS
+from selective_w2sg.experiment.selection import SelectiveConfig
+from selective_w2sg.experiment.stages.encode import load_encoded
+from selective_w2sg.experiment.stages.fitting import center_by_question
+from selective_w2sg.experiment.tasks import format_example, synthetic_questions
+from selective_w2sg.experiment.training import TrainConfig
 
 from conftest import count_rows
 
@@ -132,7 +132,7 @@ def test_center_by_question():
 
 
 def test_truncation_keeps_the_answer():
-    from selective_w2sg.models import load_backbone, tokenize
+    from selective_w2sg.experiment.models import load_backbone, tokenize
 
     bb = load_backbone("tiny-random-bert")
     long_q = " ".join(["f1"] * 100)
@@ -168,7 +168,7 @@ def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch
 def _swap_test_gold(splits):
     """The same test examples (same texts) with every label flipped: each test question's gold
     moves to the wrong candidate of its pair."""
-    from selective_w2sg.tasks import Splits
+    from selective_w2sg.experiment.tasks import Splits
 
     pairs: dict[str, list[int]] = {}
     for e in splits.examples["test"]:
@@ -186,7 +186,7 @@ def test_no_stage_reads_test_ground_truth(tmp_path, monkeypatch):
     """Flip every test label (same texts): every stage output -- predictions of every model on
     every split, the encode arrays, P(IK), smoothing, selection -- stays identical; only the
     evaluation changes."""
-    from selective_w2sg import pipeline as pipeline_mod
+    from selective_w2sg.experiment import pipeline as pipeline_mod
 
     results = []
     for flip in (False, True):
@@ -233,8 +233,8 @@ def test_smoothing_choice_keeps_labels_on_a_graph_without_signal(rng, signal):
     """calibrate's rule over the default grid: on embeddings that carry no signal about the labels
     (random neighbours) no smoothing beats the raw labels by more than noise, so alpha 0 is chosen
     and the labels stay as they were; on embeddings clustered by the true label, spreading wins."""
-    from selective_w2sg.stages.smooth import smoothing_grid
-    from selective_w2sg.stats import question_accuracy, simplest_within_one_se
+    from selective_w2sg.experiment.stages.smooth import smoothing_grid
+    from selective_w2sg.experiment.stats import question_accuracy, simplest_within_one_se
 
     n = 600
     y = (rng.random(n) < 0.5).astype(np.float32)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from selective_w2sg.stats import bootstrap_p, contrast, corrected_resampled_t, holm, pool_bootstrap
+from selective_w2sg.experiment.stats import bootstrap_p, contrast, corrected_resampled_t, holm, pool_bootstrap
 
 
 def _null_pool(rng: np.random.Generator, *, q: int = 400, n_test: int = 120, resplits: int = 10,

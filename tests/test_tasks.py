@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from selective_w2sg.errors import ConfigError, DataError
-from selective_w2sg.tasks import (
+from selective_w2sg.graph.errors import ConfigError, DataError
+from selective_w2sg.experiment.tasks import (
     SPLITS, TASKS, Question, build_splits, format_example, load_questions, make_examples, make_splits,
     questions_from_rows, read_rows, synthetic_questions,
 )
@@ -216,7 +216,7 @@ def _mixture_files(tmp_path, n: int = 120):
 
 
 def test_mixture_pools_sources_and_keeps_them_apart(tmp_path) -> None:
-    from selective_w2sg.tasks import build_splits, source_of
+    from selective_w2sg.experiment.tasks import build_splits, source_of
 
     data = _mixture_files(tmp_path)
     s = build_splits("sciq+boolq", seed=0, data=data, n_weak=60, n_w2s=80, n_test=60, pool_seed=0, per_source=100)
@@ -234,7 +234,7 @@ def test_mixture_pools_sources_and_keeps_them_apart(tmp_path) -> None:
 
 
 def test_question_shards_are_disjoint_and_cover_the_task(tmp_path) -> None:
-    from selective_w2sg.tasks import load_questions, question_shard
+    from selective_w2sg.experiment.tasks import load_questions, question_shard
 
     qs = load_questions("sciq", _mixture_files(tmp_path).split(",")[0])
     parts = [question_shard(qs, f"{k}/3") for k in range(3)]

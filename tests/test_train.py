@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from selective_w2sg.dist import shutdown
-from selective_w2sg.errors import ConfigError
-from selective_w2sg.models import Classifier, LinearHead, load_backbone, pick_device, tokenize
-from selective_w2sg.train import (
+from selective_w2sg.experiment.dist import shutdown
+from selective_w2sg.graph.errors import ConfigError
+from selective_w2sg.experiment.models import Classifier, LinearHead, load_backbone, pick_device, tokenize
+from selective_w2sg.experiment.training import (
     FeatureInputs, TokenInputs, TrainConfig, epoch_batches, predict_proba, train_classifier, val_score,
 )
 
@@ -145,7 +145,7 @@ def _token_fit(mode: str, causal: bool):
     torch.manual_seed(0)
     clf = Classifier(bb)
     if mode == "lora":
-        from selective_w2sg.models import apply_lora
+        from selective_w2sg.experiment.models import apply_lora
 
         clf = apply_lora(clf, r=4, dropout=0.0)
     for m in clf.modules():  # dropout masks are drawn per process: off, so the runs can agree
@@ -191,10 +191,10 @@ def test_ddp_full_and_lora_match_one_process(tmp_path, mode, causal) -> None:
 def test_anchored_head_fit_is_the_penalised_logistic_regression(rng) -> None:
     """The convex anchored head: C -> 0 keeps the anchor exactly; a large C on clean labels
     overrules a wrong anchor; the head's predictions equal the fitted model's."""
-    from selective_w2sg.linear import fit_penalised_logistic
-    from selective_w2sg.models import LinearHead
-    from selective_w2sg.stages.training import Budget, fit_anchored_head
-    from selective_w2sg.train import FeatureInputs, TrainConfig, predict_proba
+    from selective_w2sg.experiment.linear import fit_penalised_logistic
+    from selective_w2sg.experiment.models import LinearHead
+    from selective_w2sg.experiment.stages.fitting import Budget, fit_anchored_head
+    from selective_w2sg.experiment.training import FeatureInputs, TrainConfig, predict_proba
 
     n, d = 400, 12
     x = rng.standard_normal((n, d)).astype(np.float32)

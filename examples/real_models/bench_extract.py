@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Load each prepared model with `selective_w2sg.models.load_backbone` and time one
+"""Load each prepared model with `selective_w2sg.experiment.models.load_backbone` and time one
 `extract_features` call on N real task texts (the exact texts `sw2s train` classifies).
 
     OMP_NUM_THREADS=2 python examples/real_models/bench_extract.py --task sciq --n 64
@@ -29,8 +29,8 @@ def main() -> None:
 
     import torch
 
-    from selective_w2sg.models import ExtractStats, extract_features, load_backbone, pick_device, tokenize
-    from selective_w2sg.tasks import load_questions, make_examples
+    from selective_w2sg.experiment.models import ExtractStats, extract_features, load_backbone, pick_device, tokenize
+    from selective_w2sg.experiment.tasks import load_questions, make_examples
 
     manifest = json.loads((args.root / "manifest.json").read_text())
     qs = load_questions(args.task, manifest["data"][args.task]["path"])

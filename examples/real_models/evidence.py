@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from selective_w2sg.stats import contrast as stats_contrast
-from selective_w2sg.stats import holm, question_accuracy
+from selective_w2sg.experiment.stats import contrast as stats_contrast
+from selective_w2sg.experiment.stats import holm, question_accuracy
 
 MODELS = ("weak", "zero_shot", "ceiling", "naive", "aux_conf", "self_only", "smooth_only", "selective", "pik_only",
           "random_select", "constant_pik", "confidence_pik", "oracle_pik")

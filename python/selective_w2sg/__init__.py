@@ -1,13 +1,19 @@
 """selective-w2sg: selective weak-to-strong generalization with a compiled Rust core.
 
-The graph half (`knn_graph`, `smooth_labels`) needs only numpy and scipy; the training
-half (`selective_w2sg.pipeline`, the `sw2s train` command) needs the ``[train]`` extra.
+Two halves, the command line above both:
+
+- `selective_w2sg.graph`: kNN graphs, weight matrices and label smoothing (the compiled core),
+  typed errors and atomic io. Needs only numpy and scipy; its public API is re-exported here.
+- `selective_w2sg.experiment`: tasks, models, the encode pass, training, P(IK), selection, the
+  stage graph, students and evaluation (`sw2s train`). Needs the ``[train]`` extra.
+
+`selective_w2sg.config` (every setting of a run) sits below both and imports neither.
 """
 
 from __future__ import annotations
 
-from ._core import __version__
-from .errors import (
+from .graph._core import __version__
+from .graph.errors import (
     ConfigError,
     DataError,
     EmbeddingsError,
@@ -23,8 +29,8 @@ from .errors import (
     Sw2sError,
     ThreadsCappedWarning,
 )
-from .graph import KnnGraph, knn_graph
-from .smoothing import SmoothResult, smooth_labels, weight_matrix
+from .graph.knn import KnnGraph, knn_graph
+from .graph.smoothing import SmoothResult, smooth_labels, weight_matrix
 
 __all__ = [
     "__version__",

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError
+from .graph.errors import ConfigError, DataError
 
 
 def opt(help: str, flag: str | None = None, *, short: str | None = None, parse: Callable[[str], Any] | None = None,
@@ -85,12 +85,12 @@ class DataConfig:
     @property
     def is_mixture(self) -> bool:
         """A mixture task (A+B): one pool from several sources."""
-        from .tasks import is_mixture
+        from .experiment.tasks import is_mixture
 
         return is_mixture(self.task)
 
     def __post_init__(self) -> None:
-        from .tasks import mixture_parts, parse_shard
+        from .experiment.tasks import mixture_parts, parse_shard
 
         parts = mixture_parts(self.task)
         if self.per_source is not None and (len(parts) < 2 or self.per_source < 1):
@@ -131,7 +131,7 @@ class ModelSpec:
 
     @property
     def fingerprint(self) -> str:
-        from .models import model_fingerprint
+        from .experiment.models import model_fingerprint
 
         return model_fingerprint(self.name, self.gguf_file)
 
@@ -147,7 +147,7 @@ class ModelsConfig:
     strong_gguf: str | None = field(default=None, metadata=opt("GGUF file inside the strong model folder."))
 
     def __post_init__(self) -> None:
-        from .models import check_model_name
+        from .experiment.models import check_model_name
 
         check_model_name(self.weak)
         check_model_name(self.strong)
@@ -162,8 +162,8 @@ class ModelsConfig:
 
 
 def config_parts() -> dict[str, type]:
-    from .select import SelectiveConfig
-    from .train import TrainConfig
+    from .experiment.selection import SelectiveConfig
+    from .experiment.training import TrainConfig
 
     return {"data": DataConfig, "models": ModelsConfig, "train": TrainConfig, "selective": SelectiveConfig}
 
@@ -192,8 +192,8 @@ class RunConfig:
     force: bool = field(default=False, metadata=opt("Recompute stages even if finished ones exist."))
 
     def __post_init__(self) -> None:
-        from .select import SelectiveConfig
-        from .train import TrainConfig
+        from .experiment.selection import SelectiveConfig
+        from .experiment.training import TrainConfig
 
         if self.train is None:
             object.__setattr__(self, "train", TrainConfig())
@@ -213,7 +213,7 @@ class RunConfig:
         for s in self.seeds:
             if not 0 <= s < 2**32:
                 raise ConfigError(f"seed {s} must be in [0, 2**32)")
-        from .stages import METHODS, student_names
+        from .experiment.stages import METHODS, student_names
 
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
@@ -221,7 +221,7 @@ class RunConfig:
         for s in self.student_names:
             if s not in known:
                 raise ConfigError(f"unknown student {s!r}; known: {', '.join(known)}")
-        from .stages import STUDENTS
+        from .experiment.stages import STUDENTS
 
         needs_mix = [s for s in self.student_names if STUDENTS[s].mixture_only]
         if needs_mix and not self.data.is_mixture:
@@ -235,7 +235,7 @@ class RunConfig:
 
     @property
     def student_names(self) -> tuple[str, ...]:
-        from .stages import METHODS, STUDENTS
+        from .experiment.stages import METHODS, STUDENTS
 
         if self.students is not None:
             return tuple(self.students)
@@ -296,7 +296,7 @@ def flat_fields() -> dict[str, tuple[str, str]]:
     for part, klass in config_parts().items():
         for f in dataclasses.fields(klass):
             if f.name == "pik":
-                from .pik import PikConfig
+                from .experiment.pik import PikConfig
 
                 for g in dataclasses.fields(PikConfig):
                     out[flat_name(g)] = (part, f"pik.{g.name}")
@@ -316,7 +316,7 @@ def _build_part(klass: type, base: Any, updates: dict[str, Any]) -> Any:
     nested = {k.split(".", 1)[1]: v for k, v in updates.items() if k.startswith("pik.")}
     kw.update({k: v for k, v in updates.items() if not k.startswith("pik.")})
     if nested:
-        from .pik import PikConfig
+        from .experiment.pik import PikConfig
 
         kw["pik"] = dataclasses.replace(kw["pik"], **nested) if isinstance(kw["pik"], PikConfig) else PikConfig(**nested)
     return klass(**kw)
@@ -336,7 +336,7 @@ def _from_dict(klass: Any, raw: Any, where: str) -> Any:
     kw = dict(_checked(klass, raw, where))
     for f in dataclasses.fields(klass):
         if f.name == "pik" and f.name in kw:
-            from .pik import PikConfig
+            from .experiment.pik import PikConfig
 
             kw["pik"] = _from_dict(PikConfig, kw["pik"], f"{where}.pik")
         elif f.name in kw and isinstance(kw[f.name], list):

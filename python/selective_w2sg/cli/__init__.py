@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import Sw2sError
+from ..graph.errors import Sw2sError
 from ._app import app
-from . import graph as _graph  # noqa: F401  (registers knn, smooth)
+from . import knn_smooth as _graph  # noqa: F401  (registers knn, smooth)
 
 try:  # the training commands need the [train] extra (torch, transformers)
     from . import selective as _selective  # noqa: F401
@@ -62,7 +62,7 @@ def main() -> None:
             err.print("[bold red]interrupted[/]")
         sys.exit(rc)
     if "torch.distributed" in sys.modules:  # a run under torchrun: leave the process group cleanly
-        from .. import dist
+        from ..experiment import dist
 
         dist.shutdown()
 
@@ -72,7 +72,7 @@ def _catch_ctrl_c() -> None:
     KeyboardInterrupt lost in a `__del__` still stops the run at its next stage."""
     import signal
 
-    from ..errors import INTERRUPTED
+    from ..graph.errors import INTERRUPTED
 
     def on_sigint(signum: int, frame: object) -> None:
         INTERRUPTED.set()
@@ -91,7 +91,7 @@ def _show_our_warnings(err: object) -> None:
 
     from rich.markup import escape
 
-    from ..errors import ExactFallbackWarning, ThreadsCappedWarning
+    from ..graph.errors import ExactFallbackWarning, ThreadsCappedWarning
 
     shown = warnings.showwarning
 
@@ -105,7 +105,7 @@ def _show_our_warnings(err: object) -> None:
 
 
 def _ctrl_c_seen() -> bool:
-    from ..errors import INTERRUPTED
+    from ..graph.errors import INTERRUPTED
 
     return INTERRUPTED.is_set()
 
@@ -114,7 +114,7 @@ def _os_error_line(e: OSError) -> str:
     """An OSError as one line naming the file: `cannot write '/x/y': No space left on device`."""
     import errno
 
-    from ..io import write_error
+    from ..graph.io import write_error
 
     names = [str(f) for f in (e.filename, e.filename2) if f is not None]
     where = " -> ".join(repr(n) for n in names) or "a file"

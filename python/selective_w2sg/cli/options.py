@@ -24,7 +24,7 @@ PART_NAMES = ("data", "models", "train", "selective", "pik", "run")
 
 
 def _classes() -> dict[str, type]:
-    from ..pik import PikConfig
+    from ..experiment.pik import PikConfig
 
     return {**config_parts(), "pik": PikConfig, "run": RunConfig}
 

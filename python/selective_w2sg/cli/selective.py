@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ..config import RunConfig, parse_ints
-from ..errors import ConfigError
+from ..graph.errors import ConfigError
 from ._app import app
 from .options import config_command
 from .train import NOT_FOR_STAGES, out_console, resolve_for_seeds, rich_progress
@@ -39,8 +39,8 @@ def pik(cfg: RunConfig) -> None:
 def select_cmd(cfg: RunConfig) -> None:
     """weak -> encode -> P(IK) -> smooth -> calibrate -> select: what the selection students decide from, and
     each one's coverage (share of questions on self-labels)."""
-    from ..pipeline import prepare_seed
-    from ..stages import STUDENTS
+    from ..experiment.pipeline import prepare_seed
+    from ..experiment.stages import STUDENTS
 
     for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, ["select"])):
         ctx = prepare_seed(cfg, seed)
@@ -66,10 +66,10 @@ def pik_transfer_cmd(
     """Cross-task P(IK) from finished runs: a probe trained on run A's weak_train, scored on run B's
     test split, for every pair (the diagonal is in-task). Runs are named by their folders; each
     run's cached encode pass is reused, and every run must share one strong model."""
-    from ..analysis import pik_transfer
-    from ..evaluate import mean_se
-    from ..io import check_writable, save_json
-    from ..pipeline import prepare_seed
+    from ..experiment.analysis import pik_transfer
+    from ..experiment.evaluate import mean_se
+    from ..graph.io import check_writable, save_json
+    from ..experiment.pipeline import prepare_seed
 
     if len(runs) < 2:
         raise ConfigError(f"pik-transfer needs at least two run folders, got {len(runs)}")

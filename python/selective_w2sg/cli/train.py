@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..graph.errors import ConfigError
 from ._app import app
 from .options import config_command
 
@@ -66,9 +66,9 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
     fails leaves no config.json it created."""
     import json
 
-    from ..errors import DataError
-    from ..io import check_writable, run_lock, strict_json
-    from ..models import check_model_available
+    from ..graph.errors import DataError
+    from ..graph.io import check_writable, run_lock, strict_json
+    from ..experiment.models import check_model_available
 
     out = Path(cfg.out)
     check_writable(out / "config.json", force=True)
@@ -100,7 +100,7 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from ..evaluate import contrasts_table, results_table, sources_table
+    from ..experiment.evaluate import contrasts_table, results_table, sources_table
 
     out_console.print(results_table(summary))
     for extra in (sources_table(summary), contrasts_table(summary)):
@@ -112,8 +112,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 @config_command(app)
 def train(cfg: RunConfig) -> None:
     """Run every stage for every seed (weak, ceiling, the --method's students and the stages they need); print and save the results."""
-    from .. import dist
-    from ..pipeline import run_pipeline
+    from ..experiment import dist
+    from ..experiment.pipeline import run_pipeline
 
     dist.init_from_env()
     if not dist.is_main():  # under torchrun: rank 0 reports
@@ -126,7 +126,7 @@ def train(cfg: RunConfig) -> None:
 
 def resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
     """Resolve `targets` for every seed of `cfg` with progress bars; the finished stages per seed."""
-    from .. import dist
+    from ..experiment import dist
 
     dist.init_from_env()
     with run_folder(cfg, same_config=False) if dist.is_main() else contextlib.nullcontext():
@@ -134,8 +134,8 @@ def resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]
 
 
 def _resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
-    from .. import dist
-    from ..pipeline import prepare_seed, run_targets
+    from ..experiment import dist
+    from ..experiment.pipeline import prepare_seed, run_targets
 
     out = []
     for seed in cfg.seeds:
@@ -167,7 +167,7 @@ def student(
     val_labels: Annotated[Path | None, typer.Option("--val-labels", help="float .npy P(y=1) per w2s_val example (with --labels).")] = None,
 ) -> None:
     """Train one strong student on w2s_train (and the stages its labels need). Prints the stage folder."""
-    from ..stages import STUDENTS
+    from ..experiment.stages import STUDENTS
 
     if labels is None:
         if name not in STUDENTS:
@@ -178,9 +178,9 @@ def student(
         raise ConfigError("--labels needs --val-labels (weak-derived labels for w2s_val)")
     import numpy as np
 
-    from ..pipeline import prepare_seed
-    from ..stages.training import run_student
-    from .graph import load_npy
+    from ..experiment.pipeline import prepare_seed
+    from ..experiment.stages.fitting import run_student
+    from .knn_smooth import load_npy
 
     tr = np.array(load_npy(labels, "labels"), dtype=np.float32)
     va = np.array(load_npy(val_labels, "val labels"), dtype=np.float32)
@@ -200,7 +200,7 @@ def student(
 @app.command()
 def report(out: Annotated[Path, typer.Argument(help="Run folder written by `sw2s train`.")]) -> None:
     """Re-render the results table and plot from a run folder's saved per-seed results."""
-    from ..evaluate import load_seed_results, write_report
+    from ..experiment.evaluate import load_seed_results, write_report
 
     summary = write_report(out, load_seed_results(out), keep=True)
     _print_summary(summary, out)

@@ -1,6 +1,6 @@
 //! Thin PyO3 bindings: convert numpy arrays to core views and back, release the GIL
 //! around all heavy work, make long calls interruptible (Ctrl-C), and map core errors to
-//! the typed exceptions of `selective_w2sg.errors`. No algorithm lives here.
+//! the typed exceptions of `selective_w2sg.graph.errors`. No algorithm lives here.
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -11,18 +11,18 @@ use sw2s_core::{
     ApproxParams, CoreError, Csr, KnnParams, Method, MatrixView, Metric, SmoothParams,
 };
 
-// The exception classes of `selective_w2sg.errors`. They are defined in Python because most
+// The exception classes of `selective_w2sg.graph.errors`. They are defined in Python because most
 // derive from both `Sw2sError` and a builtin (`ValueError`, `KeyboardInterrupt`), which
 // `create_exception!` cannot express; here they are imported as typed Rust handles.
-pyo3::import_exception!(selective_w2sg.errors, Sw2sError);
-pyo3::import_exception!(selective_w2sg.errors, InputError);
-pyo3::import_exception!(selective_w2sg.errors, EmbeddingsError);
-pyo3::import_exception!(selective_w2sg.errors, LabelsError);
-pyo3::import_exception!(selective_w2sg.errors, GraphError);
-pyo3::import_exception!(selective_w2sg.errors, ParameterError);
-pyo3::import_exception!(selective_w2sg.errors, InterruptedComputation);
+pyo3::import_exception!(selective_w2sg.graph.errors, Sw2sError);
+pyo3::import_exception!(selective_w2sg.graph.errors, InputError);
+pyo3::import_exception!(selective_w2sg.graph.errors, EmbeddingsError);
+pyo3::import_exception!(selective_w2sg.graph.errors, LabelsError);
+pyo3::import_exception!(selective_w2sg.graph.errors, GraphError);
+pyo3::import_exception!(selective_w2sg.graph.errors, ParameterError);
+pyo3::import_exception!(selective_w2sg.graph.errors, InterruptedComputation);
 
-/// The Python exception for a core error: its class in `selective_w2sg.errors`, with the
+/// The Python exception for a core error: its class in `selective_w2sg.graph.errors`, with the
 /// core's message. Every error the core returns goes through here.
 fn to_pyerr(err: CoreError) -> PyErr {
     let msg = err.to_string();

@@ -34,10 +34,10 @@ from ..cache import StageDir, run_cached
 from ..linear import C_GRID
 from ..stats import question_accuracy, simplest_within_one_se
 from ..tasks import hash_seed
-from ..train import predict_proba
+from ..training import predict_proba
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import Anchor, Budget, build_model, fit_anchored_head
+from .fitting import Anchor, Budget, build_model, fit_anchored_head
 
 FOLDS = 3
 

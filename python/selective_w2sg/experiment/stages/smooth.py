@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..cache import StageDir, run_cached
-from ..graph import knn_graph
-from ..select import ALPHA_GRID, GRAPH_EMBEDDINGS, K_GRID, SelectiveConfig
-from ..smoothing import SmoothResult, smooth_labels
+from ...graph.knn import knn_graph
+from ..selection import ALPHA_GRID, GRAPH_EMBEDDINGS, K_GRID, SelectiveConfig
+from ...graph.smoothing import SmoothResult, smooth_labels
 from .base import Stage, StageContext
 from .encode import load_encoded
-from .training import center_by_question
+from .fitting import center_by_question
 
 W2S_SPLITS = ("w2s_train", "w2s_val")
 

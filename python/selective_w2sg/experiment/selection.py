@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ParameterError
-from .config import opt
+from ..graph.errors import InputError, ParameterError
+from ..config import opt
 from .pik import PikConfig
 
 RULES = ("tau", "compare")

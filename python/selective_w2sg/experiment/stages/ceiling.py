@@ -9,7 +9,7 @@ import numpy as np
 from ..cache import StageDir
 from .base import Stage, StageContext
 from .encode import anchor_for
-from .training import Anchor, Budget, fit_stage
+from .fitting import Anchor, Budget, fit_stage
 from .tune import budget_grid, cross_validate_heads
 
 FOLDS = 5

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..graph.errors import InputError
 
 
 def question_accuracy(probs: np.ndarray, labels: np.ndarray, question: np.ndarray) -> np.ndarray:

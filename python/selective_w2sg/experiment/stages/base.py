@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import StageDir
-from ..config import ModelSpec, RunConfig
-from ..errors import ConfigError
+from ...config import ModelSpec, RunConfig
+from ...graph.errors import ConfigError
 from ..tasks import Splits
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -76,9 +76,9 @@ class StageContext:
     def frozen_backbone(self, spec: ModelSpec) -> Any:
         """The pretrained model, loaded once per context (probe mode never changes its weights)."""
         if spec not in self._frozen:
-            from . import training
+            from . import fitting
 
-            self._frozen[spec] = training.load_backbone(spec.name, gguf_file=spec.gguf_file)
+            self._frozen[spec] = fitting.load_backbone(spec.name, gguf_file=spec.gguf_file)
         return self._frozen[spec]
 
     def report(self, what: str, done: int, total: int) -> None:

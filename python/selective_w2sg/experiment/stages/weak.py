@@ -8,7 +8,7 @@ import numpy as np
 
 from ..cache import StageDir
 from .base import Stage, StageContext
-from .training import fit_stage, weak_val_mask
+from .fitting import fit_stage, weak_val_mask
 
 
 def run_weak(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) -> StageDir:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import dist
-from .errors import ConfigError
+from ..graph.errors import ConfigError
 from .models import (
     Backbone, Device, forward_accepts, length_sorted_batches, pad_batch, pick_device, pool, position_ids_from_mask,
     split_lm, tokenize,

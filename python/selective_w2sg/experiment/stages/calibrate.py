@@ -32,7 +32,7 @@ from ..stats import question_accuracy, simplest_within_one_se
 from ..tasks import hash_seed
 from .base import Stage, StageContext
 from .smooth import finish_smoothed, smoothing_grid, spread_weak_labels
-from .training import fit_stage
+from .fitting import fit_stage
 
 FOLDS = 5
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from ..graph.errors import ConfigError
 
 LOSSES = ("xent", "aux_conf")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .cache import StageDir
-from .errors import ConfigError, InputError
+from ..graph.errors import ConfigError, InputError
 from .pik import PikProbe, auroc, reliability
 from .stages.base import StageContext
 from .stages.encode import load_encoded, run_encode

@@ -24,7 +24,7 @@ from ..models import is_causal_model
 from ..encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from ..tasks import SPLITS
 from .base import Stage, StageContext
-from .training import Anchor, guard_oom, store_features
+from .fitting import Anchor, guard_oom, store_features
 
 ENCODE_FORMAT = 3  # bump when the encode stage's outputs change, so old cache folders are not reused
 CAUSAL_SCORING = 4  # bump when causal option scoring changes (encoder outputs keep their key)

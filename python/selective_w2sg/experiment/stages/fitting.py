@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from ..cache import StageDir, TextRowStore, array_fingerprint, run_cached
-from ..config import ModelSpec
-from ..errors import ConfigError, DeviceOutOfMemoryError
+from ...config import ModelSpec
+from ...graph.errors import ConfigError, DeviceOutOfMemoryError
 from ..models import (
     Classifier, LinearHead, apply_lora, extract_features, load_backbone, tokenize,
 )
 from ..tasks import Splits, hash_seed
-from ..train import (
+from ..training import (
     FeatureInputs, Inputs, TokenInputs, TrainConfig, TrainResult, predict_proba, train_classifier,
 )
 from .base import StageContext

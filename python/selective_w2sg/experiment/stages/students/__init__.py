@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...cache import StageDir
-from ...select import Selection, select_labels
+from ...selection import Selection, select_labels
 from ..base import Stage, StageContext
 from ..encode import anchor_for
 from ..smooth import W2S_SPLITS
-from ..training import run_student
+from ..fitting import run_student
 from ..tune import chosen_budget
 
 LabelFn = Callable[[StageContext, Mapping[str, StageDir]], tuple[np.ndarray, np.ndarray]]

@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import DataError, OutputPathError, ParameterError
-from ..graph import METHODS, KnnGraph, knn_graph, normalize_metric
-from ..io import check_writable, save_npy
-from ..smoothing import SmoothResult, smooth_labels
+from ..graph.errors import DataError, OutputPathError, ParameterError
+from ..graph.knn import METHODS, KnnGraph, knn_graph, normalize_metric
+from ..graph.io import check_writable, save_npy
+from ..graph.smoothing import SmoothResult, smooth_labels
 from ._app import app
 
 console = Console(stderr=True)

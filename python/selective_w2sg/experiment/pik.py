@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import opt
-from .errors import InputError, ParameterError
+from ..config import opt
+from ..graph.errors import InputError, ParameterError
 from .linear import C_GRID
 from .stats import simplest_within_one_se
 

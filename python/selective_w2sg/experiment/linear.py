@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, ParameterError
+from ..graph.errors import InputError, ParameterError
 
 # Inverse L2 strengths, half decades: what cross-validation chooses among (P(IK)'s correction,
 # the anchored heads' correction). 1e-4 leaves a correction of ~nothing; 10 barely penalises.

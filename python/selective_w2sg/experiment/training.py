@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from . import dist
-from .config import opt
-from .errors import ConfigError
+from ..config import opt
+from ..graph.errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
 from .models import PRECISIONS, Device, LinearHead, length_sorted_batches, pad_batch, pick_device
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from . import dist
-from .errors import INTERRUPTED, DataError
-from .io import save_json, save_npy
+from ..graph.errors import INTERRUPTED, DataError
+from ..graph.io import save_json, save_npy
 
 DONE = "DONE.json"
 

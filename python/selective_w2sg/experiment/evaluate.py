@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .cache import StageDir
-from .errors import DataError
-from .io import atomic_path, save_json
+from ..graph.errors import DataError
+from ..graph.io import atomic_path, save_json
 from .tasks import Splits, source_of
 
 BASELINES = ("weak", "ceiling", "zero_shot")  # models that are not students: no PGR

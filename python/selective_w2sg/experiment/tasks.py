@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .io import save_json
+from ..graph.errors import ConfigError, DataError
+from ..graph.io import save_json
 
 SPLITS = ("weak_train", "w2s_train", "w2s_val", "test")
 # Below these many questions a split's accuracy is noise (one question moves it by >5 points).

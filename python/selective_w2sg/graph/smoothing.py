@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from . import _core
 from .errors import GraphError, LabelsError, ParameterError
-from .graph import KnnGraph, check_int, check_threads, normalize_metric
+from .knn import KnnGraph, check_int, check_threads, normalize_metric
 
 
 @dataclass(frozen=True)

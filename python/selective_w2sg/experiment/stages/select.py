@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import StageDir, run_cached
-from ..select import weak_confidence
+from ..selection import weak_confidence
 from .base import Stage, StageContext
 from .encode import load_encoded, zero_shot_prob
 from .smooth import W2S_SPLITS

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..graph.errors import ConfigError
 
 POOLINGS = ("last", "mean")
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -18,9 +18,9 @@ from typing import Any
 from . import dist
 from .analysis import analyse
 from .cache import StageDir
-from .config import RunConfig
+from ..config import RunConfig
 from .evaluate import evaluate_seed, test_predictions, write_report
-from .io import save_json, save_npz
+from ..graph.io import save_json, save_npz
 from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve
 from .tasks import Splits, build_splits
 
