@@ -351,7 +351,8 @@ def _train_data(bb: Any, n: int, seed: int) -> tuple[Any, np.ndarray]:
 
 def check_train(ctx: Ctx, mode: str) -> dict[str, Any]:
     from selective_w2sg.experiment.models import Classifier, apply_lora, load_backbone
-    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
+    from selective_w2sg.config import TrainConfig
+    from selective_w2sg.experiment.training import predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -440,7 +441,8 @@ def check_fsdp(ctx: Ctx, mode: str) -> dict[str, Any]:
     AdamW, accumulation without sync, sharded prediction and best-weight restore) runs."""
     from selective_w2sg.experiment import dist
     from selective_w2sg.experiment.models import Classifier, apply_lora, load_backbone
-    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
+    from selective_w2sg.config import TrainConfig
+    from selective_w2sg.experiment.training import predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -497,7 +499,8 @@ def check_ddp(ctx: Ctx) -> dict[str, Any]:
     import selective_w2sg.experiment.training as T
     from selective_w2sg.experiment import dist
     from selective_w2sg.experiment.models import Classifier, load_backbone
-    from selective_w2sg.experiment.training import TrainConfig, predict_proba, train_classifier
+    from selective_w2sg.config import TrainConfig
+    from selective_w2sg.experiment.training import predict_proba, train_classifier
 
     bb = load_backbone("tiny-random-llama")
     torch.manual_seed(0)
@@ -704,7 +707,8 @@ class _TimeUp(Exception):
 
 def check_throughput(ctx: Ctx) -> dict[str, Any]:
     from selective_w2sg.experiment.models import Backbone, Classifier, tiny_tokenizer
-    from selective_w2sg.experiment.training import TokenInputs, TrainConfig, train_classifier
+    from selective_w2sg.config import TrainConfig
+    from selective_w2sg.experiment.training import TokenInputs, train_classifier
 
     a = ctx.args
     seq, batch, micro = a.seq, a.batch_size, a.micro_batch_size

@@ -94,6 +94,12 @@ def test_usage_errors_exit_2_without_traceback(args) -> None:
 
 
 @pytest.mark.parametrize("args,needle", [(["train", "--method", "magic"], "magic"),
+                                         (["train", "--students", "naive,bogus"], "'bogus'"),
+                                         (["train", "--task", "sciqq"], "'sciqq'"),
+                                         (["train", "--task", "sciq+sciq"], "distinct"),
+                                         (["train", "--students", "transfer_pik"], "mixture"),
+                                         (["train", "--strong", "./no/such/model"], "./no/such/model"),
+                                         (["weak", "--weak", "./no/such/model"], "./no/such/model"),
                                          (["train", "--seeds", "-1"], "seed -1"),
                                          (["train", "--resplits", "0"], "--resplits")])
 def test_config_errors_exit_1_with_one_line(args, needle) -> None:

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from selective_w2sg.experiment.stages import students_for
 from selective_w2sg.config import RunConfig
 from selective_w2sg.experiment.pipeline import prepare_seed, run_seed, run_stages
 from selective_w2sg.experiment.selection import select_labels
 from selective_w2sg.experiment.stats import contrast, holm, paired_t_pvalue, question_accuracy, two_level_bootstrap
-from selective_w2sg.experiment.training import TrainConfig
+from selective_w2sg.config import TrainConfig
 
 torch.set_num_threads(1)
 SMALL = dict(n_weak=60, n_w2s=80, n_test=40)
@@ -94,11 +95,11 @@ def test_every_selection_student_is_consistent_within_questions(evidence_run) ->
 
     cfg, _, _ = evidence_run
     ctx = prepare_seed(cfg, 0)
-    stages = run_stages(ctx, cfg.student_names)
+    stages = run_stages(ctx, students_for(cfg))
     assert all(d.reused for d in stages.values())  # the fixture ran them: nothing recomputed
     checked = 0
     for name, st in STUDENTS.items():
-        if st.select is None or name not in cfg.student_names:  # transfer_pik: mixtures only
+        if st.select is None or name not in students_for(cfg):  # transfer_pik: mixtures only
             continue
         for split in ("w2s_train", "w2s_val"):
             use = st.select(ctx, stages, split).use_self
@@ -159,7 +160,7 @@ def test_anchored_heads_start_at_the_zero_shot_answer(evidence_run) -> None:
 def test_plain_heads_flag_keeps_early_stopping(tmp_path) -> None:
     cfg = RunConfig.create(out=str(tmp_path), method="w2s", train=TrainConfig(epochs=3, device="cpu", head="plain"),
                            **SMALL)
-    stages = run_stages(prepare_seed(cfg, 0), cfg.student_names)
+    stages = run_stages(prepare_seed(cfg, 0), students_for(cfg))
     assert stages["tune"].json("tune")["C"] is None
     naive_cfg = json.loads((stages["naive"].path / "config.json").read_text())["config"]
     assert "anchor" not in naive_cfg and "early_stop" not in naive_cfg

@@ -13,7 +13,8 @@ import torch
 from selective_w2sg.experiment.dist import shutdown
 from selective_w2sg.graph.errors import ConfigError
 from selective_w2sg.experiment.models import Classifier, load_backbone, pick_device, tokenize, transformer_blocks
-from selective_w2sg.experiment.training import TokenInputs, TrainConfig, predict_proba, train_classifier
+from selective_w2sg.config import TrainConfig
+from selective_w2sg.experiment.training import TokenInputs, predict_proba, train_classifier
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 

@@ -80,16 +80,16 @@ def test_hub_offline_detected_at_once(monkeypatch):
     import time
 
     from selective_w2sg.graph.errors import DataError
-    from selective_w2sg.experiment.tasks import _offline_reason, load_questions
+    from selective_w2sg.experiment.tasks import offline_reason, load_questions
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert _offline_reason() == "HF_HUB_OFFLINE is set"
+    assert offline_reason() == "HF_HUB_OFFLINE is set"
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(v, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    assert "cannot reach 127.0.0.1:9" in _offline_reason()
+    assert "cannot reach 127.0.0.1:9" in offline_reason()
     pytest.importorskip("datasets")
     t0 = time.perf_counter()
     try:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from selective_w2sg.graph.errors import InputError, ParameterError
-from selective_w2sg.experiment.pik import C_GRID, PikConfig, PikProbe, auroc, reliability
+from selective_w2sg.config import PikConfig
+from selective_w2sg.experiment.pik import C_GRID, PikProbe, auroc, reliability
 from selective_w2sg.experiment.selection import select_labels
 
 

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from selective_w2sg.experiment.checks import check_config
+from selective_w2sg.experiment.stages import students_for
 from selective_w2sg.experiment.stages import fitting as stages_mod
 from selective_w2sg.experiment.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
 from selective_w2sg.experiment.evaluate import aggregate, binary_metrics, mean_se, pgr
 from selective_w2sg.config import RunConfig
 from selective_w2sg.experiment.pipeline import prepare_seed, run_pipeline, run_stages
 from selective_w2sg.experiment.stages.weak import run_weak
-from selective_w2sg.experiment.training import TrainConfig
+from selective_w2sg.config import TrainConfig
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 
@@ -29,7 +31,7 @@ def _cfg(tmp_path, **kw) -> RunConfig:
 
 def _run(cfg: RunConfig, seed: int = 0) -> dict[str, StageDir]:
     ctx = prepare_seed(cfg, seed)
-    return run_stages(ctx, cfg.student_names)
+    return run_stages(ctx, students_for(cfg))
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -193,8 +195,8 @@ def test_full_mode_pipeline(tmp_path) -> None:
 def test_config_round_trips_through_its_json(tmp_path) -> None:
     from selective_w2sg.graph.errors import ConfigError, DataError
     from selective_w2sg.graph.io import save_json
-    from selective_w2sg.experiment.pik import PikConfig
-    from selective_w2sg.experiment.selection import SelectiveConfig
+    from selective_w2sg.config import PikConfig
+    from selective_w2sg.config import SelectiveConfig
 
     cfg = RunConfig.create(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
                          selective=SelectiveConfig(k=7, pik=PikConfig(kind="mlp", C=0.5)),
@@ -323,5 +325,5 @@ def test_mixture_runs_end_to_end_with_results_per_source(tmp_path) -> None:
     from selective_w2sg.graph.errors import ConfigError
 
     with pytest.raises(ConfigError, match="mixture"):
-        RunConfig.create(out=str(tmp_path / "x"), students=("transfer_pik",))
-    assert "transfer_pik" not in RunConfig.create(out=str(tmp_path / "x"), method="all").student_names
+        check_config(RunConfig.create(out=str(tmp_path / "x"), students=("transfer_pik",)))
+    assert "transfer_pik" not in students_for(RunConfig.create(out=str(tmp_path / "x"), method="all"))

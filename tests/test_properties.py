@@ -6,7 +6,6 @@ brute force up to ties (within float32 rounding of the magnitudes involved)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

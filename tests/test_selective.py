@@ -12,17 +12,18 @@ import pytest
 import torch
 
 import selective_w2sg as sw
+from selective_w2sg.experiment.stages import students_for
 from selective_w2sg.experiment.stages import fitting as stages_mod
 from selective_w2sg.experiment.pik import auroc
 from selective_w2sg.config import RunConfig
 from selective_w2sg.experiment.cache import array_fingerprint
 from selective_w2sg.experiment.pipeline import prepare_seed, run_seed, run_stages, run_targets
 from selective_w2sg.experiment.stages import STUDENTS
-from selective_w2sg.experiment.selection import SelectiveConfig
+from selective_w2sg.config import SelectiveConfig
 from selective_w2sg.experiment.stages.encode import load_encoded
 from selective_w2sg.experiment.stages.fitting import center_by_question
-from selective_w2sg.experiment.tasks import format_example, synthetic_questions
-from selective_w2sg.experiment.training import TrainConfig
+from selective_w2sg.experiment.tasks import format_example
+from selective_w2sg.config import TrainConfig
 
 from conftest import count_rows
 
@@ -44,7 +45,7 @@ def _easy(ctx, split: str) -> np.ndarray:
 def test_pik_recovers_the_known_subset(tmp_path, knower):
     cfg = _cfg(tmp_path, strong=knower, method="selective")
     ctx = prepare_seed(cfg, 0)
-    stages = run_stages(ctx, cfg.student_names)
+    stages = run_stages(ctx, students_for(cfg))
     enc = load_encoded(stages["encode"])
     p_ik = stages["pik"].npy("pik_w2s_train")
     easy = _easy(ctx, "w2s_train")
@@ -72,7 +73,7 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
     for rule, tau in (("tau", 0.6), ("compare", 0.5)):
         cfg = _cfg(tmp_path, strong=knower, method="all", selective=SelectiveConfig(rule=rule, tau=tau))
         ctx = prepare_seed(cfg, 0)
-        stages = run_targets(ctx, ["select", *cfg.student_names])
+        stages = run_targets(ctx, ["select", *students_for(cfg)])
         sel = stages["select"]
         qids = np.array([e.question_id for e in ctx.splits.examples["w2s_train"]])
         _, q = np.unique(qids, return_inverse=True)
@@ -156,12 +157,12 @@ def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch
     monkeypatch.setattr(stages_mod, "load_backbone", counting)
     cfg = _cfg(tmp_path, method="all")
     ctx = prepare_seed(cfg, 0)
-    run_stages(ctx, cfg.student_names)
+    run_stages(ctx, students_for(cfg))
     qs = [q for s in ctx.splits.questions.values() for q in s]
     assert sum(c["rows"] for c in counts) == len({format_example(q.question, o) for q in qs for o in q.options})
     # a second run reuses everything: no forward pass at all
     counts.clear()
-    run_stages(prepare_seed(cfg, 0), cfg.student_names)
+    run_stages(prepare_seed(cfg, 0), students_for(cfg))
     assert sum(c["rows"] for c in counts) == 0
 
 

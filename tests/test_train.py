@@ -194,7 +194,8 @@ def test_anchored_head_fit_is_the_penalised_logistic_regression(rng) -> None:
     from selective_w2sg.experiment.linear import fit_penalised_logistic
     from selective_w2sg.experiment.models import LinearHead
     from selective_w2sg.experiment.stages.fitting import Budget, fit_anchored_head
-    from selective_w2sg.experiment.training import FeatureInputs, TrainConfig, predict_proba
+    from selective_w2sg.config import TrainConfig
+    from selective_w2sg.experiment.training import FeatureInputs, predict_proba
 
     n, d = 400, 12
     x = rng.standard_normal((n, d)).astype(np.float32)

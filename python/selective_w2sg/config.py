@@ -17,11 +17,11 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .graph.errors import ConfigError, DataError
+from .graph.errors import ConfigError, DataError, ParameterError
 
 
 def opt(help: str, flag: str | None = None, *, short: str | None = None, parse: Callable[[str], Any] | None = None,
@@ -55,6 +55,32 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in str(text).split(",") if s.strip())
 
 
+def is_mixture(task: str) -> bool:
+    """True for a mixture task name ("sciq+boolq")."""
+    return "+" in task
+
+
+def task_sources(task: str) -> list[str]:
+    """The sources of a task name: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task].
+    Only the form is checked here (distinct, non-empty parts); the names themselves are checked
+    against the task registry by `experiment.tasks.check_task`."""
+    parts = [p.strip() for p in task.split("+")]
+    if len(parts) > 1 and (not all(parts) or len(set(parts)) != len(parts)):
+        raise ConfigError(f"mixture {task!r}: its parts must be distinct dataset task names joined by '+'")
+    return parts
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """'K/N' -> (K, N), with N >= 2 and 0 <= K < N (`--question-shard`)."""
+    try:
+        k, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ConfigError(f"--question-shard must be K/N (e.g. 0/2), got {shard!r}") from None
+    if not (n >= 2 and 0 <= k < n):
+        raise ConfigError(f"--question-shard {shard!r}: need N >= 2 and 0 <= K < N")
+    return k, n
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The task and how its questions are split (by question, seeded)."""
@@ -85,14 +111,16 @@ class DataConfig:
     @property
     def is_mixture(self) -> bool:
         """A mixture task (A+B): one pool from several sources."""
-        from .experiment.tasks import is_mixture
-
         return is_mixture(self.task)
 
-    def __post_init__(self) -> None:
-        from .experiment.tasks import mixture_parts, parse_shard
+    @property
+    def sources(self) -> list[str]:
+        """The task's sources: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task]."""
+        return task_sources(self.task)
 
-        parts = mixture_parts(self.task)
+    def __post_init__(self) -> None:
+        # the task's name is checked against the registry where it lives (`experiment.tasks`)
+        parts = task_sources(self.task)
         if self.per_source is not None and (len(parts) < 2 or self.per_source < 1):
             raise ConfigError(f"--per-source {self.per_source} applies to mixtures (A+B) only, and must be >= 1")
         if self.question_shard is not None:
@@ -124,16 +152,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model by name (built-in, hub id or local path), and a GGUF file inside it if any."""
+    """A model by name (built-in, hub id or local path), and a GGUF file inside it if any.
+    What identifies its weights is `experiment.models.model_fingerprint(spec)`."""
 
     name: str
     gguf_file: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        from .experiment.models import model_fingerprint
-
-        return model_fingerprint(self.name, self.gguf_file)
 
 
 @dataclass(frozen=True)
@@ -146,12 +169,6 @@ class ModelsConfig:
     weak_gguf: str | None = field(default=None, metadata=opt("GGUF file inside the weak model folder."))
     strong_gguf: str | None = field(default=None, metadata=opt("GGUF file inside the strong model folder."))
 
-    def __post_init__(self) -> None:
-        from .experiment.models import check_model_name
-
-        check_model_name(self.weak)
-        check_model_name(self.strong)
-
     @property
     def weak_spec(self) -> ModelSpec:
         return ModelSpec(self.weak, self.weak_gguf)
@@ -161,10 +178,216 @@ class ModelsConfig:
         return ModelSpec(self.strong, self.strong_gguf)
 
 
-def config_parts() -> dict[str, type]:
-    from .experiment.selection import SelectiveConfig
-    from .experiment.training import TrainConfig
+# ---------------------------------------------------------------- training (experiment/training.py)
 
+PRECISIONS = ("auto", "fp32", "bf16")
+MODES = ("probe", "full", "lora")
+SHARDS = ("none", "full", "full-lowmem")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained. `None` fields take a per-mode default in `resolved()`."""
+
+    mode: str = field(default="probe", metadata=opt(
+        "probe (frozen backbone + a head on cached features; CPU) | full (all weights) | lora (adapters)."))
+    pooling: str | None = field(default=None, metadata=opt(
+        "last | mean (default: last real token for causal LMs, mean for encoders)."))
+    layer: int = field(default=-1, metadata=opt("Hidden state the head reads (-1: the last layer)."))
+    epochs: int | None = field(default=None, metadata=opt(
+        "Passes over the training data (default: 40 probe, 2 full/lora as Burns et al.)."))
+    max_steps: int | None = field(default=None, metadata=opt(
+        "Optimiser steps in all, overriding --epochs (the last epoch is cut short). Anchored probe students take "
+        "the budget `tune` chooses instead."))
+    batch_size: int = field(default=32, metadata=opt("Examples per optimiser step, over all ranks and accumulation."))
+    micro_batch_size: int | None = field(default=None, metadata=opt(
+        "Examples per forward pass on one rank: gradient accumulation (default: batch size in probe mode, else 8)."))
+    lr: float | None = field(default=None, metadata=opt(
+        "Peak learning rate (default: 1e-2 probe, 5e-5 full, 1e-4 lora); anchored probe heads use --anchored-lr."))
+    weight_decay: float = field(default=0.01, metadata=opt("AdamW decoupled weight decay."))
+    warmup_frac: float = field(default=0.1, metadata=opt(
+        "Share of steps with a linearly rising learning rate, then cosine decay to 0."))
+    max_grad_norm: float = field(default=1.0, metadata=opt(
+        "Gradient clipping (after the sum over ranks, so every rank clips alike); 0: off."))
+    max_length: int = field(default=256, metadata=opt("Tokens per example; longer texts are cut from the left."))
+    patience: int | None = field(default=None, metadata=opt(
+        "Evaluations without a better validation score before stopping (default: 8 probe, 2 full/lora)."))
+    evals_per_epoch: int = field(default=1, metadata=opt("Validation passes per epoch (early-stopping granularity)."))
+    aux_weight: float = field(default=0.75, metadata=opt(
+        "aux_conf: final weight of the model's own hardened predictions (Burns et al.)."))
+    aux_warmup_frac: float = field(default=0.2, metadata=opt("aux_conf: share of steps over which that weight ramps up."))
+    aux_window: int = field(default=512, metadata=opt(
+        "aux_conf: recent predictions whose quantile sets the hardening threshold."))
+    head: str = field(default="anchored", metadata=opt(
+        "probe: anchored (the strong model's heads start at its zero-shot answer: logit = its zero-shot log-odds "
+        "+ a correction, fitted as a penalised logistic regression whose strength `tune` chooses; a plain head "
+        "is among its candidates) | plain (fresh SGD-trained linear heads, early-stopped on w2s_val)."))
+    anchored_lr: float = field(default=1e-3, metadata=opt(
+        "probe, anchored heads trained by SGD (only a library call of fit_stage/run_student without a budget; "
+        "the pipeline fits them in closed form): learning rate of the correction."))
+    feature_batch_size: int = field(default=64, metadata=opt("probe: examples per feature-extraction forward pass."))
+    center_features: bool = field(default=True, metadata=opt(
+        "probe: subtract each question's mean feature (uses no labels)."))
+    eval_batch_size: int = field(default=64, metadata=opt("Examples per forward pass when predicting."))
+    max_batch_tokens: int | None = field(default=None, metadata=opt(
+        "Padded tokens per forward pass of the encode, feature and prediction passes, on top of their example "
+        "counts (default: no token limit). Bounds activation memory on long texts."))
+    gradient_checkpointing: bool = field(default=False, metadata=opt(
+        "full/lora: recompute activations in the backward pass (less memory, ~30% more compute)."))
+    lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
+    shard: str = field(default="none", metadata=opt(
+        "full/lora under torchrun: none (DDP: every rank holds the whole model, its gradients and AdamW "
+        "state) | full (FSDP2: all three sharded over the ranks, each layer gathered only while it runs; "
+        "accumulation micro-batches keep weights gathered and gradients unsharded until the step's last, "
+        "no communication between) | full-lowmem (as full, but every micro-batch reduce-scatters its gradients "
+        "and frees the gathered weights: nothing of the whole model's size is held, more communication)."))
+    device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
+    precision: str = field(default="auto", metadata=opt(
+        "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16 (also on the CPU: ~3x faster encoder passes "
+        "where it has bf16 instructions; probe heads and option scores stay fp32)."))
+
+    def __post_init__(self) -> None:
+        self.resolved()  # validates every field once, at construction
+
+    def resolved(self) -> TrainConfig:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.pooling not in (None, "auto", "last", "mean"):
+            raise ConfigError(f"pooling must be last or mean, got {self.pooling!r}")
+        if self.head not in ("anchored", "plain"):
+            raise ConfigError(f"head must be anchored or plain, got {self.head!r}")
+        if not self.anchored_lr > 0:
+            raise ConfigError(f"anchored_lr must be > 0, got {self.anchored_lr}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.shard not in SHARDS:
+            raise ConfigError(f"shard must be one of {', '.join(SHARDS)}, got {self.shard!r}")
+        if self.shard != "none" and self.mode == "probe":
+            raise ConfigError(f"--shard {self.shard} shards a backbone's weights; --mode probe trains only a small "
+                              "head on cached features: use --shard none, or --mode full / lora")
+        probe = self.mode == "probe"
+        kw = dict(
+            epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
+            micro_batch_size=self.micro_batch_size or (self.batch_size if probe else min(8, self.batch_size)),
+            lr=self.lr if self.lr is not None else (1e-2 if probe else (5e-5 if self.mode == "full" else 1e-4)),
+            patience=self.patience if self.patience is not None else (8 if probe else 2),
+        )
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ConfigError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
+            v = kw.get(name, getattr(self, name))
+            if v < 1:
+                raise ConfigError(f"{name} must be >= 1, got {v}")
+        if kw["lr"] <= 0:  # type: ignore[operator]
+            raise ConfigError(f"lr must be > 0, got {kw['lr']}")
+        if all(getattr(self, k) == v for k, v in kw.items()):
+            return self
+        return replace(self, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields (part of stage cache keys). `shard` is left out at its default, so the keys
+        of runs from before the option existed stay valid."""
+        d = asdict(self)
+        if d["shard"] == "none":
+            del d["shard"]
+        return d
+
+
+# ---------------------------------------------------------------- the selective method (experiment/selection.py, pik.py)
+
+KINDS = ("anchored", "logreg", "mlp")
+
+
+@dataclass(frozen=True)
+class PikConfig:
+    kind: str = field(default="anchored", metadata=opt(
+        "P(IK) probe: anchored (the strong model's confidence unpenalised + an L2-penalised correction from "
+        "hidden states; base rate and confidence alone are candidates) | logreg (standardised logistic "
+        "regression on everything) | mlp (one hidden layer).", "--pik"))
+    # None: chosen by 5-fold cross-validated log-loss on the training data (folds by question).
+    C: float | None = field(default=None, metadata=opt(
+        "P(IK) inverse L2 strength of the hidden-state weights (default: cross-validated on weak_train).", "--pik-c"))
+    hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width.", "--pik-hidden"))
+    max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations.", "--pik-max-iter"))
+    seed: int = field(default=0, metadata=opt("P(IK) initialisation seed.", "--pik-seed"))
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ParameterError(f"P(IK) kind={self.kind!r} is not one of {', '.join(map(repr, KINDS))}")
+        if self.C is not None and not self.C > 0:
+            raise ParameterError(f"P(IK) C={self.C} must be > 0")
+
+
+RULES = ("tau", "compare")
+GRAPH_EMBEDDINGS = ("last", "features")
+# The smoothing settings `calibrate` chooses among when --k / --alpha / --graph-embedding are not given.
+
+
+@dataclass(frozen=True)
+class SelectiveConfig:
+    """Settings of the selective method (encode -> P(IK) -> smooth -> select). Any tuning is
+    done on weak_train or weak-labelled w2s_val, never on test."""
+
+    k: int | None = field(default=None, metadata=opt(
+        "Neighbours in the kNN graph over strong embeddings (default: chosen on weak_train, with --alpha)."))
+    alpha: float | None = field(default=None, metadata=opt(
+        "Label-spreading weight of the neighbours, [0, 1); 0 = no smoothing (default: chosen on weak_train by the "
+        "question-level accuracy of the spread out-of-fold weak labels; 0 unless spreading beats it)."))
+    graph_embedding: str | None = field(default=None, metadata=opt(
+        "Embedding the graph is built on: last (the last layer, pooled) | features (the P(IK) feature layer) "
+        "(default: chosen on weak_train with --k and --alpha)."))
+    smoothed_output: str = field(default="rescaled", metadata=opt(
+        "soft (labels as spread: flattened towards the mean) | rescaled (spread labels' log-odds scaled so their "
+        "mean confidence equals the weak labels'; the same hard labels, no ground truth used)."))
+    smooth_iters: int = field(default=50, metadata=opt("Label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)."))
+    graph_method: str = field(default="auto", metadata=opt("kNN search: exact | approx | auto."))
+    # A question's two examples share their context and have opposite labels, so uncentred they
+    # would be each other's nearest neighbour.
+    graph_center: bool = field(default=True, metadata=opt("Build the graph on question-centred embeddings."))
+    rule: str = field(default="compare", metadata=opt(
+        "compare: self-label where P(IK) > the calibrated probability that the other label is right | tau."))
+    tau: float = field(default=0.5, metadata=opt("P(IK) threshold for --rule tau."))
+    feature_layer: int | None = field(default=None, metadata=opt("Hidden layer of the P(IK) features (default: middle)."))
+    pik_confidence_inputs: bool = field(default=True, metadata=opt(
+        "Also feed P(IK) the strong model's own answer confidence."))
+    self_label_among: str = field(default="presented", metadata=opt(
+        "The strong model's own answer among the candidates a question's examples present (presented) or among "
+        "all its options (all).", "--self-labels"))
+    pik: PikConfig = field(default_factory=PikConfig)
+    encode_batch_size: int = field(default=32, metadata=opt("Texts per forward pass of the encode stage."))
+    encode_share_prefix: bool = field(default=True, metadata=opt(
+        "Causal LMs: compute a question's context once and score every option from its key/value cache "
+        "(equal to whole-text passes up to float rounding)."))
+
+    def __post_init__(self) -> None:
+        if self.k is not None and self.k < 1:
+            raise ParameterError(f"k={self.k} must be at least 1")
+        if self.alpha is not None and not 0.0 <= self.alpha < 1.0:
+            raise ParameterError(f"alpha={self.alpha} must be in [0, 1)")
+        if self.graph_embedding not in (None, *GRAPH_EMBEDDINGS):
+            raise ParameterError(f"graph_embedding={self.graph_embedding!r} is not one of {', '.join(GRAPH_EMBEDDINGS)}")
+        if self.smoothed_output not in ("soft", "rescaled"):
+            raise ParameterError(f"smoothed_output={self.smoothed_output!r} is not 'soft' or 'rescaled'")
+        if self.rule not in RULES:
+            raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
+        if not 0.0 <= self.tau <= 1.0:
+            raise ParameterError(f"tau={self.tau} must be in [0, 1]")
+        if self.self_label_among not in ("presented", "all"):
+            raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
+        if self.graph_method not in ("exact", "approx", "auto"):
+            raise ParameterError(f"graph_method={self.graph_method!r} is not exact, approx or auto")
+        if self.smooth_iters < 0 or self.encode_batch_size < 1:
+            raise ParameterError("smooth_iters must be >= 0 and encode_batch_size >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def config_parts() -> dict[str, type]:
     return {"data": DataConfig, "models": ModelsConfig, "train": TrainConfig, "selective": SelectiveConfig}
 
 
@@ -174,8 +397,8 @@ class RunConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
-    train: Any = field(default=None)  # TrainConfig (train.py); None: its defaults
-    selective: Any = field(default=None)  # SelectiveConfig (select.py); None: its defaults
+    train: TrainConfig = field(default_factory=TrainConfig)
+    selective: SelectiveConfig = field(default_factory=SelectiveConfig)
     out: str = field(default="runs/w2s", metadata=opt(
         "Run folder: results, plots, and the stage cache (out/cache).", short="-o"))
     seeds: tuple[int, ...] = field(default=(0,), metadata=opt(
@@ -192,10 +415,9 @@ class RunConfig:
     force: bool = field(default=False, metadata=opt("Recompute stages even if finished ones exist."))
 
     def __post_init__(self) -> None:
-        from .experiment.selection import SelectiveConfig
-        from .experiment.training import TrainConfig
-
-        if self.train is None:
+        """Checks what the config alone can tell. Names owned by a registry (tasks, models,
+        methods, students) are checked where the registry lives: `experiment.check_config`."""
+        if self.train is None:  # an explicit None: the part's defaults
             object.__setattr__(self, "train", TrainConfig())
         if self.selective is None:
             object.__setattr__(self, "selective", SelectiveConfig())
@@ -213,34 +435,6 @@ class RunConfig:
         for s in self.seeds:
             if not 0 <= s < 2**32:
                 raise ConfigError(f"seed {s} must be in [0, 2**32)")
-        from .experiment.stages import METHODS, student_names
-
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
-        known = student_names()
-        for s in self.student_names:
-            if s not in known:
-                raise ConfigError(f"unknown student {s!r}; known: {', '.join(known)}")
-        from .experiment.stages import STUDENTS
-
-        needs_mix = [s for s in self.student_names if STUDENTS[s].mixture_only]
-        if needs_mix and not self.data.is_mixture:
-            raise ConfigError(f"student(s) {needs_mix} need a mixture task (e.g. --task sciq+boolq), "
-                              f"not {self.data.task!r}")
-        if self.train.mode == "lora":
-            try:
-                import peft  # noqa: F401
-            except ModuleNotFoundError:
-                raise ConfigError("--mode lora needs peft: pip install 'selective-w2sg[lora]'") from None
-
-    @property
-    def student_names(self) -> tuple[str, ...]:
-        from .experiment.stages import METHODS, STUDENTS
-
-        if self.students is not None:
-            return tuple(self.students)
-        return tuple(s for s in METHODS[self.method] if self.data.is_mixture or not STUDENTS[s].mixture_only)
-
     @property
     def cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
@@ -296,8 +490,6 @@ def flat_fields() -> dict[str, tuple[str, str]]:
     for part, klass in config_parts().items():
         for f in dataclasses.fields(klass):
             if f.name == "pik":
-                from .experiment.pik import PikConfig
-
                 for g in dataclasses.fields(PikConfig):
                     out[flat_name(g)] = (part, f"pik.{g.name}")
                 continue
@@ -316,8 +508,6 @@ def _build_part(klass: type, base: Any, updates: dict[str, Any]) -> Any:
     nested = {k.split(".", 1)[1]: v for k, v in updates.items() if k.startswith("pik.")}
     kw.update({k: v for k, v in updates.items() if not k.startswith("pik.")})
     if nested:
-        from .experiment.pik import PikConfig
-
         kw["pik"] = dataclasses.replace(kw["pik"], **nested) if isinstance(kw["pik"], PikConfig) else PikConfig(**nested)
     return klass(**kw)
 
@@ -336,8 +526,6 @@ def _from_dict(klass: Any, raw: Any, where: str) -> Any:
     kw = dict(_checked(klass, raw, where))
     for f in dataclasses.fields(klass):
         if f.name == "pik" and f.name in kw:
-            from .experiment.pik import PikConfig
-
             kw["pik"] = _from_dict(PikConfig, kw["pik"], f"{where}.pik")
         elif f.name in kw and isinstance(kw[f.name], list):
             kw[f.name] = tuple(kw[f.name])

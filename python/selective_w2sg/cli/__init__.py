@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ..graph.errors import Sw2sError
+from ..graph.errors import ExactFallbackWarning, INTERRUPTED, Sw2sError, ThreadsCappedWarning
 from ._app import app
 from . import knn_smooth as _graph  # noqa: F401  (registers knn, smooth)
+from ..graph.io import write_error
 
 try:  # the training commands need the [train] extra (torch, transformers)
     from . import selective as _selective  # noqa: F401
@@ -72,8 +73,6 @@ def _catch_ctrl_c() -> None:
     KeyboardInterrupt lost in a `__del__` still stops the run at its next stage."""
     import signal
 
-    from ..graph.errors import INTERRUPTED
-
     def on_sigint(signum: int, frame: object) -> None:
         INTERRUPTED.set()
         raise KeyboardInterrupt
@@ -91,8 +90,6 @@ def _show_our_warnings(err: object) -> None:
 
     from rich.markup import escape
 
-    from ..graph.errors import ExactFallbackWarning, ThreadsCappedWarning
-
     shown = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
@@ -105,16 +102,12 @@ def _show_our_warnings(err: object) -> None:
 
 
 def _ctrl_c_seen() -> bool:
-    from ..graph.errors import INTERRUPTED
-
     return INTERRUPTED.is_set()
 
 
 def _os_error_line(e: OSError) -> str:
     """An OSError as one line naming the file: `cannot write '/x/y': No space left on device`."""
     import errno
-
-    from ..graph.io import write_error
 
     names = [str(f) for f in (e.filename, e.filename2) if f is not None]
     where = " -> ".join(repr(n) for n in names) or "a file"

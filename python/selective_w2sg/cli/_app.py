@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ..graph._core import __version__
+
 app = typer.Typer(
     name="sw2s",
     help=(
@@ -22,8 +24,6 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         typer.echo(f"sw2s (selective-w2sg) {__version__}")
         raise typer.Exit()
 

@@ -17,15 +17,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import RunConfig, config_parts, flag_of, flat_name
+from ..config import PikConfig, RunConfig, config_parts, flag_of, flat_name
 
 # Config parts a command can take options from. "run" is RunConfig's own fields.
 PART_NAMES = ("data", "models", "train", "selective", "pik", "run")
 
 
 def _classes() -> dict[str, type]:
-    from ..experiment.pik import PikConfig
-
     return {**config_parts(), "pik": PikConfig, "run": RunConfig}
 
 
@@ -72,7 +70,9 @@ def build_config(flat: dict[str, Any], parts: Iterable[str] = PART_NAMES) -> Run
     kw = {k: (parsers[k](v) if k in parsers and isinstance(v, str) else v) for k, v in flat.items()}
     if "out" in kw and kw["out"] is not None:
         kw["out"] = str(kw["out"])
-    return RunConfig.create(**kw)
+    from ..experiment.checks import check_config  # the experiment half: only once a command runs
+
+    return check_config(RunConfig.create(**kw))
 
 
 def config_command(app: typer.Typer, *, name: str | None = None, parts: Iterable[str] = PART_NAMES,

@@ -15,6 +15,7 @@ from ..graph.errors import ConfigError
 from ._app import app
 from .options import config_command
 from .train import NOT_FOR_STAGES, out_console, resolve_for_seeds, rich_progress
+from ..graph.io import check_writable, save_json
 
 SELECTIVE_PARTS = ("data", "models", "train", "selective", "pik", "run")
 
@@ -68,7 +69,6 @@ def pik_transfer_cmd(
     run's cached encode pass is reused, and every run must share one strong model."""
     from ..experiment.analysis import pik_transfer
     from ..experiment.evaluate import mean_se
-    from ..graph.io import check_writable, save_json
     from ..experiment.pipeline import prepare_seed
 
     if len(runs) < 2:

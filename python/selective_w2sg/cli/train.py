@@ -15,9 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import RunConfig
-from ..graph.errors import ConfigError
+from ..graph.errors import ConfigError, DataError
 from ._app import app
 from .options import config_command
+from ..graph.io import check_writable, run_lock, strict_json
+from .knn_smooth import load_npy
 
 console = Console(stderr=True)
 out_console = Console()
@@ -66,8 +68,6 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
     fails leaves no config.json it created."""
     import json
 
-    from ..graph.errors import DataError
-    from ..graph.io import check_writable, run_lock, strict_json
     from ..experiment.models import check_model_available
 
     out = Path(cfg.out)
@@ -180,7 +180,6 @@ def student(
 
     from ..experiment.pipeline import prepare_seed
     from ..experiment.stages.fitting import run_student
-    from .knn_smooth import load_npy
 
     tr = np.array(load_npy(labels, "labels"), dtype=np.float32)
     va = np.array(load_npy(val_labels, "val labels"), dtype=np.float32)

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from .cache import StageDir
+from .models import model_fingerprint
 from ..graph.errors import ConfigError, InputError
 from .pik import PikProbe, auroc, reliability
+from .stages import STUDENTS
 from .stages.base import StageContext
 from .stages.encode import load_encoded, run_encode
 
@@ -23,8 +25,6 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     """For analysis only (never fed back into training): accuracy of each label source against
     the hidden w2s_train ground truth, each selection student's coverage (share of w2s_train
     questions on self-labels), P(IK) quality, graph and encode summaries."""
-    from .stages import STUDENTS
-
     if "select" not in stages:
         return {}
     y = ctx.splits.labels("w2s_train") == 1
@@ -104,7 +104,7 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
     """Cross-task P(IK): for each train task A, a probe fitted on A's weak_train; scored on each
     eval task B's test split (AUROC, ECE against whether the strong model's self-label is right
     there). Every context must use the same strong model. Returns {A: {B: metrics}}."""
-    strong = {c.strong.fingerprint for c in contexts.values()}
+    strong = {model_fingerprint(c.strong) for c in contexts.values()}
     if len(strong) != 1:
         raise ConfigError("cross-task P(IK) needs one strong model for every task")
     encoded = {t: load_encoded(run_encode(contexts[t])) for t in {*train_tasks, *eval_tasks}}

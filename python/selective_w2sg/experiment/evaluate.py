@@ -16,6 +16,8 @@ import numpy as np
 from .cache import StageDir
 from ..graph.errors import DataError
 from ..graph.io import atomic_path, save_json
+from .pik import score_pik
+from .stats import contrast_table, pgr_ratio_of_means, question_accuracy
 from .tasks import Splits, source_of
 
 BASELINES = ("weak", "ceiling", "zero_shot")  # models that are not students: no PGR
@@ -66,8 +68,6 @@ def pik_test_metrics(splits: Splits, stages: Mapping[str, StageDir]) -> dict[str
     """P(IK) on test: AUROC and calibration against whether the self-label is right there; beside
     it the AUROC of the strong model's own zero-shot confidence (no probe), the score a trained
     P(IK) must beat. `base_rate` is the strong model's zero-shot accuracy on test."""
-    from .pik import score_pik
-
     knows = stages["pik"].npy("self_test") == splits.labels("test")
     p = stages["pik"].npy("pik_test")
     qids = np.array([e.question_id for e in splits.examples["test"]])
@@ -155,8 +155,6 @@ def aggregate(results: Sequence[Mapping[str, Any]], preds: Sequence[Mapping[str,
 def paired_summary(preds: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> dict[str, Any]:
     """Per-question test accuracy per model and seed -> question-level accuracy (mean ± se over
     re-splits), PGR as a ratio of means with a 95% CI, and the paired contrasts."""
-    from .stats import contrast_table, pgr_ratio_of_means, question_accuracy
-
     acc: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for p in preds:
         models = [str(m) for m in p["models"]]

@@ -23,10 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import PRECISIONS, ModelSpec
 from ..graph.errors import ConfigError
+from . import dist
+from .tasks import SYNTH_VOCAB, offline_reason
 
 POOLINGS = ("last", "mean")
-PRECISIONS = ("auto", "fp32", "bf16")
+
 # Encoder model types: everything else with a causal-LM mapping is loaded as a causal LM.
 _ENCODER_TYPES = {
     "bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "deberta", "deberta-v2", "electra",
@@ -85,8 +88,6 @@ def tiny_tokenizer(padding_side: str) -> Any:
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
-
-    from .tasks import SYNTH_VOCAB
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[BOS]", "[EOS]"]
     words = [*specials, *SYNTH_VOCAB, *[str(i) for i in range(10)], *list(".,:;?!'\"()-"), "question", "no", "yes"]
@@ -172,7 +173,7 @@ def load_backbone(name: str, *, gguf_file: str | None = None, dtype: torch.dtype
             torch.manual_seed(0)
             model = build(len(tok), tok.pad_token_id)
         model.eval()
-        return Backbone(name, model, tok, causal, fingerprint=model_fingerprint(name))
+        return Backbone(name, model, tok, causal, fingerprint=model_fingerprint(ModelSpec(name)))
     return _load_hf(name, gguf_file=gguf_file, dtype=dtype)
 
 
@@ -254,9 +255,7 @@ def check_model_available(name: str, gguf_file: str | None = None) -> None:
             return
     except Exception:  # a malformed id: reported below, by the hub's own validation
         pass
-    from .tasks import _offline_reason
-
-    reason = _offline_reason()
+    reason = offline_reason()
     if reason is not None:
         raise ConfigError(f"model {name!r} is not a local path and not in the hub cache, and the hub cannot be "
                           f"reached ({reason}); download it first or give a local folder")
@@ -272,11 +271,11 @@ def check_model_available(name: str, gguf_file: str | None = None) -> None:
         raise ConfigError(f"model {name!r} on the hub has no {want!r}")
 
 
-def model_fingerprint(name: str, gguf_file: str | None = None) -> str:
+def model_fingerprint(spec: ModelSpec) -> str:
     """What identifies a model's weights, without loading it (cache keys)."""
-    if name in BUILTIN_MODELS:
-        return f"builtin:{name}:v1"
-    return _fingerprint_hf(name, gguf_file)
+    if spec.name in BUILTIN_MODELS:
+        return f"builtin:{spec.name}:v1"
+    return _fingerprint_hf(spec.name, spec.gguf_file)
 
 
 def _is_causal(config: Any) -> bool:
@@ -483,8 +482,6 @@ def extract_features(
     order of `texts`. One tokenisation, then batched forward passes over length-sorted batches
     (at most `batch_size` texts and `max_tokens` padded tokens each). Under torchrun each rank
     runs every world_size-th batch and the rows are gathered (bit-identical to one process)."""
-    from . import dist
-
     pooling = pooling or backbone.default_pooling
     device = device or pick_device()
     t0 = time.perf_counter()

@@ -15,38 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ..config import opt
+from ..config import KINDS, PikConfig
 from ..graph.errors import InputError, ParameterError
-from .linear import C_GRID
+from .linear import C_GRID, fit_penalised_logistic
 from .stats import simplest_within_one_se
 
 
 # With the confidence-only and base-rate candidates below the grid (an infinitely strong penalty),
 # its lower edge never has to stand in for "no correction"; `edge_chosen` reports when either
 # edge wins all the same.
-KINDS = ("anchored", "logreg", "mlp")
-
-
-@dataclass(frozen=True)
-class PikConfig:
-    kind: str = field(default="anchored", metadata=opt(
-        "P(IK) probe: anchored (the strong model's confidence unpenalised + an L2-penalised correction from "
-        "hidden states; base rate and confidence alone are candidates) | logreg (standardised logistic "
-        "regression on everything) | mlp (one hidden layer).", "--pik"))
-    # None: chosen by 5-fold cross-validated log-loss on the training data (folds by question).
-    C: float | None = field(default=None, metadata=opt(
-        "P(IK) inverse L2 strength of the hidden-state weights (default: cross-validated on weak_train).", "--pik-c"))
-    hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width.", "--pik-hidden"))
-    max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations.", "--pik-max-iter"))
-    seed: int = field(default=0, metadata=opt("P(IK) initialisation seed.", "--pik-seed"))
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ParameterError(f"P(IK) kind={self.kind!r} is not one of {', '.join(map(repr, KINDS))}")
-        if self.C is not None and not self.C > 0:
-            raise ParameterError(f"P(IK) C={self.C} must be > 0")
-
-
 def auroc(y: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve (ties count one half); NaN when only one class is present."""
     y = np.asarray(y).astype(bool)
@@ -114,8 +91,6 @@ class _OffsetLogistic:
         return np.stack([np.ones(n)] + ([z] if self.use_conf and z is not None else []), axis=1)
 
     def fit(self, x: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> _OffsetLogistic:
-        from .linear import fit_penalised_logistic
-
         self.model = fit_penalised_logistic(x, np.asarray(y, dtype=np.float64), C=self.C,
                                             fixed=self._fixed(len(x), z), max_iter=self.max_iter)
         return self

@@ -21,12 +21,14 @@ from .cache import StageDir
 from ..config import RunConfig
 from .evaluate import evaluate_seed, test_predictions, write_report
 from ..graph.io import save_json, save_npz
-from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve
+from .checks import check_config
+from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve, students_for
 from .tasks import Splits, build_splits
 
 
 def prepare_seed(cfg: RunConfig, seed: int, progress: Progress | None = None) -> StageContext:
     """Splits for `seed` (saved as seed<k>/splits.json) and the context stages run in."""
+    check_config(cfg)
     d = cfg.data
     splits = build_splits(d.task, seed=seed, data=d.path, data_split=d.split, n_weak=d.n_weak, n_w2s=d.n_w2s,
                           n_test=d.n_test, val_frac=d.val_frac, pool_seed=d.pool_seed, per_source=d.per_source,
@@ -52,9 +54,9 @@ def run_stages(ctx: StageContext, students: Sequence[str], on_done: StageDone | 
 def run_seed(cfg: RunConfig, seed: int, progress: Progress | None = None, on_done: StageDone | None = None
              ) -> dict[str, Any]:
     ctx = prepare_seed(cfg, seed, progress)
-    stages = run_stages(ctx, cfg.student_names, on_done)
+    stages = run_stages(ctx, students_for(cfg), on_done)
     result = evaluate_seed(ctx.splits, stages)
-    result["oracle"] = [n for n in cfg.student_names if STUDENTS[n].oracle]
+    result["oracle"] = [n for n in students_for(cfg) if STUDENTS[n].oracle]
     analysis = analyse(ctx, stages)
     if analysis:
         result["selective"] = analysis

@@ -3,80 +3,15 @@ else the (smoothed) weak label."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..graph.errors import InputError, ParameterError
-from ..config import opt
-from .pik import PikConfig
+from ..config import RULES
 
-RULES = ("tau", "compare")
-GRAPH_EMBEDDINGS = ("last", "features")
-# The smoothing settings `calibrate` chooses among when --k / --alpha / --graph-embedding are not given.
 K_GRID = (5, 10, 20)
 ALPHA_GRID = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)
-
-
-@dataclass(frozen=True)
-class SelectiveConfig:
-    """Settings of the selective method (encode -> P(IK) -> smooth -> select). Any tuning is
-    done on weak_train or weak-labelled w2s_val, never on test."""
-
-    k: int | None = field(default=None, metadata=opt(
-        "Neighbours in the kNN graph over strong embeddings (default: chosen on weak_train, with --alpha)."))
-    alpha: float | None = field(default=None, metadata=opt(
-        "Label-spreading weight of the neighbours, [0, 1); 0 = no smoothing (default: chosen on weak_train by the "
-        "question-level accuracy of the spread out-of-fold weak labels; 0 unless spreading beats it)."))
-    graph_embedding: str | None = field(default=None, metadata=opt(
-        "Embedding the graph is built on: last (the last layer, pooled) | features (the P(IK) feature layer) "
-        "(default: chosen on weak_train with --k and --alpha)."))
-    smoothed_output: str = field(default="rescaled", metadata=opt(
-        "soft (labels as spread: flattened towards the mean) | rescaled (spread labels' log-odds scaled so their "
-        "mean confidence equals the weak labels'; the same hard labels, no ground truth used)."))
-    smooth_iters: int = field(default=50, metadata=opt("Label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)."))
-    graph_method: str = field(default="auto", metadata=opt("kNN search: exact | approx | auto."))
-    # A question's two examples share their context and have opposite labels, so uncentred they
-    # would be each other's nearest neighbour.
-    graph_center: bool = field(default=True, metadata=opt("Build the graph on question-centred embeddings."))
-    rule: str = field(default="compare", metadata=opt(
-        "compare: self-label where P(IK) > the calibrated probability that the other label is right | tau."))
-    tau: float = field(default=0.5, metadata=opt("P(IK) threshold for --rule tau."))
-    feature_layer: int | None = field(default=None, metadata=opt("Hidden layer of the P(IK) features (default: middle)."))
-    pik_confidence_inputs: bool = field(default=True, metadata=opt(
-        "Also feed P(IK) the strong model's own answer confidence."))
-    self_label_among: str = field(default="presented", metadata=opt(
-        "The strong model's own answer among the candidates a question's examples present (presented) or among "
-        "all its options (all).", "--self-labels"))
-    pik: PikConfig = field(default_factory=PikConfig)
-    encode_batch_size: int = field(default=32, metadata=opt("Texts per forward pass of the encode stage."))
-    encode_share_prefix: bool = field(default=True, metadata=opt(
-        "Causal LMs: compute a question's context once and score every option from its key/value cache "
-        "(equal to whole-text passes up to float rounding)."))
-
-    def __post_init__(self) -> None:
-        if self.k is not None and self.k < 1:
-            raise ParameterError(f"k={self.k} must be at least 1")
-        if self.alpha is not None and not 0.0 <= self.alpha < 1.0:
-            raise ParameterError(f"alpha={self.alpha} must be in [0, 1)")
-        if self.graph_embedding not in (None, *GRAPH_EMBEDDINGS):
-            raise ParameterError(f"graph_embedding={self.graph_embedding!r} is not one of {', '.join(GRAPH_EMBEDDINGS)}")
-        if self.smoothed_output not in ("soft", "rescaled"):
-            raise ParameterError(f"smoothed_output={self.smoothed_output!r} is not 'soft' or 'rescaled'")
-        if self.rule not in RULES:
-            raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
-        if not 0.0 <= self.tau <= 1.0:
-            raise ParameterError(f"tau={self.tau} must be in [0, 1]")
-        if self.self_label_among not in ("presented", "all"):
-            raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
-        if self.graph_method not in ("exact", "approx", "auto"):
-            raise ParameterError(f"graph_method={self.graph_method!r} is not exact, approx or auto")
-        if self.smooth_iters < 0 or self.encode_batch_size < 1:
-            raise ParameterError("smooth_iters must be >= 0 and encode_batch_size >= 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import is_mixture, parse_shard, task_sources
 from ..graph.errors import ConfigError, DataError
 from ..graph.io import save_json
 
@@ -273,7 +274,7 @@ def read_rows(path: str | os.PathLike[str], split: str | None = None) -> list[di
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def _offline_reason(timeout: float = 3.0) -> str | None:
+def offline_reason(timeout: float = 3.0) -> str | None:
     """Why the hub cannot be reached, found at once (None: it can, or we cannot tell): the
     HF_HUB_OFFLINE / HF_DATASETS_OFFLINE variables, or no TCP connection to the hub's host
     within `timeout` seconds (not tried behind a proxy). Without this check `datasets`
@@ -336,7 +337,7 @@ def load_questions(
     else:
         import datasets
 
-        offline = _offline_reason()
+        offline = offline_reason()
         try:
             with _hub_offline(offline is not None):
                 ds = datasets.load_dataset(spec.hub_path, spec.hub_config, split=split or spec.hub_split)
@@ -520,19 +521,15 @@ def hash_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "little")
 
 
-def is_mixture(task: str) -> bool:
-    """True for a mixture task name ("sciq+boolq")."""
-    return "+" in task
-
-
-def mixture_parts(task: str) -> list[str]:
-    """The sources of a task name: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task]."""
-    parts = [p.strip() for p in task.split("+")]
+def check_task(task: str) -> list[str]:
+    """A task name's sources, each checked against the registry: a mixture's parts must be
+    distinct dataset tasks, a plain task any known task."""
+    parts = task_sources(task)
     if len(parts) > 1:
         bad = [p for p in parts if p not in TASKS]
-        if bad or len(set(parts)) != len(parts):
+        if bad:
             raise ConfigError(f"mixture {task!r}: each part must be a distinct dataset task "
-                              f"({', '.join(TASKS)}){f'; not {bad}' if bad else ''}")
+                              f"({', '.join(TASKS)}); not {bad}")
     elif parts[0] not in TASK_NAMES:
         raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(TASK_NAMES)} (or a mixture A+B)")
     return parts
@@ -552,22 +549,12 @@ def question_shard(questions: Sequence[Question], shard: str | None) -> list[Que
     return [q for q in questions if hash_seed("question-shard", q.question_id) % n == k]
 
 
-def parse_shard(shard: str) -> tuple[int, int]:
-    try:
-        k, n = (int(x) for x in str(shard).split("/"))
-    except ValueError:
-        raise ConfigError(f"--question-shard must be K/N (e.g. 0/2), got {shard!r}") from None
-    if not (n >= 2 and 0 <= k < n):
-        raise ConfigError(f"--question-shard {shard!r}: need N >= 2 and 0 <= K < N")
-    return k, n
-
-
 def load_mixture(task: str, data: Sequence[str | os.PathLike[str]] | None, *, split: str | None = None,
                  per_source: int | None = None, seed: int = 0) -> list[Question]:
     """The questions of a mixture "A+B+...": each source's questions (from its `data` path, in
     order, or the hub), `per_source` of each drawn with `seed` (default: all), sources kept in
     their ids (`source_of`). One weak supervisor and one strong model then see all of them."""
-    parts = mixture_parts(task)
+    parts = check_task(task)
     if data is not None and len(data) != len(parts):
         raise ConfigError(f"mixture {task!r} has {len(parts)} sources but --data gives {len(data)} path(s)")
     out: list[Question] = []

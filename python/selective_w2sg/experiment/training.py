@@ -12,134 +12,18 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import dist
-from ..config import opt
+from ..config import MODES, TrainConfig
 from ..graph.errors import ConfigError
 from .losses import make_loss, soft_cross_entropy
-from .models import PRECISIONS, Device, LinearHead, length_sorted_batches, pad_batch, pick_device
-
-MODES = ("probe", "full", "lora")
-SHARDS = ("none", "full", "full-lowmem")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How one model is trained. `None` fields take a per-mode default in `resolved()`."""
-
-    mode: str = field(default="probe", metadata=opt(
-        "probe (frozen backbone + a head on cached features; CPU) | full (all weights) | lora (adapters)."))
-    pooling: str | None = field(default=None, metadata=opt(
-        "last | mean (default: last real token for causal LMs, mean for encoders)."))
-    layer: int = field(default=-1, metadata=opt("Hidden state the head reads (-1: the last layer)."))
-    epochs: int | None = field(default=None, metadata=opt(
-        "Passes over the training data (default: 40 probe, 2 full/lora as Burns et al.)."))
-    max_steps: int | None = field(default=None, metadata=opt(
-        "Optimiser steps in all, overriding --epochs (the last epoch is cut short). Anchored probe students take "
-        "the budget `tune` chooses instead."))
-    batch_size: int = field(default=32, metadata=opt("Examples per optimiser step, over all ranks and accumulation."))
-    micro_batch_size: int | None = field(default=None, metadata=opt(
-        "Examples per forward pass on one rank: gradient accumulation (default: batch size in probe mode, else 8)."))
-    lr: float | None = field(default=None, metadata=opt(
-        "Peak learning rate (default: 1e-2 probe, 5e-5 full, 1e-4 lora); anchored probe heads use --anchored-lr."))
-    weight_decay: float = field(default=0.01, metadata=opt("AdamW decoupled weight decay."))
-    warmup_frac: float = field(default=0.1, metadata=opt(
-        "Share of steps with a linearly rising learning rate, then cosine decay to 0."))
-    max_grad_norm: float = field(default=1.0, metadata=opt(
-        "Gradient clipping (after the sum over ranks, so every rank clips alike); 0: off."))
-    max_length: int = field(default=256, metadata=opt("Tokens per example; longer texts are cut from the left."))
-    patience: int | None = field(default=None, metadata=opt(
-        "Evaluations without a better validation score before stopping (default: 8 probe, 2 full/lora)."))
-    evals_per_epoch: int = field(default=1, metadata=opt("Validation passes per epoch (early-stopping granularity)."))
-    aux_weight: float = field(default=0.75, metadata=opt(
-        "aux_conf: final weight of the model's own hardened predictions (Burns et al.)."))
-    aux_warmup_frac: float = field(default=0.2, metadata=opt("aux_conf: share of steps over which that weight ramps up."))
-    aux_window: int = field(default=512, metadata=opt(
-        "aux_conf: recent predictions whose quantile sets the hardening threshold."))
-    head: str = field(default="anchored", metadata=opt(
-        "probe: anchored (the strong model's heads start at its zero-shot answer: logit = its zero-shot log-odds "
-        "+ a correction, fitted as a penalised logistic regression whose strength `tune` chooses; a plain head "
-        "is among its candidates) | plain (fresh SGD-trained linear heads, early-stopped on w2s_val)."))
-    anchored_lr: float = field(default=1e-3, metadata=opt(
-        "probe, anchored heads trained by SGD (only a library call of fit_stage/run_student without a budget; "
-        "the pipeline fits them in closed form): learning rate of the correction."))
-    feature_batch_size: int = field(default=64, metadata=opt("probe: examples per feature-extraction forward pass."))
-    center_features: bool = field(default=True, metadata=opt(
-        "probe: subtract each question's mean feature (uses no labels)."))
-    eval_batch_size: int = field(default=64, metadata=opt("Examples per forward pass when predicting."))
-    max_batch_tokens: int | None = field(default=None, metadata=opt(
-        "Padded tokens per forward pass of the encode, feature and prediction passes, on top of their example "
-        "counts (default: no token limit). Bounds activation memory on long texts."))
-    gradient_checkpointing: bool = field(default=False, metadata=opt(
-        "full/lora: recompute activations in the backward pass (less memory, ~30% more compute)."))
-    lora_r: int = field(default=8, metadata=opt("lora: adapter rank."))
-    shard: str = field(default="none", metadata=opt(
-        "full/lora under torchrun: none (DDP: every rank holds the whole model, its gradients and AdamW "
-        "state) | full (FSDP2: all three sharded over the ranks, each layer gathered only while it runs; "
-        "accumulation micro-batches keep weights gathered and gradients unsharded until the step's last, "
-        "no communication between) | full-lowmem (as full, but every micro-batch reduce-scatters its gradients "
-        "and frees the gathered weights: nothing of the whole model's size is held, more communication)."))
-    device: str = field(default="auto", metadata=opt("auto (CUDA if available, else CPU) | cpu | cuda."))
-    precision: str = field(default="auto", metadata=opt(
-        "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16 (also on the CPU: ~3x faster encoder passes "
-        "where it has bf16 instructions; probe heads and option scores stay fp32)."))
-
-    def __post_init__(self) -> None:
-        self.resolved()  # validates every field once, at construction
-
-    def resolved(self) -> TrainConfig:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.pooling not in (None, "auto", "last", "mean"):
-            raise ConfigError(f"pooling must be last or mean, got {self.pooling!r}")
-        if self.head not in ("anchored", "plain"):
-            raise ConfigError(f"head must be anchored or plain, got {self.head!r}")
-        if not self.anchored_lr > 0:
-            raise ConfigError(f"anchored_lr must be > 0, got {self.anchored_lr}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.shard not in SHARDS:
-            raise ConfigError(f"shard must be one of {', '.join(SHARDS)}, got {self.shard!r}")
-        if self.shard != "none" and self.mode == "probe":
-            raise ConfigError(f"--shard {self.shard} shards a backbone's weights; --mode probe trains only a small "
-                              "head on cached features: use --shard none, or --mode full / lora")
-        probe = self.mode == "probe"
-        kw = dict(
-            epochs=self.epochs if self.epochs is not None else (40 if probe else 2),
-            micro_batch_size=self.micro_batch_size or (self.batch_size if probe else min(8, self.batch_size)),
-            lr=self.lr if self.lr is not None else (1e-2 if probe else (5e-5 if self.mode == "full" else 1e-4)),
-            patience=self.patience if self.patience is not None else (8 if probe else 2),
-        )
-        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
-            raise ConfigError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        for name in ("epochs", "batch_size", "micro_batch_size", "max_length", "evals_per_epoch"):
-            v = kw.get(name, getattr(self, name))
-            if v < 1:
-                raise ConfigError(f"{name} must be >= 1, got {v}")
-        if kw["lr"] <= 0:  # type: ignore[operator]
-            raise ConfigError(f"lr must be > 0, got {kw['lr']}")
-        if all(getattr(self, k) == v for k, v in kw.items()):
-            return self
-        return replace(self, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields (part of stage cache keys). `shard` is left out at its default, so the keys
-        of runs from before the option existed stay valid."""
-        d = asdict(self)
-        if d["shard"] == "none":
-            del d["shard"]
-        return d
-
+from .models import Device, LinearHead, length_sorted_batches, pad_batch, pick_device, transformer_blocks
 
 # --------------------------------------------------------------------------------------------
 # Inputs: what a batch of examples looks like to the model.
@@ -354,8 +238,6 @@ def _data_parallel(model: nn.Module, device: Device, shard: str = "none") -> nn.
         if not dist.is_distributed():
             raise ConfigError(f"--shard {shard} needs a distributed run (torchrun --nproc_per_node N): one process "
                               "has no ranks to shard over; use --shard none")
-        from .models import transformer_blocks
-
         # Every rank starts from the same weights (a seeded build); DDP would broadcast rank 0's.
         return dist.fully_shard_model(model, transformer_blocks(model), device.device, device.bf16)
     if not dist.is_distributed() or not any(p.requires_grad for p in model.parameters()):

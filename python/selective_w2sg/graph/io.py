@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OutputExistsError, OutputPathError
+from .errors import OutputExistsError, OutputPathError, RunLockedError
 
 
 def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
@@ -220,8 +220,6 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     import fcntl
     import socket
     import time
-
-    from .errors import RunLockedError
 
     root = Path(folder)
     if root.exists() and not root.is_dir():

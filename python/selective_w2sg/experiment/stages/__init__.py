@@ -10,6 +10,7 @@ under `students/`. `STAGES` is the whole graph; `resolve` runs what a target nee
 
 from __future__ import annotations
 
+from ...config import RunConfig
 from . import calibrate, ceiling, encode, pik, select, smooth, tune, weak, zero_shot
 from .base import Progress, Stage, StageContext, StageDone, resolve
 from .students import Student, discover
@@ -33,5 +34,13 @@ def student_names() -> tuple[str, ...]:
     return tuple(STUDENTS)
 
 
+def students_for(cfg: RunConfig) -> tuple[str, ...]:
+    """The students a run trains: `--students` if given, else its `--method`'s (a mixture-only
+    student only on a mixture task)."""
+    if cfg.students is not None:
+        return tuple(cfg.students)
+    return tuple(s for s in METHODS[cfg.method] if cfg.data.is_mixture or not STUDENTS[s].mixture_only)
+
+
 __all__ = ["STAGES", "STUDENTS", "METHODS", "Stage", "StageContext", "Student", "Progress", "StageDone", "resolve",
-           "student_names"]
+           "student_names", "students_for"]

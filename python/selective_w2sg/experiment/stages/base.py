@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..cache import StageDir
-from ...config import ModelSpec, RunConfig
+from ...config import ModelSpec, RunConfig, SelectiveConfig, TrainConfig
 from ...graph.errors import ConfigError
+from ..models import Backbone, Device, load_backbone, pick_device
 from ..tasks import Splits
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -32,15 +32,15 @@ class StageContext:
     splits: Splits
     seed: int
     progress: Progress | None = None
-    _device: Any = field(default=None, repr=False)
-    _frozen: dict[ModelSpec, Any] = field(default_factory=dict, repr=False)
+    _device: Device | None = field(default=None, repr=False)
+    _frozen: dict[ModelSpec, Backbone] = field(default_factory=dict, repr=False)
 
     @property
-    def train(self) -> Any:
+    def train(self) -> TrainConfig:
         return self.cfg.train
 
     @property
-    def selective(self) -> Any:
+    def selective(self) -> SelectiveConfig:
         return self.cfg.selective
 
     @property
@@ -60,10 +60,8 @@ class StageContext:
         return self.cfg.force
 
     @property
-    def device(self) -> Any:
+    def device(self) -> Device:
         if self._device is None:
-            from ..models import pick_device
-
             self._device = pick_device(self.train.device, self.train.precision)
         return self._device
 
@@ -73,12 +71,10 @@ class StageContext:
         so CPU-fp32 and GPU-bf16 outputs are never mixed."""
         return {"device": self.device.device.type, "precision": "bf16" if self.device.bf16 else "fp32"}
 
-    def frozen_backbone(self, spec: ModelSpec) -> Any:
+    def frozen_backbone(self, spec: ModelSpec) -> Backbone:
         """The pretrained model, loaded once per context (probe mode never changes its weights)."""
         if spec not in self._frozen:
-            from . import fitting
-
-            self._frozen[spec] = fitting.load_backbone(spec.name, gguf_file=spec.gguf_file)
+            self._frozen[spec] = load_backbone(spec.name, gguf_file=spec.gguf_file)
         return self._frozen[spec]
 
     def report(self, what: str, done: int, total: int) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import StageDir, run_cached
+from ..models import model_fingerprint
 from ..stats import question_accuracy, simplest_within_one_se
 from ..tasks import hash_seed
 from .base import Stage, StageContext
@@ -44,7 +45,7 @@ def run_calibrate(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     config = {"format": 2, "folds": FOLDS, "grid": [asdict(g) for g in grid], "iters": sel.smooth_iters,
               "method": sel.graph_method, "center": sel.graph_center, "output": sel.smoothed_output, "seed": ctx.seed,
               "train": ctx.train.resolved().to_dict(),
-              "weak": ctx.weak.fingerprint, **ctx.numerics}
+              "weak": model_fingerprint(ctx.weak), **ctx.numerics}
     inputs = {"encode": encode.path.name, "weak_train": ctx.splits.fingerprint("weak_train")}
 
     def compute(w: Any) -> dict[str, Any]:

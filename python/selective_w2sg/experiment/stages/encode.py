@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import StageDir, run_cached
-from ..models import is_causal_model
+from ..models import is_causal_model, model_fingerprint
 from ..encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from ..tasks import SPLITS
 from .base import Stage, StageContext
@@ -38,7 +38,7 @@ def _all_questions(ctx: StageContext) -> list[Any]:
 def run_encode(ctx: StageContext, deps: Mapping[str, StageDir] | None = None) -> StageDir:
     cfg = ctx.train
     questions = _all_questions(ctx)
-    config = {"format": ENCODE_FORMAT, "model": ctx.strong.fingerprint, "model_name": ctx.strong.name,
+    config = {"format": ENCODE_FORMAT, "model": model_fingerprint(ctx.strong), "model_name": ctx.strong.name,
               "feature_layer": ctx.selective.feature_layer, "max_length": cfg.max_length, **ctx.numerics}
     if is_causal_model(ctx.strong.name, ctx.strong.gguf_file):
         # 2: answer tokens counted on untruncated texts, an option with none scores lowest; 3: log-probs

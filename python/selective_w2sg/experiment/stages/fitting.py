@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from ..cache import StageDir, TextRowStore, array_fingerprint, run_cached
+from ..linear import fit_penalised_logistic
 from ...config import ModelSpec
 from ...graph.errors import ConfigError, DeviceOutOfMemoryError
 from ..models import (
+    model_fingerprint,
     Classifier, LinearHead, apply_lora, extract_features, load_backbone, tokenize,
 )
 from ..tasks import Splits, hash_seed
@@ -43,7 +45,7 @@ def feature_store(ctx: StageContext, spec: ModelSpec, layer: int) -> TextRowStor
     """Where `spec`'s pooled features (this pooling, layer, max_length) are kept, one row per
     distinct text: `<cache>/features/<key>/` (see `cache.TextRowStore`)."""
     cfg = ctx.train
-    config = {"format": FEATURES_FORMAT, "model": spec.fingerprint, "model_name": spec.name,
+    config = {"format": FEATURES_FORMAT, "model": model_fingerprint(spec), "model_name": spec.name,
               "pooling": cfg.pooling or "auto", "layer": layer, "max_length": cfg.max_length, **ctx.numerics}
     return TextRowStore(ctx.cache_root, "features", config)
 
@@ -126,7 +128,7 @@ def fit_stage(
     va_idx = np.arange(n_va) if val_idx is None else np.asarray(val_idx)
     train_labels = np.asarray(train_labels, dtype=np.float32)
     val_labels = np.asarray(val_labels, dtype=np.float32)
-    config = {"stage": stage, "model": spec.fingerprint, "model_name": spec.name, "train": cfg.to_dict(),
+    config = {"stage": stage, "model": model_fingerprint(spec), "model_name": spec.name, "train": cfg.to_dict(),
               "loss": loss, "seed": ctx.seed, **ctx.numerics, **(extra or {})}
     if anchor is not None:
         config["anchor"] = anchor.key
@@ -202,8 +204,6 @@ def fit_anchored_head(head: LinearHead, train: FeatureInputs, labels: np.ndarray
     regression with the anchor as offset, or with none (`budget.anchored`;
     `linear.fit_penalised_logistic`). loss "aux_conf" (Burns et al.'s auxiliary confidence, made convex): `AUX_ROUNDS` refits on
     (1 - a_r) * labels + a_r * 1[own prediction above its median], a_r rising to `aux_weight`."""
-    from ..linear import fit_penalised_logistic
-
     if loss not in ("xent", "aux_conf"):
         raise ConfigError(f"unknown loss {loss!r} for an anchored head")
     if budget.C is None:

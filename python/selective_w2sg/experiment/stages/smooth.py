@@ -15,7 +15,8 @@ import numpy as np
 
 from ..cache import StageDir, run_cached
 from ...graph.knn import knn_graph
-from ..selection import ALPHA_GRID, GRAPH_EMBEDDINGS, K_GRID, SelectiveConfig
+from ...config import GRAPH_EMBEDDINGS, SelectiveConfig
+from ..selection import ALPHA_GRID, K_GRID
 from ...graph.smoothing import SmoothResult, smooth_labels
 from .base import Stage, StageContext
 from .encode import load_encoded

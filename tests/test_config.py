@@ -1,0 +1,63 @@
+"""Configuration: what a `RunConfig` checks by itself, and what `check_config` checks against the
+registries (tasks, models, methods, students) that live in the experiment half."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from selective_w2sg.config import RunConfig, SelectiveConfig, TrainConfig, parse_shard, task_sources
+from selective_w2sg.experiment.checks import check_config
+from selective_w2sg.experiment.stages import METHODS, STUDENTS, students_for
+from selective_w2sg.graph.errors import ConfigError, ParameterError
+
+
+def test_parts_are_typed_and_default_when_left_out() -> None:
+    cfg = RunConfig()
+    assert isinstance(cfg.train, TrainConfig) and isinstance(cfg.selective, SelectiveConfig)
+    assert RunConfig(train=None, selective=None) == cfg  # None: the part's defaults
+    hints = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    assert hints["train"] == "TrainConfig" and hints["selective"] == "SelectiveConfig"
+
+
+@pytest.mark.parametrize("flat,needle", [
+    ({"method": "magic"}, "'magic'"),
+    ({"students": ("naive", "bogus")}, "'bogus'"),
+    ({"task": "sciqq"}, "'sciqq'"),
+    ({"task": "sciq+synthetic"}, "synthetic"),
+    ({"students": ("transfer_pik",)}, "mixture"),
+    ({"strong": "./no/such/model"}, "./no/such/model"),
+])
+def test_registry_names_are_checked_where_the_registry_lives(flat, needle) -> None:
+    cfg = RunConfig.create(**flat)  # the config alone cannot tell: it builds
+    with pytest.raises(ConfigError, match=needle):
+        check_config(cfg)
+
+
+def test_a_valid_config_passes_its_checks_unchanged() -> None:
+    cfg = RunConfig.create(task="sciq+boolq", students=("naive", "transfer_pik"))
+    assert check_config(cfg) is cfg
+    assert students_for(cfg) == ("naive", "transfer_pik")
+    assert set(students_for(RunConfig.create(method="all"))) == set(METHODS["all"]) - {
+        s for s, st in STUDENTS.items() if st.mixture_only}
+
+
+@pytest.mark.parametrize("flat,error,needle", [
+    ({"task": "sciq+sciq"}, ConfigError, "distinct"),
+    ({"task": "a++b"}, ConfigError, "distinct"),
+    ({"question_shard": "1/1", "task": "sciq"}, ConfigError, "N >= 2"),
+    ({"alpha": 1.0}, ParameterError, "alpha=1.0"),
+    ({"mode": "fast"}, ConfigError, "'fast'"),
+    ({"pik": "magic"}, ParameterError, "'magic'"),
+])
+def test_what_a_config_checks_by_itself(flat, error, needle) -> None:
+    with pytest.raises(error, match=needle):
+        RunConfig.create(**flat)
+
+
+def test_task_forms() -> None:
+    assert task_sources("sciq") == ["sciq"] and task_sources("sciq + boolq") == ["sciq", "boolq"]
+    assert parse_shard("0/2") == (0, 2)
+    with pytest.raises(ConfigError, match="K/N"):
+        parse_shard("half")
