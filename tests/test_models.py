@@ -8,9 +8,10 @@ import torch
 
 from selective_w2sg.graph.errors import ConfigError
 from selective_w2sg.experiment.models import (
-    Classifier, ExtractStats, _ensure_pad_token, apply_lora, extract_features, length_sorted_batches, load_backbone,
+    Classifier, ExtractStats, apply_lora, extract_features, length_sorted_batches, load_backbone,
     pad_batch, pick_device, pool, position_ids_from_mask, tokenize,
 )
+from selective_w2sg.experiment.models.loading import _ensure_pad_token
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 

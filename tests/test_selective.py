@@ -13,6 +13,7 @@ import torch
 
 import selective_w2sg as sw
 from selective_w2sg.experiment.stages import students_for
+from selective_w2sg.experiment.stages import base as stage_base
 from selective_w2sg.experiment.stages import fitting as stages_mod
 from selective_w2sg.experiment.pik import auroc
 from selective_w2sg.config import RunConfig
@@ -154,7 +155,8 @@ def test_strong_model_sees_each_text_once_in_the_whole_run(tmp_path, monkeypatch
 
     counts: list[dict[str, int]] = []
 
-    monkeypatch.setattr(stages_mod, "load_backbone", counting)
+    monkeypatch.setattr(stages_mod, "load_backbone", counting)  # fresh weights (full / lora training)
+    monkeypatch.setattr(stage_base, "load_backbone", counting)  # a context's frozen backbones
     cfg = _cfg(tmp_path, method="all")
     ctx = prepare_seed(cfg, 0)
     run_stages(ctx, students_for(cfg))
