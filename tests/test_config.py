@@ -61,3 +61,22 @@ def test_task_forms() -> None:
     assert parse_shard("0/2") == (0, 2)
     with pytest.raises(ConfigError, match="K/N"):
         parse_shard("half")
+
+
+def test_graph_settings_are_the_librarys_defaults() -> None:
+    """`sw2s knn/smooth` take their options from KnnConfig / SpreadConfig; the library functions
+    and the pipeline's settings of the same things default to the same values."""
+    import inspect
+
+    from selective_w2sg import knn_graph, smooth_labels
+    from selective_w2sg.config import KnnConfig, SpreadConfig
+
+    knn = inspect.signature(knn_graph).parameters
+    assert {f: knn[f].default for f in ("k", "metric", "method", "seed")} == \
+        {f: getattr(KnnConfig(), f) for f in ("k", "metric", "method", "seed")}
+    assert knn["num_threads"].default == KnnConfig().threads
+    spread = inspect.signature(smooth_labels).parameters
+    assert {f: spread[f].default for f in ("alpha", "max_iter", "tol")} == \
+        {f: getattr(SpreadConfig(), f) for f in ("alpha", "max_iter", "tol")}
+    assert SelectiveConfig().smooth_iters == SpreadConfig().max_iter
+    assert SelectiveConfig().graph_method == KnnConfig().method

@@ -178,6 +178,32 @@ class ModelsConfig:
         return ModelSpec(self.strong, self.strong_gguf)
 
 
+# ---------------------------------------------------------------- the graph half (sw2s knn, sw2s smooth)
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    """The kNN graph of `sw2s knn` and `sw2s smooth` (the library's `knn_graph`; its defaults are
+    these, a test checks). The values are checked by the compiled core when the graph is built."""
+
+    k: int = field(default=10, metadata=opt("Neighbours per point (1 <= k < n).", short="-k"))
+    metric: str = field(default="cosine", metadata=opt("cosine | ip | sqeuclidean."))
+    method: str = field(default="auto", metadata=opt(
+        "auto | exact | approx: auto is exact for small n, else approximate with a recall check."))
+    seed: int = field(default=0, metadata=opt("Seed of the approximate search."))
+    threads: int | None = field(default=None, metadata=opt("Threads (default: SW2S_NUM_THREADS or all cores)."))
+
+
+@dataclass(frozen=True)
+class SpreadConfig:
+    """Label spreading of `sw2s smooth` (the library's `smooth_labels`; its defaults are these, a
+    test checks). The values are checked by the compiled core."""
+
+    alpha: float = field(default=0.5, metadata=opt("Weight of the neighbours, in [0, 1)."))
+    max_iter: int = field(default=50, metadata=opt("Maximum iterations."))
+    tol: float = field(default=1e-6, metadata=opt("Stop when max |F_t - F_t-1| < tol."))
+
+
 # ---------------------------------------------------------------- training (experiment/training.py)
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -343,8 +369,10 @@ class SelectiveConfig:
     smoothed_output: str = field(default="rescaled", metadata=opt(
         "soft (labels as spread: flattened towards the mean) | rescaled (spread labels' log-odds scaled so their "
         "mean confidence equals the weak labels'; the same hard labels, no ground truth used)."))
-    smooth_iters: int = field(default=50, metadata=opt("Label-spreading iterations (alpha=0.5 converges to 1e-6 in ~20)."))
-    graph_method: str = field(default="auto", metadata=opt("kNN search: exact | approx | auto."))
+    smooth_iters: int = field(default=SpreadConfig.max_iter, metadata=opt(
+        "Label-spreading iterations, as `sw2s smooth --max-iter` (alpha=0.5 converges to 1e-6 in ~20)."))
+    graph_method: str = field(default=KnnConfig.method, metadata=opt(
+        "kNN search, as `sw2s knn --method`: exact | approx | auto."))
     # A question's two examples share their context and have opposite labels, so uncentred they
     # would be each other's nearest neighbour.
     graph_center: bool = field(default=True, metadata=opt("Build the graph on question-centred embeddings."))
@@ -532,4 +560,5 @@ def _from_dict(klass: Any, raw: Any, where: str) -> Any:
     return klass(**kw)
 
 
-__all__ = ["RunConfig", "DataConfig", "ModelsConfig", "ModelSpec", "opt", "flat_fields", "parse_ints"]
+__all__ = ["RunConfig", "DataConfig", "ModelsConfig", "ModelSpec", "TrainConfig", "SelectiveConfig", "PikConfig",
+           "KnnConfig", "SpreadConfig", "opt", "flat_fields", "parse_ints"]

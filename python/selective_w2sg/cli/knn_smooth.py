@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..graph.errors import DataError, OutputPathError, ParameterError
-from ..graph.knn import METHODS, KnnGraph, knn_graph, normalize_metric
+from ..config import KnnConfig, SpreadConfig
+from ..graph.knn import KnnGraph, knn_graph, normalize_metric
 from ..graph.io import check_writable, save_npy
 from ..graph.smoothing import SmoothResult, smooth_labels
 from ._app import app
+from .options import config_option
 
 console = Console(stderr=True)
 
@@ -75,23 +77,24 @@ def _graph_rows(table: Table, graph: KnnGraph) -> None:
 
 
 Embeddings = Annotated[Path, typer.Option("--embeddings", "-e", help="(n, d) float .npy file (memory-mapped).")]
-K = Annotated[int, typer.Option("--k", "-k", help="Neighbours per point (1 <= k < n).")]
-Metric = Annotated[str, typer.Option(help="cosine | ip | sqeuclidean.")]
-Method = Annotated[str, typer.Option(help=f"{' | '.join(METHODS)}: auto is exact for small n, else approximate with a recall check.")]
-Seed = Annotated[int, typer.Option(help="Seed of the approximate search.")]
-Threads = Annotated[int | None, typer.Option("--threads", help="Threads (default: SW2S_NUM_THREADS or all cores).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+# every other option is a field of the graph half's settings (config.KnnConfig, config.SpreadConfig)
+K, Metric, Method, Seed, Threads = (config_option(KnnConfig, f) for f in ("k", "metric", "method", "seed", "threads"))
+Alpha, MaxIter, Tol = (config_option(SpreadConfig, f) for f in ("alpha", "max_iter", "tol"))
+# `sw2s smooth --graph` takes these from the graph: None = not given
+KOrGraph, MetricOrGraph, MethodOrGraph, SeedOrGraph = (config_option(KnnConfig, f, unset=True)
+                                                       for f in ("k", "metric", "method", "seed"))
 
 
 @app.command("knn")
 def knn_cmd(
     embeddings: Embeddings,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output graph (.npz).")],
-    k: K = 10,
-    metric: Metric = "cosine",
-    method: Method = "auto",
-    seed: Seed = 0,
-    threads: Threads = None,
+    k: K = KnnConfig.k,
+    metric: Metric = KnnConfig.metric,
+    method: Method = KnnConfig.method,
+    seed: Seed = KnnConfig.seed,
+    threads: Threads = KnnConfig.threads,
     force: Force = False,
 ) -> None:
     """Build the k-nearest-neighbour graph of an embeddings file and save it as .npz."""
@@ -113,14 +116,14 @@ def smooth_cmd(
     labels: Annotated[Path, typer.Option("--labels", "-l", help="Weak labels .npy: (n,) P(positive) or (n, c) soft labels.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output smoothed labels (.npy), same shape as --labels.")],
     graph_path: Annotated[Path | None, typer.Option("--graph", help="Reuse a graph saved by `sw2s knn` (checked against --embeddings; -k, --metric, --method and --seed then come from the graph).")] = None,
-    k: Annotated[int | None, typer.Option("--k", "-k", help="Neighbours per point (1 <= k < n). [default: 10]", show_default=False)] = None,
-    alpha: Annotated[float, typer.Option(help="Weight of the neighbours, in [0, 1).")] = 0.5,
-    max_iter: Annotated[int, typer.Option(help="Maximum iterations.")] = 50,
-    tol: Annotated[float, typer.Option(help="Stop when max |F_t - F_t-1| < tol.")] = 1e-6,
-    metric: Annotated[str | None, typer.Option(help="cosine | ip | sqeuclidean. [default: cosine]", show_default=False)] = None,
-    method: Annotated[str | None, typer.Option(help=f"{' | '.join(METHODS)}: auto is exact for small n, else approximate with a recall check. [default: auto]", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the approximate search. [default: 0]", show_default=False)] = None,
-    threads: Threads = None,
+    k: KOrGraph = None,
+    alpha: Alpha = SpreadConfig.alpha,
+    max_iter: MaxIter = SpreadConfig.max_iter,
+    tol: Tol = SpreadConfig.tol,
+    metric: MetricOrGraph = None,
+    method: MethodOrGraph = None,
+    seed: SeedOrGraph = None,
+    threads: Threads = KnnConfig.threads,
     force: Force = False,
 ) -> None:
     """Smooth weak labels by label spreading over the kNN graph of the embeddings."""
@@ -137,8 +140,9 @@ def smooth_cmd(
         graph.check_matches(np.asarray(x))
     else:
         with _status(f"kNN graph of {x.shape[0]:,} embeddings"):
-            graph = knn_graph(x, 10 if k is None else k, metric=metric or "cosine", method=method or "auto",
-                              seed=0 if seed is None else seed, num_threads=threads)
+            given = {"k": k, "metric": metric, "method": method, "seed": seed}
+            knn = KnnConfig(**{name: v for name, v in given.items() if v is not None})
+            graph = knn_graph(x, knn.k, metric=knn.metric, method=knn.method, seed=knn.seed, num_threads=threads)
     with _status("label spreading"):
         res = smooth_labels(graph, y, alpha=alpha, max_iter=max_iter, tol=tol, num_threads=threads, return_info=True)
     assert isinstance(res, SmoothResult)

@@ -58,6 +58,19 @@ def config_parameters(parts: Iterable[str], exclude: Iterable[str] = ()) -> list
     return params
 
 
+def config_option(klass: type, name: str, *, unset: bool = False) -> Any:
+    """The command-line option of one config field (`Annotated[type, typer.Option(...)]`): its
+    flag, short flag and help from the field. `unset=True`: the option defaults to None, so a
+    command can tell a value given from one left out, and the help names the field's default."""
+    f = next(f for f in dataclasses.fields(klass) if f.name == name)
+    names = [flag_of(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+    hint = typing.get_type_hints(klass)[f.name]
+    if unset:
+        return Annotated[hint | None, typer.Option(*names, help=f"{f.metadata['help']} [default: {f.default}]",
+                                                   show_default=False)]
+    return Annotated[hint, typer.Option(*names, help=f.metadata["help"])]
+
+
 def _parsers(parts: Iterable[str]) -> dict[str, Callable[[str], Any]]:
     classes = _classes()
     return {flat_name(f): f.metadata["parse"] for p in parts for f in dataclasses.fields(classes[p])
