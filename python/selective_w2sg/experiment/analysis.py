@@ -6,7 +6,6 @@ stage does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,7 +44,7 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
         coverage[name] = chosen.coverage
     out: dict[str, Any] = {"label_accuracy_w2s_train": label_acc, "coverage_w2s_train": coverage,
                            "pik": pik.json("metrics"), "graph": smooth.json("graph"),
-                           "calibrate": json.loads((stages["calibrate"].path / "DONE.json").read_text()).get("summary", {})}
+                           "calibrate": stages["calibrate"].summary()}
     if "selective" in stages:
         use = STUDENTS["selective"].select(ctx, stages, "w2s_train").use_self  # type: ignore[misc]
         out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
@@ -54,8 +53,7 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
     out["pik_w2s_train"] = {"auroc": auroc(knows, sel.npy("pik_w2s_train")),
                             "confidence_auroc": auroc(knows, sel.npy("confidence_w2s_train")),
                             **reliability(knows, sel.npy("pik_w2s_train"))}
-    done = stages["encode"].path / "DONE.json"
-    out["encode"] = json.loads(done.read_text()).get("summary", {})
+    out["encode"] = stages["encode"].summary()
     if "tune" in stages:
         out["tune"] = stages["tune"].json("tune")
     out["pik_difficulty"] = pik_difficulty(ctx, stages)
