@@ -10,7 +10,7 @@ under `students/`. `STAGES` is the whole graph; `resolve` runs what a target nee
 
 from __future__ import annotations
 
-from . import calibrate, ceiling, encode, pik, select, smooth, tune, weak, zero_shot
+from . import calibrate, ceiling, encode, pik, select, smooth, tune, weak, weak_fold, zero_shot
 from .base import Progress, Stage, StageContext, StageDone, resolve
 from .students import Student, discover
 
@@ -18,7 +18,7 @@ STUDENTS: dict[str, Student] = discover()
 
 STAGES: dict[str, Stage] = {
     s.name: s for s in (weak.STAGE, ceiling.STAGE, encode.STAGE, zero_shot.STAGE, tune.STAGE, pik.STAGE, smooth.STAGE,
-                        calibrate.STAGE, select.STAGE)
+                        *weak_fold.STAGES, calibrate.STAGE, select.STAGE)
 } | {name: st.stage() for name, st in STUDENTS.items()}
 
 # --method -> students trained (weak and ceiling always run)
