@@ -126,6 +126,20 @@ def test_calibrate_folds_are_resolved_stages(tmp_path) -> None:
     assert cal_inputs["folds"] == [stages[n].path.name for n in FOLDS]
 
 
+def test_students_run_with_the_needs_they_declare() -> None:
+    """A student's stage needs exactly what its module declares (encode and tune included, never
+    added behind its back); a student that leaves them out is refused when it is defined."""
+    from selective_w2sg.experiment.stages import STAGES, STUDENTS
+    from selective_w2sg.experiment.stages.students import Student, weak_soft_labels
+
+    for name, st in STUDENTS.items():
+        assert STAGES[name].needs == st.needs and {"encode", "tune"} <= set(st.needs), name
+        if st.decision is not None:  # a selection student: its decisions are a stage of the graph
+            assert STAGES[st.decision.name] is st.decision and st.needs[0] == st.decision.name
+    with pytest.raises(ValueError, match="tune"):
+        Student("lazy", "xent", ("weak", "encode"), weak_soft_labels)
+
+
 def test_student_keyed_by_its_labels(tmp_path) -> None:
     cfg = _cfg(tmp_path)
     ctx = prepare_seed(cfg, 0)

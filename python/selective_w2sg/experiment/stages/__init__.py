@@ -2,10 +2,12 @@
 under `students/`. `STAGES` is the whole graph; `resolve` runs what a target needs.
 
     weak ─────────────────────────────────► naive, aux_conf
-    encode ─► zero_shot, tune, pik, calibrate
-    encode, weak ─► smooth
-    encode, pik, smooth, weak, calibrate ─► select ─► selective, pik_only, self_only, ...
-    encode ─► ceiling (reference);  every student also needs encode and tune
+    weak-fold-0..4 (calibrate's cross-fitted weak models), encode ─► calibrate
+    encode ─► zero_shot, pik;  encode, calibrate ─► tune
+    encode, weak, calibrate ─► smooth
+    encode, pik, smooth, weak, calibrate ─► select ─► self_only
+    select, smooth (pik_only: weak) ─► decide-<student> ─► <student>: selective, pik_only, ...
+    encode ─► ceiling (reference);  every student also needs encode and tune (declared by each)
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ STUDENTS: dict[str, Student] = discover()
 STAGES: dict[str, Stage] = {
     s.name: s for s in (weak.STAGE, ceiling.STAGE, encode.STAGE, zero_shot.STAGE, tune.STAGE, pik.STAGE, smooth.STAGE,
                         *weak_fold.STAGES, calibrate.STAGE, select.STAGE)
-} | {name: st.stage() for name, st in STUDENTS.items()}
+} | {name: st.stage() for name, st in STUDENTS.items()} | {
+    st.decision.name: st.decision for st in STUDENTS.values() if st.decision is not None}
 
 # --method -> students trained (weak and ceiling always run)
 METHODS: dict[str, tuple[str, ...]] = {
