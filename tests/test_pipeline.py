@@ -83,6 +83,14 @@ def test_stages_reuse_and_invalidation(tmp_path) -> None:
     # calibrate: the out-of-fold weak labels `tune` trains its budget on, from its fold stages
     assert set(first) == {"weak", "encode", *FOLDS, "calibrate", "tune", "zero_shot", "ceiling", "naive", "aux_conf"}
     assert not any(d.reused for d in first.values())
+    # the resolver's order: the references, then the students, each stage after what it needs
+    from selective_w2sg.experiment.stages import STAGES
+
+    order = list(first)
+    assert order[0] == "weak"
+    assert all(order.index(need) < order.index(name) for name in order for need in STAGES[name].needs)
+    assert [n for n in order if first[n].has("preds_test")] == [
+        "weak", "zero_shot", "ceiling", "naive", "aux_conf"]
     n = len(prepare_seed(cfg, 0).splits.examples["w2s_train"])
     assert first["weak"].npy("preds_w2s_train").shape == (n,)
     second = _run(cfg)
