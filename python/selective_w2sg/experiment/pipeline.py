@@ -11,7 +11,7 @@ Run folder layout (`out`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .cache import StageDir
 from ..config import RunConfig
 from .evaluate import evaluate_seed, test_predictions, write_report
 from ..graph.io import save_json, save_npz
-from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve
+from .stages import STAGES, STUDENTS, Progress, Stage, StageContext, StageDone, resolve
 from .tasks import Splits, build_splits
 
 
@@ -43,9 +43,11 @@ REFERENCES = ("weak", "zero_shot", "ceiling")
 
 
 def run_targets(ctx: StageContext, targets: Sequence[str], on_done: StageDone | None = None,
-                done: dict[str, StageDir] | None = None) -> dict[str, StageDir]:
-    """Resolve `targets` (stage or student names) in this context; each stage runs once."""
-    return resolve(ctx, targets, STAGES, done, on_done)
+                done: dict[str, StageDir] | None = None, stages: Mapping[str, Stage] | None = None
+                ) -> dict[str, StageDir]:
+    """Resolve `targets` (stage or student names) in this context, in the graph `stages` (default:
+    the package's, `STAGES`); each stage runs once."""
+    return resolve(ctx, targets, STAGES if stages is None else stages, done, on_done)
 
 
 def run_stages(ctx: StageContext, students: Sequence[str], on_done: StageDone | None = None) -> dict[str, StageDir]:

@@ -76,6 +76,18 @@ class Student:
         return Stage(self.name, self.needs, run, self.description)
 
 
+def given_labels_stage(name: str, labels: LabelFn, loss: str = "xent") -> Stage:
+    """A student on labels from outside the graph (`sw2s student --labels`): it needs no stage, and
+    fits as such students always have, a head without the anchor or tune's C that early-stops on
+    w2s_val with the given w2s_val labels."""
+
+    def run(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
+        tr, va = labels(ctx, deps)
+        return run_student(ctx, name, tr, va, loss=loss)
+
+    return Stage(name, (), run, "a student on given labels")
+
+
 def weak_soft_labels(ctx: StageContext, deps: Mapping[str, StageDir]) -> tuple[np.ndarray, np.ndarray]:
     """The weak model's soft predictions on w2s_train and w2s_val."""
     weak = deps["weak"]
