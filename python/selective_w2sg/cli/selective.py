@@ -37,8 +37,8 @@ def pik(cfg: RunConfig) -> None:
 
 @config_command(app, name="select", exclude=NOT_FOR_STAGES)
 def select_cmd(cfg: RunConfig) -> None:
-    """weak -> encode -> P(IK) -> calibrate -> smooth -> select -> each selection student's decisions: its coverage
-    (share of questions on self-labels)."""
+    """weak, encode -> P(IK), calibrate -> smooth -> select -> each selection student's decisions (decide-<name>),
+    and its coverage (share of questions on self-labels)."""
     from ..experiment.stages import STUDENTS
     from ..experiment.stages.students import decisions
 

@@ -53,7 +53,7 @@ def smoothing_grid(sel: SelectiveConfig) -> list[SmoothSetting]:
 
 
 def _spread(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p: np.ndarray,
-                       settings: Sequence[SmoothSetting]) -> list[tuple[np.ndarray, dict[str, Any]]]:
+            settings: Sequence[SmoothSetting]) -> list[tuple[np.ndarray, dict[str, Any]]]:
     """Weak soft labels float32 (n,) of `examples` spread over the kNN graph of their strong
     embeddings (cosine; question-centred by default), at each of `settings`. Returns one
     (smoothed (n,), graph summary) per setting; alpha 0 gives the labels unchanged, with no graph.
@@ -148,8 +148,7 @@ def rescale_confidence(smoothed: np.ndarray, reference: np.ndarray) -> np.ndarra
     return (1 / (1 + np.exp(-hi * z))).astype(np.float32)
 
 
-def _finish(sel: SelectiveConfig, smoothed: np.ndarray, weak_p: np.ndarray, setting: SmoothSetting
-                    ) -> np.ndarray:
+def _finish(sel: SelectiveConfig, smoothed: np.ndarray, weak_p: np.ndarray, setting: SmoothSetting) -> np.ndarray:
     """The labels a student gets from spreading: as spread (`soft`), or `rescaled`; alpha 0:
     the weak labels themselves."""
     if setting.alpha == 0 or sel.smoothed_output == "soft":
