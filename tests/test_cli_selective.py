@@ -23,6 +23,8 @@ def test_stage_commands_share_the_cache(tmp_path):
     assert r.exit_code == 0, r.output
     assert "reused encode" in r.output and "coverage" in r.output
     assert "selective" in r.output and "random_select" in r.output and "oracle_pik" not in r.output
+    # the coverage is read from each student's decision stage, resolved like any other
+    assert "done decide-selective" in r.output and "done decide-random_select" in r.output
     r = runner.invoke(app, ["pik", "--out", out, *SIZES])
     assert r.exit_code == 0 and "reused pik" in r.output and "AUROC" in r.output
 

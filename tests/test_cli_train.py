@@ -31,7 +31,7 @@ def test_train_end_to_end_then_report(tmp_path) -> None:
     assert (out / "results.png").exists() and "ceiling" in r.output
 
 
-def test_stage_commands(tmp_path) -> None:
+def test_stage_commands(tmp_path, monkeypatch) -> None:
     out = tmp_path / "run"
     base = ["--out", str(out), *SMALL]
     r = CliRunner().invoke(app, ["weak", *base])
@@ -48,6 +48,22 @@ def test_stage_commands(tmp_path) -> None:
                                  str(tmp_path / "v.npy"), *base])
     assert r.exit_code == 0, r.output
     assert "student-mine" in r.output
+    # --labels goes through the resolver: a stage of the graph, one with no needs
+    from selective_w2sg.experiment import pipeline
+
+    seen = []
+    real = pipeline.resolve
+
+    def spy(ctx, targets, stages, *args):
+        seen.append((list(targets), stages["mine"].needs))
+        return real(ctx, targets, stages, *args)
+
+    monkeypatch.setattr(pipeline, "resolve", spy)
+    r = CliRunner().invoke(app, ["student", "--name", "mine", "--labels", str(tmp_path / "l.npy"), "--val-labels",
+                                 str(tmp_path / "v.npy"), *base])
+    assert r.exit_code == 0, r.output
+    assert seen == [(["mine"], ())] and "reused mine" in r.output
+    monkeypatch.undo()
     np.save(tmp_path / "bad.npy", np.zeros(3, np.float32))
     r = CliRunner().invoke(app, ["student", "--name", "mine", "--labels", str(tmp_path / "bad.npy"), "--val-labels",
                                  str(tmp_path / "v.npy"), *base])

@@ -92,6 +92,7 @@ def evidence_run(tmp_path_factory, knower):
 
 def test_every_selection_student_is_consistent_within_questions(evidence_run) -> None:
     from selective_w2sg.experiment.stages import STUDENTS
+    from selective_w2sg.experiment.stages.students import decisions
 
     cfg, _, _ = evidence_run
     ctx = prepare_seed(cfg, 0)
@@ -99,10 +100,10 @@ def test_every_selection_student_is_consistent_within_questions(evidence_run) ->
     assert all(d.reused for d in stages.values())  # the fixture ran them: nothing recomputed
     checked = 0
     for name, st in STUDENTS.items():
-        if st.select is None or name not in students_for(cfg):  # transfer_pik: mixtures only
+        if st.decision is None or name not in students_for(cfg):  # transfer_pik: mixtures only
             continue
         for split in ("w2s_train", "w2s_val"):
-            use = st.select(ctx, stages, split).use_self
+            use = decisions(stages[st.decision.name], split).use_self
             by_q: dict[str, set[bool]] = {}
             for e, u in zip(ctx.splits.examples[split], use):
                 by_q.setdefault(e.question_id, set()).add(bool(u))
@@ -110,8 +111,8 @@ def test_every_selection_student_is_consistent_within_questions(evidence_run) ->
             checked += 1
     assert checked >= 12
     # random_select takes exactly as many questions as selective
-    sel = STUDENTS["selective"].select(ctx, stages, "w2s_train").use_self
-    rnd = STUDENTS["random_select"].select(ctx, stages, "w2s_train").use_self
+    sel = decisions(stages["decide-selective"], "w2s_train").use_self
+    rnd = decisions(stages["decide-random_select"], "w2s_train").use_self
     assert sel.sum() == rnd.sum()
 
 

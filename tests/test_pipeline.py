@@ -15,13 +15,14 @@ from selective_w2sg.experiment.stages import fitting as stages_mod
 from selective_w2sg.experiment.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
 from selective_w2sg.experiment.evaluate import aggregate, binary_metrics, mean_se, pgr
 from selective_w2sg.config import RunConfig
-from selective_w2sg.experiment.pipeline import prepare_seed, run_pipeline, run_stages
+from selective_w2sg.experiment.pipeline import prepare_seed, run_pipeline, run_stages, run_targets
 from selective_w2sg.experiment.stages.weak import run_weak
 from selective_w2sg.config import TrainConfig
 
 torch.set_num_threads(1)  # tiny models: extra threads only spin on a shared 2-core machine
 
 SMALL = dict(n_weak=40, n_w2s=60, n_test=40)
+FOLDS = tuple(f"weak-fold-{f}" for f in range(5))  # calibrate's cross-fitted weak models
 
 
 def _cfg(tmp_path, **kw) -> RunConfig:
@@ -81,9 +82,17 @@ def test_keys() -> None:
 def test_stages_reuse_and_invalidation(tmp_path) -> None:
     cfg = _cfg(tmp_path)
     first = _run(cfg)
-    # calibrate: the out-of-fold weak labels `tune` trains its budget on
-    assert set(first) == {"weak", "encode", "calibrate", "tune", "zero_shot", "ceiling", "naive", "aux_conf"}
+    # calibrate: the out-of-fold weak labels `tune` trains its budget on, from its fold stages
+    assert set(first) == {"weak", "encode", *FOLDS, "calibrate", "tune", "zero_shot", "ceiling", "naive", "aux_conf"}
     assert not any(d.reused for d in first.values())
+    # the resolver's order: the references, then the students, each stage after what it needs
+    from selective_w2sg.experiment.stages import STAGES
+
+    order = list(first)
+    assert order[0] == "weak"
+    assert all(order.index(need) < order.index(name) for name in order for need in STAGES[name].needs)
+    assert [n for n in order if first[n].has("preds_test")] == [
+        "weak", "zero_shot", "ceiling", "naive", "aux_conf"]
     n = len(prepare_seed(cfg, 0).splits.examples["w2s_train"])
     assert first["weak"].npy("preds_w2s_train").shape == (n,)
     second = _run(cfg)
@@ -92,12 +101,53 @@ def test_stages_reuse_and_invalidation(tmp_path) -> None:
     # another learning rate: every training stage is redone; probe features are reused
     feats_before = set((cfg.cache_root / "features").iterdir())
     third = _run(_cfg(tmp_path, train=TrainConfig(epochs=8, lr=0.05, anchored_lr=5e-3, device="cpu")))
-    trained = ("weak", "calibrate", "tune", "ceiling", "naive", "aux_conf")
+    trained = ("weak", *FOLDS, "calibrate", "tune", "ceiling", "naive", "aux_conf")
     assert not any(third[k].reused for k in trained) and third["encode"].reused and third["zero_shot"].reused
     assert set((cfg.cache_root / "features").iterdir()) == feats_before
     # another seed: other splits, other folders
     other = _run(cfg, seed=1)
     assert other["weak"].path != first["weak"].path
+
+
+def test_calibrate_folds_are_resolved_stages(tmp_path) -> None:
+    """calibrate's cross-fitting runs as declared stages (`weak-fold-<f>`, in the cache as
+    `weak-fold/<key>`): the resolver runs them before calibrate, each trains without its own fold's
+    questions, and calibrate's raw labels are each fold's predictions on its own questions."""
+    from selective_w2sg.experiment.stages import STAGES
+    from selective_w2sg.experiment.stages.weak_fold import fold_of, inner_val
+
+    assert STAGES["calibrate"].needs == ("encode", *FOLDS)
+    ctx = prepare_seed(_cfg(tmp_path), 0)
+    order = []
+    stages = run_targets(ctx, ["calibrate"], on_done=lambda name, d: order.append(name))
+    assert order == ["encode", *FOLDS, "calibrate"]
+    fold, val = fold_of(ctx), inner_val(ctx)
+    assert set(fold.tolist()) == set(range(len(FOLDS)))
+    expected = np.full(len(fold), np.nan, np.float32)
+    for f, name in enumerate(FOLDS):
+        d = stages[name]
+        assert d.path.parent.name == "weak-fold"
+        train = json.loads((d.path / "config.json").read_text())["inputs"]["train"]
+        assert train[:2] == ["weak_train", ctx.splits.fingerprint("weak_train")]
+        assert train[2] == array_fingerprint(np.flatnonzero((fold != f) & ~val))  # never its own fold
+        expected[fold == f] = d.npy("preds_weak_train")[fold == f]
+    np.testing.assert_array_equal(stages["calibrate"].npy("oof_raw"), expected)
+    cal_inputs = json.loads((stages["calibrate"].path / "config.json").read_text())["inputs"]
+    assert cal_inputs["folds"] == [stages[n].path.name for n in FOLDS]
+
+
+def test_students_run_with_the_needs_they_declare() -> None:
+    """A student's stage needs exactly what its module declares (encode and tune included, never
+    added behind its back); a student that leaves them out is refused when it is defined."""
+    from selective_w2sg.experiment.stages import STAGES, STUDENTS
+    from selective_w2sg.experiment.stages.students import Student, weak_soft_labels
+
+    for name, st in STUDENTS.items():
+        assert STAGES[name].needs == st.needs and {"encode", "tune"} <= set(st.needs), name
+        if st.decision is not None:  # a selection student: its decisions are a stage of the graph
+            assert STAGES[st.decision.name] is st.decision and st.needs[0] == st.decision.name
+    with pytest.raises(ValueError, match="tune"):
+        Student("lazy", "xent", ("weak", "encode"), weak_soft_labels)
 
 
 def test_student_keyed_by_its_labels(tmp_path) -> None:
@@ -185,7 +235,7 @@ def test_run_pipeline_writes_results(tmp_path) -> None:
 def test_full_mode_pipeline(tmp_path) -> None:
     cfg = _cfg(tmp_path, students=("naive",), train=TrainConfig(mode="full", epochs=1, lr=1e-3, device="cpu"))
     stages = _run(cfg)
-    assert set(stages) == {"weak", "encode", "calibrate", "tune", "zero_shot", "ceiling", "naive"}
+    assert set(stages) == {"weak", "encode", *FOLDS, "calibrate", "tune", "zero_shot", "ceiling", "naive"}
     assert stages["tune"].json("tune")["C"] is None  # full mode: no anchor, students early-stop
     assert not (cfg.cache_root / "features").exists()  # full mode tokenises; it caches no features
     p = stages["naive"].npy("preds_test")

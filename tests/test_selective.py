@@ -22,6 +22,7 @@ from selective_w2sg.experiment.pipeline import prepare_seed, run_seed, run_stage
 from selective_w2sg.experiment.stages import STUDENTS
 from selective_w2sg.config import SelectiveConfig
 from selective_w2sg.experiment.stages.encode import load_encoded
+from selective_w2sg.experiment.stages.students import decisions
 from selective_w2sg.experiment.stages.fitting import center_by_question
 from selective_w2sg.experiment.tasks import format_example
 from selective_w2sg.config import TrainConfig
@@ -62,7 +63,7 @@ def test_pik_recovers_the_known_subset(tmp_path, knower):
     metrics = stages["pik"].json("metrics")
     assert metrics["heldout"]["auroc"] > 0.7 and 0 <= metrics["heldout"]["ece"] <= 1
     # Where the selection takes self-labels, they are better than the weak labels they replace.
-    use = STUDENTS["pik_only"].select(ctx, stages, "w2s_train").use_self
+    use = run_targets(ctx, ["decide-pik_only"], done=stages)["decide-pik_only"].npy("use_self_w2s_train")
     weak_right = (stages["weak"].npy("preds_w2s_train") > 0.5) == (ctx.splits.labels("w2s_train") == 1)
     assert 0 < use.mean() < 1
     assert knows[use].mean() > weak_right[use].mean(), (knows[use].mean(), weak_right[use].mean())
@@ -85,12 +86,49 @@ def test_selection_labels_follow_the_rule(tmp_path, knower):
                                      ("pik_only", stages["weak"].npy("preds_w2s_train"), "raw")):
             threshold = tau if rule == "tau" else qmean(sel.npy(f"cal_{kind}_w2s_train").astype(np.float64))
             use = p_ik > threshold
-            chosen = STUDENTS[name].select(ctx, stages, "w2s_train")
+            chosen = decisions(stages[f"decide-{name}"], "w2s_train")
             np.testing.assert_array_equal(chosen.use_self, use)
             np.testing.assert_allclose(chosen.labels, np.where(use, self_l, fallback))
             cfg_json = json.loads((stages[name].path / "config.json").read_text())
             assert cfg_json["inputs"]["train"][3] == array_fingerprint(chosen.labels)  # the student trained on them
         np.testing.assert_allclose(STUDENTS["smooth_only"].labels(ctx, stages)[0], stages["smooth"].npy("smoothed_w2s_train"))
+
+
+def test_decisions_are_made_once_and_read_by_every_reader(tmp_path):
+    """Each selection student's decisions are the outputs of its stage `decide-<name>`: the
+    student trained on exactly its labels (w2s_train and w2s_val), its decisions are one per
+    question, random_select takes as many questions as selective's decisions, and the analysis
+    reports the coverage and label accuracy of those same files."""
+    from selective_w2sg.experiment.analysis import analyse
+    from selective_w2sg.experiment.stages import STAGES
+
+    cfg = _cfg(tmp_path, method="all")
+    ctx = prepare_seed(cfg, 0)
+    stages = run_stages(ctx, students_for(cfg))
+    selection = [n for n in students_for(cfg) if STUDENTS[n].decision is not None]
+    assert len(selection) >= 6 and "selective" in selection and "random_select" in selection
+    report = analyse(ctx, stages)
+    y = ctx.splits.labels("w2s_train") == 1
+    for name in selection:
+        decide = STUDENTS[name].decision.name
+        assert decide == f"decide-{name}" and STAGES[name].needs == (decide, "encode", "tune")
+        d = stages[decide]
+        inputs = json.loads((stages[name].path / "config.json").read_text())["inputs"]
+        for i, split in ((0, "w2s_train"), (1, "w2s_val")):
+            chosen = decisions(d, split)
+            assert chosen.use_self.dtype == bool and chosen.labels.dtype == np.float32
+            assert inputs[("train", "val")[i]][3] == array_fingerprint(chosen.labels), (name, split)
+            by_q: dict[str, set[bool]] = {}
+            for e, u in zip(ctx.splits.examples[split], chosen.use_self):
+                by_q.setdefault(e.question_id, set()).add(bool(u))
+            assert all(len(v) == 1 for v in by_q.values()), (name, split)
+            assert d.json("decision")[f"coverage_{split}"] == chosen.coverage
+        train = decisions(d, "w2s_train")
+        assert report["coverage_w2s_train"][name] == train.coverage
+        assert report["label_accuracy_w2s_train"][name] == float(np.mean((train.labels > 0.5) == y))
+    for split in ("w2s_train", "w2s_val"):
+        assert (decisions(stages["decide-random_select"], split).use_self.sum()
+                == decisions(stages["decide-selective"], split).use_self.sum())
 
 
 def test_smoothing_uses_the_w2s_embedding_graph(tmp_path):

@@ -38,22 +38,21 @@ def pik(cfg: RunConfig) -> None:
 
 @config_command(app, name="select", exclude=NOT_FOR_STAGES)
 def select_cmd(cfg: RunConfig) -> None:
-    """weak -> encode -> P(IK) -> smooth -> calibrate -> select: what the selection students decide from, and
-    each one's coverage (share of questions on self-labels)."""
-    from ..experiment.pipeline import prepare_seed
+    """weak, encode -> P(IK), calibrate -> smooth -> select -> each selection student's decisions (decide-<name>),
+    and its coverage (share of questions on self-labels)."""
     from ..experiment.stages import STUDENTS
+    from ..experiment.stages.students import decisions
 
-    for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, ["select"])):
-        ctx = prepare_seed(cfg, seed)
+    # the oracle reads w2s ground truth: only in full runs; mixture-only students need a mixture
+    shown = {name: st.decision.name for name, st in STUDENTS.items()
+             if st.decision is not None and not st.oracle and (cfg.data.is_mixture or not st.mixture_only)}
+    for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, [*shown.values(), "select"])):
         table = Table(title=f"selection, seed {seed} (rule {cfg.selective.rule})")
         table.add_column("student")
         for split in ("w2s_train", "w2s_val"):
             table.add_column(f"coverage, {split}", justify="right")
-        for name, st in STUDENTS.items():
-            # the oracle reads w2s ground truth: only in full runs; mixture-only students need a mixture
-            if st.select is None or st.oracle or (st.mixture_only and not cfg.data.is_mixture):
-                continue
-            table.add_row(name, *[f"{100 * st.select(ctx, stages, s).coverage:.1f} %" for s in ("w2s_train", "w2s_val")])
+        for name, decide in shown.items():
+            table.add_row(name, *[f"{100 * decisions(stages[decide], s).coverage:.1f} %" for s in ("w2s_train", "w2s_val")])
         out_console.print(table)
 
 

@@ -5,7 +5,7 @@ target stages and prints."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,16 +124,18 @@ def train(cfg: RunConfig) -> None:
     _print_summary(summary, Path(cfg.out))
 
 
-def resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
-    """Resolve `targets` for every seed of `cfg` with progress bars; the finished stages per seed."""
+def resolve_for_seeds(cfg: RunConfig, targets: list[str], stages: Mapping[str, Any] | None = None
+                      ) -> list[dict[str, Any]]:
+    """Resolve `targets` for every seed of `cfg` with progress bars (in the graph `stages`, default
+    the package's); the finished stages per seed."""
     from ..experiment import dist
 
     dist.init_from_env()
     with run_folder(cfg, same_config=False) if dist.is_main() else contextlib.nullcontext():
-        return _resolve_for_seeds(cfg, targets)
+        return _resolve_for_seeds(cfg, targets, stages)
 
 
-def _resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any]]:
+def _resolve_for_seeds(cfg: RunConfig, targets: list[str], stages: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     from ..experiment import dist
     from ..experiment.pipeline import prepare_seed, run_targets
 
@@ -141,7 +143,7 @@ def _resolve_for_seeds(cfg: RunConfig, targets: list[str]) -> list[dict[str, Any
     for seed in cfg.seeds:
         with rich_progress() as (progress, on_done):
             ctx = prepare_seed(cfg, seed, progress)
-            out.append(run_targets(ctx, targets, on_done))
+            out.append(run_targets(ctx, targets, on_done, stages=stages))
         if dist.is_main():
             typer.echo(str(out[-1][targets[-1]].path))
     return out
@@ -167,7 +169,7 @@ def student(
     val_labels: Annotated[Path | None, typer.Option("--val-labels", help="float .npy P(y=1) per w2s_val example (with --labels).")] = None,
 ) -> None:
     """Train one strong student on w2s_train (and the stages its labels need). Prints the stage folder."""
-    from ..experiment.stages import STUDENTS
+    from ..experiment.stages import STAGES, STUDENTS
 
     if labels is None:
         if name not in STUDENTS:
@@ -178,22 +180,20 @@ def student(
         raise ConfigError("--labels needs --val-labels (weak-derived labels for w2s_val)")
     import numpy as np
 
-    from ..experiment.pipeline import prepare_seed
-    from ..experiment.stages.fitting import run_student
+    from ..experiment.stages.students import given_labels_stage
 
     tr = np.array(load_npy(labels, "labels"), dtype=np.float32)
     va = np.array(load_npy(val_labels, "val labels"), dtype=np.float32)
-    for seed in cfg.seeds:
-        with rich_progress() as (progress, on_done):
-            ctx = prepare_seed(cfg, seed, progress)
-            for arr, split, flag in ((tr, "w2s_train", "--labels"), (va, "w2s_val", "--val-labels")):
-                n = len(ctx.splits.examples[split])
-                if arr.shape != (n,):
-                    raise ConfigError(f"{flag} has shape {arr.shape}; {split} has {n} examples")
-            loss = STUDENTS[name].loss if name in STUDENTS else "xent"
-            d = run_student(ctx, name, tr, va, loss=loss)
-            on_done(name, d)
-        typer.echo(str(d.path))
+
+    def given(ctx: Any, deps: Any) -> tuple[Any, Any]:
+        for arr, split, flag in ((tr, "w2s_train", "--labels"), (va, "w2s_val", "--val-labels")):
+            n = len(ctx.splits.examples[split])
+            if arr.shape != (n,):
+                raise ConfigError(f"{flag} has shape {arr.shape}; {split} has {n} examples")
+        return tr, va
+
+    loss = STUDENTS[name].loss if name in STUDENTS else "xent"
+    resolve_for_seeds(cfg, [name], {**STAGES, name: given_labels_stage(name, given, loss)})
 
 
 @app.command()

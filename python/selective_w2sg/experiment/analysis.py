@@ -6,7 +6,6 @@ stage does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from .models import model_fingerprint
 from ..graph.errors import ConfigError, InputError
 from .pik import PikProbe, auroc, reliability
 from .stages import STUDENTS
+from .stages.students import decisions
 from .stages.base import StageContext
 from .stages.encode import load_encoded, run_encode
 
@@ -24,7 +24,8 @@ from .stages.encode import load_encoded, run_encode
 def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]:
     """For analysis only (never fed back into training): accuracy of each label source against
     the hidden w2s_train ground truth, each selection student's coverage (share of w2s_train
-    questions on self-labels), P(IK) quality, graph and encode summaries."""
+    questions on self-labels), P(IK) quality, graph and encode summaries. The selection students'
+    labels and coverage are their `decide-<name>` stages' outputs, the ones they trained on."""
     if "select" not in stages:
         return {}
     y = ctx.splits.labels("w2s_train") == 1
@@ -38,24 +39,23 @@ def analyse(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[str, Any]
                  "self": acc(self_l)}
     coverage: dict[str, float] = {}
     for name, st in STUDENTS.items():
-        if st.select is None or name not in stages:
+        if st.decision is None or name not in stages:  # the students that ran
             continue
-        chosen = st.select(ctx, stages, "w2s_train")
+        chosen = decisions(stages[st.decision.name], "w2s_train")
         label_acc[name] = acc(chosen.labels)
         coverage[name] = chosen.coverage
     out: dict[str, Any] = {"label_accuracy_w2s_train": label_acc, "coverage_w2s_train": coverage,
                            "pik": pik.json("metrics"), "graph": smooth.json("graph"),
-                           "calibrate": json.loads((stages["calibrate"].path / "DONE.json").read_text()).get("summary", {})}
+                           "calibrate": stages["calibrate"].summary()}
     if "selective" in stages:
-        use = STUDENTS["selective"].select(ctx, stages, "w2s_train").use_self  # type: ignore[misc]
+        use = decisions(stages[STUDENTS["selective"].decision.name], "w2s_train").use_self  # type: ignore[union-attr]
         out["self_label_accuracy_where_selected"] = float(np.mean(self_l[use] == y[use])) if use.any() else None
         out["weak_accuracy_where_selected"] = acc(weak.npy("preds_w2s_train"), use) if use.any() else None
     knows = self_l == y
     out["pik_w2s_train"] = {"auroc": auroc(knows, sel.npy("pik_w2s_train")),
                             "confidence_auroc": auroc(knows, sel.npy("confidence_w2s_train")),
                             **reliability(knows, sel.npy("pik_w2s_train"))}
-    done = stages["encode"].path / "DONE.json"
-    out["encode"] = json.loads(done.read_text()).get("summary", {})
+    out["encode"] = stages["encode"].summary()
     if "tune" in stages:
         out["tune"] = stages["tune"].json("tune")
     out["pik_difficulty"] = pik_difficulty(ctx, stages)

@@ -67,6 +67,17 @@ class StageDir:
             raise DataError(f"stage output {str(p)!r} is missing")
         return json.loads(p.read_text())
 
+    def has(self, name: str) -> bool:
+        """Whether the stage wrote the array `name` (an output only some runs write)."""
+        return (self.path / f"{name}.npy").is_file()
+
+    def summary(self) -> dict[str, Any]:
+        """The summary its `compute` returned, kept in DONE.json ({} where there was none)."""
+        p = self.path / DONE
+        if not p.is_file():
+            raise DataError(f"stage {str(self.path)!r} is not finished: {DONE} is missing")
+        return dict(json.loads(p.read_text()).get("summary") or {})
+
 
 class StageWriter:
     """Atomic writes into a stage folder, from rank 0 only; records what was written."""

@@ -1,5 +1,5 @@
-"""The whole protocol for one configuration: per seed, splits -> the stages the students need ->
-ceiling -> students -> evaluation; then the aggregate over seeds.
+"""The whole protocol for one configuration: per seed, splits -> the references (weak, zero_shot,
+ceiling) and the students, each after the stages it needs -> evaluation; then the aggregate over seeds.
 
 Run folder layout (`out`):
     config.json                       the RunConfig of the last run
@@ -11,7 +11,7 @@ Run folder layout (`out`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..config import RunConfig
 from .evaluate import evaluate_seed, test_predictions, write_report
 from ..graph.io import save_json, save_npz
 from .checks import check_config
-from .stages import STAGES, STUDENTS, Progress, StageContext, StageDone, resolve, students_for
+from .stages import STAGES, STUDENTS, Progress, Stage, StageContext, StageDone, resolve, students_for
 from .tasks import Splits, build_splits
 
 
@@ -38,17 +38,23 @@ def prepare_seed(cfg: RunConfig, seed: int, progress: Progress | None = None) ->
     return StageContext(cfg=cfg, splits=splits, seed=seed, progress=progress)
 
 
+# What every seed runs, in this order: the references every table shows, then the students. The
+# resolver runs each target's needs before it (depth first), so the encode pass comes before the
+# ceiling and the students (who in probe mode reuse its strong features), each stage once.
+REFERENCES = ("weak", "zero_shot", "ceiling")
+
+
 def run_targets(ctx: StageContext, targets: Sequence[str], on_done: StageDone | None = None,
-                done: dict[str, StageDir] | None = None) -> dict[str, StageDir]:
-    """Resolve `targets` (stage or student names) in this context; each stage runs once."""
-    return resolve(ctx, targets, STAGES, done, on_done)
+                done: dict[str, StageDir] | None = None, stages: Mapping[str, Stage] | None = None
+                ) -> dict[str, StageDir]:
+    """Resolve `targets` (stage or student names) in this context, in the graph `stages` (default:
+    the package's, `STAGES`); each stage runs once."""
+    return resolve(ctx, targets, STAGES if stages is None else stages, done, on_done)
 
 
 def run_stages(ctx: StageContext, students: Sequence[str], on_done: StageDone | None = None) -> dict[str, StageDir]:
-    """weak, the stages the students need (the encode pass before the ceiling, so in probe mode
-    the ceiling and students reuse its strong features), ceiling, then each student."""
-    needs = [n for s in students for n in STAGES[s].needs]
-    return run_targets(ctx, ["weak", *needs, "zero_shot", "ceiling", *students], on_done)
+    """The references (`REFERENCES`), then each student, each after what it needs."""
+    return run_targets(ctx, [*REFERENCES, *students], on_done)
 
 
 def run_seed(cfg: RunConfig, seed: int, progress: Progress | None = None, on_done: StageDone | None = None
@@ -80,4 +86,4 @@ def run_pipeline(cfg: RunConfig, progress: Progress | None = None, on_done: Stag
     return summary
 
 
-__all__ = ["RunConfig", "prepare_seed", "run_targets", "run_stages", "run_seed", "run_pipeline", "Splits"]
+__all__ = ["RunConfig", "REFERENCES", "prepare_seed", "run_targets", "run_stages", "run_seed", "run_pipeline", "Splits"]

@@ -2,16 +2,18 @@
 under `students/`. `STAGES` is the whole graph; `resolve` runs what a target needs.
 
     weak ─────────────────────────────────► naive, aux_conf
-    encode ─► zero_shot, tune, pik, calibrate
-    encode, weak ─► smooth
-    encode, pik, smooth, weak, calibrate ─► select ─► selective, pik_only, self_only, ...
-    encode ─► ceiling (reference);  every student also needs encode and tune
+    weak-fold-0..4 (calibrate's cross-fitted weak models), encode ─► calibrate
+    encode ─► zero_shot, pik;  encode, calibrate ─► tune
+    encode, weak, calibrate ─► smooth
+    encode, pik, smooth, weak, calibrate ─► select ─► self_only
+    select, smooth (pik_only: weak) ─► decide-<student> ─► <student>: selective, pik_only, ...
+    encode ─► ceiling (reference);  every student also needs encode and tune (declared by each)
 """
 
 from __future__ import annotations
 
 from ...config import RunConfig
-from . import calibrate, ceiling, encode, pik, select, smooth, tune, weak, zero_shot
+from . import calibrate, ceiling, encode, pik, select, smooth, tune, weak, weak_fold, zero_shot
 from .base import Progress, Stage, StageContext, StageDone, resolve
 from .students import Student, discover
 
@@ -19,8 +21,9 @@ STUDENTS: dict[str, Student] = discover()
 
 STAGES: dict[str, Stage] = {
     s.name: s for s in (weak.STAGE, ceiling.STAGE, encode.STAGE, zero_shot.STAGE, tune.STAGE, pik.STAGE, smooth.STAGE,
-                        calibrate.STAGE, select.STAGE)
-} | {name: st.stage() for name, st in STUDENTS.items()}
+                        *weak_fold.STAGES, calibrate.STAGE, select.STAGE)
+} | {name: st.stage() for name, st in STUDENTS.items()} | {
+    st.decision.name: st.decision for st in STUDENTS.values() if st.decision is not None}
 
 # --method -> students trained (weak and ceiling always run)
 METHODS: dict[str, tuple[str, ...]] = {
@@ -28,10 +31,6 @@ METHODS: dict[str, tuple[str, ...]] = {
     "selective": ("selective",),
     "all": tuple(STUDENTS),
 }
-
-
-def student_names() -> tuple[str, ...]:
-    return tuple(STUDENTS)
 
 
 def students_for(cfg: RunConfig) -> tuple[str, ...]:
@@ -43,4 +42,4 @@ def students_for(cfg: RunConfig) -> tuple[str, ...]:
 
 
 __all__ = ["STAGES", "STUDENTS", "METHODS", "Stage", "StageContext", "Student", "Progress", "StageDone", "resolve",
-           "student_names", "students_for"]
+           "students_for"]

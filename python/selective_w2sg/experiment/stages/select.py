@@ -47,7 +47,7 @@ def run_select(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
         for s in W2S_SPLITS:
             w.npy(f"self_{s}", pik.npy(f"self_{s}"))
             w.npy(f"pik_{s}", pik.npy(f"pik_{s}"))
-            if (pik.path / f"pik_xsource_{s}.npy").is_file():  # mixtures: P(IK) from the other sources
+            if pik.has(f"pik_xsource_{s}"):  # mixtures: P(IK) from the other sources
                 w.npy(f"pik_xsource_{s}", pik.npy(f"pik_xsource_{s}"))
             w.npy(f"confidence_{s}", weak_confidence(zero_shot_prob(enc, ctx.splits.examples[s])).astype(np.float32))
             for kind, labels in (("raw", weak.npy(f"preds_{s}")), ("smoothed", smooth.npy(f"smoothed_{s}"))):

@@ -2,6 +2,9 @@
 strong model, and label spreading of the weak soft labels over it, at the setting (embedding,
 k, alpha) `calibrate` chose on weak_train.
 
+`smooth_weak_labels` is the one way weak labels are smoothed, here and in `calibrate` (which
+scores every setting of `smoothing_grid` on weak_train and picks one).
+
 Outputs: smoothed_w2s_train.npy, smoothed_w2s_val.npy (n,) float32; graph.json.
 """
 
@@ -50,8 +53,8 @@ def smoothing_grid(sel: SelectiveConfig) -> list[SmoothSetting]:
     return out
 
 
-def spread_weak_labels(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p: np.ndarray,
-                       settings: Sequence[SmoothSetting]) -> list[tuple[np.ndarray, dict[str, Any]]]:
+def _spread(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p: np.ndarray,
+            settings: Sequence[SmoothSetting]) -> list[tuple[np.ndarray, dict[str, Any]]]:
     """Weak soft labels float32 (n,) of `examples` spread over the kNN graph of their strong
     embeddings (cosine; question-centred by default), at each of `settings`. Returns one
     (smoothed (n,), graph summary) per setting; alpha 0 gives the labels unchanged, with no graph.
@@ -104,6 +107,28 @@ def spread_weak_labels(ctx: StageContext, encode: StageDir, examples: Sequence[A
     return out
 
 
+@dataclass(frozen=True)
+class Smoothed:
+    """Weak labels smoothed at one setting: `spread` as label spreading left them, `labels` what a
+    student gets from them (as spread, or rescaled: `SelectiveConfig.smoothed_output`), both
+    float32 (n,); `graph` the graph's summary (graph.json)."""
+
+    setting: SmoothSetting
+    spread: np.ndarray
+    labels: np.ndarray
+    graph: dict[str, Any]
+
+
+def smooth_weak_labels(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p: np.ndarray,
+                       settings: Sequence[SmoothSetting]) -> list[Smoothed]:
+    """Weak soft labels float32 (n,) of `examples` smoothed over the kNN graph of their strong
+    embeddings (`encode`), at each of `settings`: one `Smoothed` per setting, in order. Each
+    embedding is read once and each (embedding, k) graph built once, however many alphas use it."""
+    weak_p = np.asarray(weak_p, dtype=np.float32)
+    return [Smoothed(st, spread, _finish(ctx.selective, spread, weak_p, st), info)
+            for st, (spread, info) in zip(settings, _spread(ctx, encode, examples, weak_p, settings))]
+
+
 def rescale_confidence(smoothed: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`smoothed` (n,) with its log-odds multiplied by one factor s >= 1, chosen so that its mean
     confidence mean|p - 0.5| equals `reference`'s (the weak labels before spreading). Spreading
@@ -124,8 +149,7 @@ def rescale_confidence(smoothed: np.ndarray, reference: np.ndarray) -> np.ndarra
     return (1 / (1 + np.exp(-hi * z))).astype(np.float32)
 
 
-def finish_smoothed(sel: SelectiveConfig, smoothed: np.ndarray, weak_p: np.ndarray, setting: SmoothSetting
-                    ) -> np.ndarray:
+def _finish(sel: SelectiveConfig, smoothed: np.ndarray, weak_p: np.ndarray, setting: SmoothSetting) -> np.ndarray:
     """The labels a student gets from spreading: as spread (`soft`), or `rescaled`; alpha 0:
     the weak labels themselves."""
     if setting.alpha == 0 or sel.smoothed_output == "soft":
@@ -151,12 +175,11 @@ def run_smooth(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     def compute(w: Any) -> dict[str, Any]:
         examples = [e for s in W2S_SPLITS for e in ctx.splits.examples[s]]
         weak_p = np.concatenate([weak.npy(f"preds_{s}") for s in W2S_SPLITS]).astype(np.float32)
-        [(smoothed, info)] = spread_weak_labels(ctx, encode, examples, weak_p, [setting])
-        smoothed = finish_smoothed(sel, smoothed, weak_p, setting)
+        [smoothed] = smooth_weak_labels(ctx, encode, examples, weak_p, [setting])
         n_tr = len(ctx.splits.examples["w2s_train"])
-        w.npy("smoothed_w2s_train", smoothed[:n_tr])
-        w.npy("smoothed_w2s_val", smoothed[n_tr:])
-        info["output"] = sel.smoothed_output
+        w.npy("smoothed_w2s_train", smoothed.labels[:n_tr])
+        w.npy("smoothed_w2s_val", smoothed.labels[n_tr:])
+        info = {**smoothed.graph, "output": sel.smoothed_output}
         w.json("graph", info)
         return info
 

@@ -2,4 +2,4 @@
 
 from . import Student, weak_soft_labels
 
-STUDENT = Student("aux_conf", "aux_conf", ("weak",), weak_soft_labels, "strong on weak labels, aux-confidence loss")
+STUDENT = Student("aux_conf", "aux_conf", ("weak", "encode", "tune"), weak_soft_labels, "strong on weak labels, aux-confidence loss")

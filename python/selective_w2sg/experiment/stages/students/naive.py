@@ -2,4 +2,4 @@
 
 from . import Student, weak_soft_labels
 
-STUDENT = Student("naive", "xent", ("weak",), weak_soft_labels, "strong on weak soft labels, cross-entropy")
+STUDENT = Student("naive", "xent", ("weak", "encode", "tune"), weak_soft_labels, "strong on weak soft labels, cross-entropy")

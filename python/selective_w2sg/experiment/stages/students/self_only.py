@@ -3,6 +3,6 @@ no weak label at all. What the selective student must beat to show weak labels h
 
 from . import Student
 
-STUDENT = Student("self_only", "xent", ("select",),
+STUDENT = Student("self_only", "xent", ("select", "encode", "tune"),
                   lambda ctx, deps: (deps["select"].npy("self_w2s_train"), deps["select"].npy("self_w2s_val")),
                   "baseline: self-labels everywhere")
