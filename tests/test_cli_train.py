@@ -166,7 +166,7 @@ def test_one_seed_prints_no_spread(tmp_path) -> None:
 
 def _fake_run(root, seeds=(0, 1), n=60):
     """A run folder as `sw2s train` leaves it (per-seed results and test predictions), without training."""
-    from selective_w2sg.experiment.evaluate import binary_metrics, pgr
+    from selective_w2sg.experiment.evaluation import binary_metrics, pgr
 
     rng = np.random.default_rng(0)
     names = ["weak", "ceiling", "naive"]

@@ -13,7 +13,7 @@ from selective_w2sg.experiment.checks import check_config
 from selective_w2sg.experiment.stages import students_for
 from selective_w2sg.experiment.stages import fitting as stages_mod
 from selective_w2sg.experiment.cache import DONE, StageDir, array_fingerprint, run_cached, stage_key
-from selective_w2sg.experiment.evaluate import aggregate, binary_metrics, mean_se, pgr
+from selective_w2sg.experiment.evaluation import aggregate, binary_metrics, mean_se, pgr
 from selective_w2sg.config import RunConfig
 from selective_w2sg.experiment.pipeline import prepare_seed, run_pipeline, run_stages, run_targets
 from selective_w2sg.experiment.stages.weak import run_weak

@@ -67,7 +67,7 @@ def pik_transfer_cmd(
     test split, for every pair (the diagonal is in-task). Runs are named by their folders; each
     run's cached encode pass is reused, and every run must share one strong model."""
     from ..experiment.analysis import pik_transfer
-    from ..experiment.evaluate import mean_se
+    from ..experiment.evaluation import mean_se
     from ..experiment.pipeline import prepare_seed
 
     if len(runs) < 2:

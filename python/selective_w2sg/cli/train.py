@@ -100,7 +100,7 @@ def run_folder(cfg: RunConfig, *, same_config: bool = True) -> Iterator[None]:
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from ..experiment.evaluate import contrasts_table, results_table, sources_table
+    from ..experiment.evaluation import contrasts_table, results_table, sources_table
 
     out_console.print(results_table(summary))
     for extra in (sources_table(summary), contrasts_table(summary)):
@@ -199,7 +199,7 @@ def student(
 @app.command()
 def report(out: Annotated[Path, typer.Argument(help="Run folder written by `sw2s train`.")]) -> None:
     """Re-render the results table and plot from a run folder's saved per-seed results."""
-    from ..experiment.evaluate import load_seed_results, write_report
+    from ..experiment.evaluation import load_seed_results, write_report
 
     summary = write_report(out, load_seed_results(out), keep=True)
     _print_summary(summary, out)

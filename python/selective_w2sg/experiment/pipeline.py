@@ -19,7 +19,7 @@ from . import dist
 from .analysis import analyse
 from .cache import StageDir
 from ..config import RunConfig
-from .evaluate import evaluate_seed, test_predictions, write_report
+from .evaluation import evaluate_seed, test_predictions, write_report
 from ..graph.io import save_json, save_npz
 from .checks import check_config
 from .stages import STAGES, STUDENTS, Progress, Stage, StageContext, StageDone, resolve, students_for
