@@ -1,24 +1,27 @@
-"""`sw2s` command line. Commands live in submodules by concern; each only parses and calls."""
+"""`sw2s` command line, above both halves of the package. One module per group of commands:
+
+    knn_smooth  `sw2s knn`, `sw2s smooth`: the graph half on .npy files (torch-free)
+    run         `sw2s train` (every stage, every seed), `sw2s report`; the run folder they share
+    stages      one command per stage: `sw2s weak | encode | pik | select | ceiling | student`
+    transfer    `sw2s pik-transfer`: cross-task P(IK) from finished runs
+    options     options derived from the config's fields (`config.py`), declared once there
+
+Each command only parses and calls. The commands of the experiment half import it when they run,
+not when the CLI loads, so `sw2s knn`, `sw2s smooth` and every `--help` work without torch.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from ..graph.errors import ExactFallbackWarning, INTERRUPTED, Sw2sError, ThreadsCappedWarning
-from ._app import app
-from . import knn_smooth as _graph  # noqa: F401  (registers knn, smooth)
+from ..graph.errors import INTERRUPTED, ExactFallbackWarning, Sw2sError, ThreadsCappedWarning
 from ..graph.io import write_error
-
-try:  # the training commands need the [train] extra (torch, transformers)
-    from . import selective as _selective  # noqa: F401
-    from . import train as _train  # noqa: F401
-except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
-    _TRAIN_IMPORT_ERROR: ModuleNotFoundError | None = e
-else:
-    _TRAIN_IMPORT_ERROR = None
-
+from . import knn_smooth, run, stages, transfer  # noqa: F401  (each registers its commands)
+from ._app import app
 
 TRAINING_COMMANDS = ("train", "weak", "ceiling", "student", "report", "encode", "pik", "select", "pik-transfer")
+# the packages of the [train] extra (pyproject.toml) that the experiment half imports
+TRAIN_EXTRA = ("torch", "transformers", "datasets", "sklearn", "matplotlib", "safetensors")
 
 # Exit codes (README "Exit codes"): 0 success, 1 error, 2 usage, 130 interrupted.
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -31,11 +34,6 @@ def main() -> None:
     from rich.markup import escape
 
     err = Console(stderr=True, soft_wrap=True)
-    if _TRAIN_IMPORT_ERROR is not None and len(sys.argv) > 1 and sys.argv[1] in TRAINING_COMMANDS:
-        hint = escape("pip install 'selective-w2sg[train]'")
-        err.print(f"[bold red]error:[/] `sw2s {sys.argv[1]}` needs the training extra: {hint} "
-                  f"(missing module: {_TRAIN_IMPORT_ERROR.name})", highlight=False)
-        sys.exit(EXIT_ERROR)
     _catch_ctrl_c()
     _show_our_warnings(err)
     try:
@@ -46,6 +44,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as e:  # the experiment half, imported when its command runs
+        if len(sys.argv) < 2 or sys.argv[1] not in TRAINING_COMMANDS or e.name not in TRAIN_EXTRA:
+            raise
+        hint = escape("pip install 'selective-w2sg[train]'")
+        err.print(f"[bold red]error:[/] `sw2s {sys.argv[1]}` needs the training extra: {hint} "
+                  f"(missing module: {e.name})", highlight=False)
+        sys.exit(EXIT_ERROR)
     except OSError as e:  # the machine's (disk full, read-only, permissions), not a bug: one line
         if e.errno is None:
             raise

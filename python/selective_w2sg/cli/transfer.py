@@ -1,6 +1,4 @@
-"""`sw2s encode`, `sw2s pik`, `sw2s select`: the selective method's stages one at a time (each
-resolves what it needs first, from the cache when it can), and cross-task P(IK) from finished
-runs (`sw2s pik-transfer`)."""
+"""`sw2s pik-transfer`: cross-task P(IK) from finished runs."""
 
 from __future__ import annotations
 
@@ -12,48 +10,9 @@ from rich.table import Table
 
 from ..config import RunConfig, parse_ints
 from ..graph.errors import ConfigError
-from ._app import app
-from .options import config_command
-from .train import NOT_FOR_STAGES, out_console, resolve_for_seeds, rich_progress
 from ..graph.io import check_writable, save_json
-
-SELECTIVE_PARTS = ("data", "models", "train", "selective", "pik", "run")
-
-
-@config_command(app, exclude=NOT_FOR_STAGES)
-def encode(cfg: RunConfig) -> None:
-    """One frozen pass of the strong model: embeddings, P(IK) features, self-labels. Prints the stage folder."""
-    resolve_for_seeds(cfg, ["encode"])
-
-
-@config_command(app, exclude=NOT_FOR_STAGES)
-def pik(cfg: RunConfig) -> None:
-    """Train the P(IK) probe on weak_train and report its held-out AUROC. Prints the stage folder."""
-    for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, ["pik"])):
-        m = stages["pik"].json("metrics").get("heldout", {})
-        num = {k: float("nan") if m.get(k) is None else m[k] for k in ("auroc", "ece")}  # null: NaN (strict JSON)
-        out_console.print(f"seed {seed}: P(IK) held out on weak_train: AUROC {num['auroc']:.3f}, "
-                          f"ECE {num['ece']:.3f} (n={m.get('n', 0)})")
-
-
-@config_command(app, name="select", exclude=NOT_FOR_STAGES)
-def select_cmd(cfg: RunConfig) -> None:
-    """weak, encode -> P(IK), calibrate -> smooth -> select -> each selection student's decisions (decide-<name>),
-    and its coverage (share of questions on self-labels)."""
-    from ..experiment.stages import STUDENTS
-    from ..experiment.stages.students import decisions
-
-    # the oracle reads w2s ground truth: only in full runs; mixture-only students need a mixture
-    shown = {name: st.decision.name for name, st in STUDENTS.items()
-             if st.decision is not None and not st.oracle and (cfg.data.is_mixture or not st.mixture_only)}
-    for seed, stages in zip(cfg.seeds, resolve_for_seeds(cfg, [*shown.values(), "select"])):
-        table = Table(title=f"selection, seed {seed} (rule {cfg.selective.rule})")
-        table.add_column("student")
-        for split in ("w2s_train", "w2s_val"):
-            table.add_column(f"coverage, {split}", justify="right")
-        for name, decide in shown.items():
-            table.add_row(name, *[f"{100 * decisions(stages[decide], s).coverage:.1f} %" for s in ("w2s_train", "w2s_val")])
-        out_console.print(table)
+from ._app import app
+from .run import out_console, rich_progress
 
 
 @app.command("pik-transfer")

@@ -1,6 +1,6 @@
-"""`sw2s train` (every stage, every seed), the stage commands `sw2s weak | ceiling | student`, and
-`sw2s report`. Options come from the config fields (`options.py`); each command resolves its
-target stages and prints."""
+"""`sw2s train` (every stage, every seed) and `sw2s report`; the run folder every command that
+writes one shares (`run_folder`: checks, lock, config.json) and the per-seed resolution the stage
+commands use (`resolve_for_seeds`). Options come from the config fields (`options.py`)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..config import RunConfig
 from ..graph.errors import ConfigError, DataError
+from ..graph.io import check_writable, run_lock, strict_json
 from ._app import app
 from .options import config_command
-from ..graph.io import check_writable, run_lock, strict_json
-from .knn_smooth import load_npy
 
 console = Console(stderr=True)
 out_console = Console()
@@ -147,53 +153,6 @@ def _resolve_for_seeds(cfg: RunConfig, targets: list[str], stages: Mapping[str, 
         if dist.is_main():
             typer.echo(str(out[-1][targets[-1]].path))
     return out
-
-
-@config_command(app, parts=STAGE_PARTS, exclude=NOT_FOR_STAGES)
-def weak(cfg: RunConfig) -> None:
-    """Train the weak supervisor on weak_train; write its P(y=1) on every split. Prints the stage folder."""
-    resolve_for_seeds(cfg, ["weak"])
-
-
-@config_command(app, parts=STAGE_PARTS, exclude=NOT_FOR_STAGES)
-def ceiling(cfg: RunConfig) -> None:
-    """Train the strong model on w2s_train ground truth (the reference). Prints the stage folder."""
-    resolve_for_seeds(cfg, ["ceiling"])
-
-
-@config_command(app, exclude=NOT_FOR_STAGES)
-def student(
-    cfg: RunConfig,
-    name: Annotated[str, typer.Option("--name", help="Student (see README: students), or any name with --labels.")] = "naive",
-    labels: Annotated[Path | None, typer.Option("--labels", help="float .npy P(y=1) per w2s_train example; default: the student's own labels.")] = None,
-    val_labels: Annotated[Path | None, typer.Option("--val-labels", help="float .npy P(y=1) per w2s_val example (with --labels).")] = None,
-) -> None:
-    """Train one strong student on w2s_train (and the stages its labels need). Prints the stage folder."""
-    from ..experiment.stages import STAGES, STUDENTS
-
-    if labels is None:
-        if name not in STUDENTS:
-            raise ConfigError(f"unknown student {name!r}; known: {', '.join(STUDENTS)} (or give --labels)")
-        resolve_for_seeds(cfg, [name])
-        return
-    if val_labels is None:
-        raise ConfigError("--labels needs --val-labels (weak-derived labels for w2s_val)")
-    import numpy as np
-
-    from ..experiment.stages.students import given_labels_stage
-
-    tr = np.array(load_npy(labels, "labels"), dtype=np.float32)
-    va = np.array(load_npy(val_labels, "val labels"), dtype=np.float32)
-
-    def given(ctx: Any, deps: Any) -> tuple[Any, Any]:
-        for arr, split, flag in ((tr, "w2s_train", "--labels"), (va, "w2s_val", "--val-labels")):
-            n = len(ctx.splits.examples[split])
-            if arr.shape != (n,):
-                raise ConfigError(f"{flag} has shape {arr.shape}; {split} has {n} examples")
-        return tr, va
-
-    loss = STUDENTS[name].loss if name in STUDENTS else "xent"
-    resolve_for_seeds(cfg, [name], {**STAGES, name: given_labels_stage(name, given, loss)})
 
 
 @app.command()
