@@ -13,14 +13,14 @@ mod cancel;
 mod csr;
 mod cpu;
 pub mod error;
-pub mod graph;
 mod kernel;
 pub mod knn;
 mod rng;
 pub mod smooth;
+pub mod weights;
 
 pub use error::{CoreError, Result};
-pub use graph::{knn_to_weights, symmetrize_max, Csr};
+pub use weights::{knn_to_weights, symmetrize_max, Csr};
 pub use knn::{knn_graph, AUTO_EXACT_MAX_N, ApproxParams, KnnParams, KnnResult, Method, Metric};
 pub use smooth::{smooth_labels, SmoothParams, SmoothResult};
 
