@@ -261,3 +261,24 @@ fn cancel_during_approx() {
         assert_eq!(r.unwrap_err(), CoreError::Cancelled);
     });
 }
+
+/// Every metric and method is found by its name; the aliases map to their metric; other
+/// names (among them the retired internal "approx_retry") are none.
+#[test]
+fn names_round_trip() {
+    for m in Metric::ALL {
+        assert_eq!(Metric::from_name(m.name()), Some(m));
+    }
+    for m in Method::ALL {
+        assert_eq!(Method::from_name(m.name()), Some(m));
+    }
+    assert_eq!(Metric::from_name("inner_product"), Some(Metric::InnerProduct));
+    assert_eq!(Metric::from_name("l2"), Some(Metric::SquaredL2));
+    assert_eq!(Metric::from_name("squared_l2"), Some(Metric::SquaredL2));
+    for bad in ["", "Cosine", "manhattan", "approx"] {
+        assert_eq!(Metric::from_name(bad), None);
+    }
+    for bad in ["", "Exact", "hnsw", "approx_retry"] {
+        assert_eq!(Method::from_name(bad), None);
+    }
+}
