@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 import warnings
 
 import numpy as np
@@ -293,39 +295,43 @@ def test_invalid_sw2s_num_threads_env(value, rng, monkeypatch):
     assert sw.knn_graph(x, 3).n == 30
 
 
-def test_auto_fallback_to_exact_warns_before_exact_search(monkeypatch):
+def test_auto_fallback_to_exact_warns_before_exact_search():
     # Unstructured data with an unreachable recall floor: both approximate passes fall short,
     # auto runs exact search and says so, naming the estimated recalls and the floor, before the
-    # exact search starts (at a million rows it takes an hour). Same graph as the core's auto.
-    from selective_w2sg.graph import knn as graph_mod
-
+    # exact search starts (at a million rows it takes an hour). The core decides and warns; the
+    # warning is attributed to the caller's line.
     x = np.random.default_rng(0).standard_normal((21000, 128)).astype(np.float32)
-    calls: list[str] = []
-    real = graph_mod._core.knn_graph
-
-    def recording(data, k, metric, method, *rest):
-        calls.append(method)
-        return real(data, k, metric, method, *rest)
-
-    monkeypatch.setattr(graph_mod._core, "knn_graph", recording)
-    when: list[list[str]] = []
+    cpu_at_warning: list[float] = []
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         orig_show = warnings.showwarning
-        warnings.showwarning = lambda *a, **kw: (when.append(list(calls)), orig_show(*a, **kw))
+        warnings.showwarning = lambda *a, **kw: (cpu_at_warning.append(time.process_time()), orig_show(*a, **kw))
         g = sw.knn_graph(x, 10, method="auto", min_recall=1.0, recall_sample=500)
+        cpu_after_call = time.process_time()
     fallback = [w for w in rec if issubclass(w.category, sw.ExactFallbackWarning)]
-    if g.method == "exact":
-        assert calls == ["approx", "approx_retry", "exact"]
-        assert len(fallback) == 1
-        msg = str(fallback[0].message)
-        assert "min_recall=1.0" in msg and "exact" in msg and "21,000 x 128" in msg
-        assert when == [["approx", "approx_retry"]]  # announced before the exact search ran
-    else:
-        assert not fallback and g.estimated_recall == 1.0
-    core = real(x, 10, "cosine", "auto", 0, None, 1.0, 500)
-    np.testing.assert_array_equal(g.indices, core[0])
-    assert g.method == core[2]
+    assert g.method == "exact" and g.estimated_recall is None  # a sampled recall never proves 1.0
+    assert len(fallback) == 1 and len(cpu_at_warning) == 1
+    msg = str(fallback[0].message)
+    assert "min_recall=1.0" in msg and "exact" in msg and "21,000 x 128" in msg
+    assert re.search(r"recall@10 0\.\d{4} then 0\.\d{4} \(first pass, then a stronger one\)", msg), msg
+    assert "(about 1 core-seconds at 100 GFLOP/s)" in msg, msg
+    assert fallback[0].filename == __file__  # attributed to the caller, not to graph.py
+    t0 = time.process_time()
+    exact = sw.knn_graph(x, 10, method="exact")
+    exact_cpu = time.process_time() - t0
+    np.testing.assert_array_equal(g.indices, exact.indices)
+    # announced before the exact search ran: the exact search's CPU time came after the warning
+    assert cpu_after_call - cpu_at_warning[0] >= 0.5 * exact_cpu, (cpu_after_call - cpu_at_warning[0], exact_cpu)
+
+
+def test_auto_fallback_warning_as_error_stops_the_call():
+    # A filter that turns the warning into an error stops the call before the exact search
+    # and raises that error (not InterruptedComputation).
+    x = np.random.default_rng(0).standard_normal((21000, 16)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sw.ExactFallbackWarning)
+        with pytest.raises(sw.ExactFallbackWarning, match="below min_recall=1.0; falling back to exact search"):
+            sw.knn_graph(x, 5, method="auto", min_recall=1.0, recall_sample=100)
 
 
 def test_approx_never_warns_about_fallback(rng):
@@ -358,7 +364,7 @@ def test_threads_above_the_cpus_are_capped_with_a_warning(rng, monkeypatch):
 @settings(max_examples=200, deadline=None)
 @given(recall=st.floats(0, 1), sample=st.integers(1, 5000), n=st.integers(2, 10**6), k=st.integers(1, 100))
 def test_recall_lower_bound_is_a_lower_bound(recall, sample, n, k):
-    from selective_w2sg.graph.knn import recall_lower_bound
+    from selective_w2sg.graph._core import recall_lower_bound  # the core's, which "auto" uses
 
     lb = recall_lower_bound(recall, sample, n, k)
     assert 0.0 <= lb <= recall
@@ -366,3 +372,41 @@ def test_recall_lower_bound_is_a_lower_bound(recall, sample, n, k):
         assert lb == recall  # every row checked: the recall is known
     else:
         assert lb <= recall_lower_bound(recall, min(n, 2 * sample), n, k) + 1e-12  # more checks: tighter
+
+
+def test_recall_lower_bound_refuses_a_recall_outside_0_1():
+    from selective_w2sg.graph._core import recall_lower_bound
+
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(sw.ParameterError, match="recall="):
+            recall_lower_bound(bad, 100, 1000, 10)
+
+
+def test_option_names_are_the_cores():
+    # one table of names (the core's); the typing aliases repeat it and must agree
+    from typing import get_args
+
+    from selective_w2sg.graph import _core
+    from selective_w2sg.graph import knn as graph
+
+    assert get_args(graph.MetricName) == _core.METRICS == graph.METRICS == ("cosine", "ip", "sqeuclidean")
+    assert get_args(graph.MethodName) == _core.METHODS == graph.METHODS == ("auto", "exact", "approx")
+    for alias, name in [("inner_product", "ip"), ("l2", "sqeuclidean"), ("squared_l2", "sqeuclidean"), ("ip", "ip")]:
+        assert graph.normalize_metric(alias) == name
+    for bad in ("manhattan", None, 3, "approx"):
+        with pytest.raises(sw.ParameterError, match=r"metric=.* is not one of 'cosine', 'ip', 'sqeuclidean'"):
+            graph.normalize_metric(bad)
+    x = np.random.default_rng(1).standard_normal((30, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError) as e:
+        sw.knn_graph(x, 3, method="approx_retry")  # auto's internal pass is no method of the API
+    assert str(e.value) == "method='approx_retry' is not one of 'auto', 'exact', 'approx'"
+    with pytest.raises(sw.ParameterError) as e:
+        sw.knn_graph(x, 3, metric="manhattan")
+    assert str(e.value) == "metric='manhattan' is not one of 'cosine', 'ip', 'sqeuclidean'"
+    assert sw.knn_graph(x, 3, metric="l2").metric == "sqeuclidean"
+    # the defaults are the core's
+    import inspect
+
+    params = inspect.signature(sw.knn_graph).parameters
+    assert params["min_recall"].default == _core.DEFAULT_MIN_RECALL == 0.95
+    assert params["recall_sample"].default == _core.DEFAULT_RECALL_SAMPLE == 1000

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .errors import DataError, EmbeddingsError, ExactFallbackWarning, GraphError, ParameterError, ThreadsCappedWarning
+from .errors import DataError, EmbeddingsError, GraphError, ParameterError, ThreadsCappedWarning
 from .io import save_npz
 
-METRICS = ("cosine", "ip", "sqeuclidean")
-METHODS = ("auto", "exact", "approx")
-_METRIC_ALIASES = {"inner_product": "ip", "l2": "sqeuclidean", "squared_l2": "sqeuclidean"}
+# The names are the Rust core's (one table, `_core.METRICS` / `_core.METHODS`, which also
+# parses them); the Literal aliases repeat them for type checkers only (a test keeps them equal).
+MetricName = Literal["cosine", "ip", "sqeuclidean"]
+MethodName = Literal["auto", "exact", "approx"]
+METRICS: tuple[str, ...] = _core.METRICS
+METHODS: tuple[str, ...] = _core.METHODS
 
 
 U64_MAX = 2**64 - 1
@@ -69,26 +71,10 @@ def check_threads(num_threads: Any) -> int | None:
     return requested if num_threads is not None else None
 
 
-def recall_lower_bound(recall: float, sample: int, n: int, k: int) -> float:
-    """The lower end of the Wilson 95% interval of a recall@k estimated on `sample` of `n`
-    rows (`sample * k` neighbour checks); the estimate itself when every row was checked.
-    `method="auto"` compares this with `min_recall` (as the core's auto does)."""
-    m = min(max(sample, 1), max(n, 1))
-    if m >= n:
-        return float(recall)
-    t = float(m * k)
-    z = 1.959963984540054
-    z2 = z * z
-    centre = recall + z2 / (2 * t)
-    half = z * math.sqrt(recall * (1 - recall) / t + z2 / (4 * t * t))
-    return min(float(recall), max(0.0, (centre - half) / (1 + z2 / t)))
-
-
 def normalize_metric(metric: str) -> str:
-    m = _METRIC_ALIASES.get(metric, metric)
-    if m not in METRICS:
-        raise ParameterError(f"metric={metric!r} is not one of {', '.join(map(repr, METRICS))}")
-    return m
+    """The name of `metric` given by its name or an alias ("l2" -> "sqeuclidean"), as the core
+    reads it; `ParameterError` for anything else."""
+    return _core.metric_name(metric)
 
 
 def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
@@ -171,12 +157,12 @@ class KnnGraph:
 
     @cached_property
     def _weight_matrix(self) -> sp.csr_array:
-        indptr, idx, data = _core.knn_to_weights(
+        w = _core.knn_to_weights(
             np.ascontiguousarray(self.indices, dtype=np.int64),
             np.ascontiguousarray(self.scores, dtype=np.float32),
             self.metric,
         )
-        return sp.csr_array((data, idx, indptr), shape=(self.n, self.n))
+        return sp.csr_array((w.data, w.indices, w.indptr), shape=(w.n, w.n))
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = True) -> Path:
         """Write the graph to an ``.npz`` file atomically (`overwrite=False`: only if `path`
@@ -254,12 +240,12 @@ def knn_graph(
     embeddings: Any,
     k: int = 10,
     *,
-    metric: str = "cosine",
-    method: str = "auto",
+    metric: MetricName = "cosine",
+    method: MethodName = "auto",
     seed: int = 0,
     num_threads: int | None = None,
-    min_recall: float = 0.95,
-    recall_sample: int = 1000,
+    min_recall: float = _core.DEFAULT_MIN_RECALL,
+    recall_sample: int = _core.DEFAULT_RECALL_SAMPLE,
 ) -> KnnGraph:
     """k-nearest-neighbour graph of the rows of `embeddings`.
 
@@ -275,8 +261,11 @@ def knn_graph(
         points against exact search; below `min_recall` a stronger approximate pass, and if
         that too falls short, exact search with an `ExactFallbackWarning` naming both
         estimated recalls and `min_recall`). A pass is accepted when the lower end of the
-        Wilson 95% interval of its sampled recall (`recall_lower_bound`) reaches `min_recall`,
-        so that the floor holds for the graph, not only for the sample.
+        Wilson 95% interval of its sampled recall (`_core.recall_lower_bound`) reaches
+        `min_recall`, so that the floor holds for the graph, not only for the sample. The Rust
+        core makes these decisions and issues the warning, attributed to the caller, before
+        the exact search starts; a warnings filter that turns it into an error stops the call
+        there and raises it.
     num_threads: threads for this call (default: ``SW2S_NUM_THREADS`` or all cores); at most
         the CPUs available, with a `ThreadsCappedWarning` when more are asked for.
 
@@ -294,55 +283,22 @@ def knn_graph(
     data scaled by 1e30), `ParameterError` (k, seed, num_threads, recall_sample, metric,
     method)."""
     x = as_embeddings(embeddings)
-    metric = normalize_metric(metric)
-    if method not in METHODS:
-        raise ParameterError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}")
+    # integers checked here, before the conversion to the core's types (a bool, a float or an
+    # int beyond them would be a TypeError or OverflowError there); the core checks k < n,
+    # reads metric and method, and decides "auto"
     k = check_int("k", k, 1, U64_MAX)
-    if x.shape[0] >= 2 and k >= x.shape[0]:
-        raise ParameterError(f"k={k} must satisfy 1 <= k < n (n={x.shape[0]})")
     seed = check_int("seed", seed, 0, U64_MAX)
     recall_sample = check_int("recall_sample", recall_sample, 1, U64_MAX)
     num_threads = check_threads(num_threads)
     if not isinstance(min_recall, (int, float, np.integer, np.floating)) or not 0.0 <= min_recall <= 1.0:
         raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
-    def search(how: str) -> tuple[np.ndarray, np.ndarray, str, float | None]:
-        idx, sc, used, recall, _ = _core.knn_graph(x, k, metric, how, seed, num_threads, float(min_recall),
-                                                   recall_sample)
-        return idx, sc, used, recall
-
-    if method != "auto" or x.shape[0] <= _core.AUTO_EXACT_MAX_N:
-        indices, scores, used, recall = search(method)
-    else:
-        # auto's steps, run from here so that a fallback to exact search is announced before
-        # it starts (at a million rows it takes about an hour on two cores), not after
-        attempts: list[float] = []
-        for how in ("approx", "approx_retry"):  # the first pass, then a stronger one
-            indices, scores, used, recall = search(how)
-            attempts.append(float(recall or 0.0))
-            # a floor for the graph, not for the sample: the estimate's lower bound must reach it
-            if recall_lower_bound(attempts[-1], recall_sample, x.shape[0], k) >= min_recall:
-                break
-        else:
-            n, d = x.shape
-            secs = 2.0 * n * n * d / 100e9  # the search's flops at 100 GFLOP/s per core
-            cost = f"about {secs:,.0f} core-seconds" if secs < 120 else f"about {secs / 60:,.0f} core-minutes"
-            warnings.warn(
-                ExactFallbackWarning(
-                    f"knn_graph(method='auto'): approximate graphs reached estimated recall@{k} "
-                    + " then ".join(f"{r:.4f}" for r in attempts)
-                    + f" (first pass, then a stronger one), below min_recall={float(min_recall)}; "
-                    f"falling back to exact search of {n:,} x {d} rows now ({cost} at 100 GFLOP/s); "
-                    "pass method='approx' or a lower min_recall to accept the approximate graph"
-                ),
-                stacklevel=2,
-            )
-            indices, scores, used, recall = search("exact")
+    out = _core.knn_graph(x, k, metric, method, seed, num_threads, float(min_recall), recall_sample)
     return KnnGraph(
-        indices=indices,
-        scores=scores,
-        metric=metric,
-        method=used,
-        estimated_recall=recall,
+        indices=out.indices,
+        scores=out.scores,
+        metric=out.metric,
+        method=out.method,
+        estimated_recall=out.estimated_recall,
         fingerprint=data_fingerprint(x),
         seed=int(seed),
     )

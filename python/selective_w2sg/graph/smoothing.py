@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from . import _core
 from .errors import GraphError, LabelsError, ParameterError
-from .knn import KnnGraph, check_int, check_threads, normalize_metric
+from .knn import KnnGraph, MetricName, check_int, check_threads
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class SmoothResult:
     iterate_seconds: float = 0.0  # the iterations themselves
 
 
-def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -> sp.csr_array:
+def weight_matrix(graph: Any, n: int | None = None, *, metric: MetricName = "cosine") -> sp.csr_array:
     """The symmetric weight matrix W that `smooth_labels` uses for `graph`.
 
     graph: a `KnnGraph` (W = `KnnGraph.weights()`); a scipy sparse matrix, used as W as given
@@ -48,12 +48,12 @@ def weight_matrix(graph: Any, n: int | None = None, *, metric: str = "cosine") -
             )
         if indices.dtype.kind not in "iu":
             raise GraphError(f"graph indices have dtype {indices.dtype}; expected integers")
-        indptr, idx, data = _core.knn_to_weights(
+        arrays = _core.knn_to_weights(
             np.ascontiguousarray(indices, dtype=np.int64),
             np.ascontiguousarray(scores, dtype=np.float32),
-            normalize_metric(metric),
+            metric,
         )
-        w = sp.csr_array((data, idx, indptr), shape=(indices.shape[0],) * 2)
+        w = sp.csr_array((arrays.data, arrays.indices, arrays.indptr), shape=(arrays.n, arrays.n))
     else:
         raise GraphError(
             f"graph must be a KnnGraph, a scipy sparse matrix or an (indices, scores) pair, got {type(graph).__name__}"
@@ -86,10 +86,8 @@ def _user_sparse(m: Any) -> sp.csr_array:
             row = int(np.searchsorted(w.indptr, pos, side="right") - 1)
             raise GraphError(f"weight matrix row {row} has {what} {w.data[pos]}; W must be finite and >= 0")
     if (abs(w - w.T) > 1e-6 * max(1.0, float(w.data.max(initial=0.0)))).nnz:
-        indptr, idx, data = _core.symmetrize_max(
-            w.shape[0], w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data
-        )
-        w = sp.csr_array((data, idx, indptr), shape=w.shape)
+        sym = _core.symmetrize_max(w.shape[0], w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data)
+        w = sp.csr_array((sym.data, sym.indices, sym.indptr), shape=w.shape)
     return w
 
 
@@ -123,7 +121,7 @@ def smooth_labels(
     tol: float = 1e-6,
     confidence: Any = None,
     clamped: Any = None,
-    metric: str = "cosine",
+    metric: MetricName = "cosine",
     num_threads: int | None = None,
     return_info: bool = False,
 ) -> np.ndarray | SmoothResult:
@@ -144,7 +142,7 @@ def smooth_labels(
     n = y.shape[0]
     num_threads = check_threads(num_threads)
     _check_label_values(y, binary)
-    if not (isinstance(alpha, (int, float, np.floating)) and 0.0 <= float(alpha) < 1.0):
+    if not isinstance(alpha, (int, float, np.floating)):  # its range is the core's to check
         raise ParameterError(f"alpha={alpha} must be in [0, 1)")
     max_iter = check_int("max_iter", max_iter, 0, 2**63 - 1)
     if not isinstance(tol, (int, float, np.integer, np.floating)) or not (tol >= 0):
@@ -166,7 +164,7 @@ def smooth_labels(
     w = weight_matrix(graph, metric=metric)
     if w.shape[0] != n:
         raise LabelsError(f"labels have {n} rows but the graph has {w.shape[0]} nodes (labels or graph from other data?)")
-    out, iterations, residual, converged, setup_s, iterate_s = _core.smooth_labels(
+    out = _core.smooth_labels(
         n,
         np.ascontiguousarray(w.indptr, dtype=np.int64),
         np.ascontiguousarray(w.indices, dtype=np.int32),
@@ -179,7 +177,8 @@ def smooth_labels(
         clamp,
         num_threads,
     )
-    result = np.ascontiguousarray(out[:, 1]).reshape(shape) if binary else out
+    labels_out = out.labels
+    result = np.ascontiguousarray(labels_out[:, 1]).reshape(shape) if binary else labels_out
     if return_info:
-        return SmoothResult(result, int(iterations), float(residual), bool(converged), setup_s, iterate_s)
+        return SmoothResult(result, out.iterations, out.residual, out.converged, out.setup_seconds, out.iterate_seconds)
     return result

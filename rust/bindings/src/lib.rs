@@ -1,265 +1,73 @@
-//! Thin PyO3 bindings: convert numpy arrays to core views and back, release the GIL
-//! around all heavy work, make long calls interruptible (Ctrl-C), and map core errors to
-//! the typed exceptions of `selective_w2sg.graph.errors`. No algorithm lives here.
+//! Thin PyO3 bindings: convert numpy arrays to core views and back, parse string options
+//! into core enums, release the GIL around all heavy work, make long calls interruptible
+//! (Ctrl-C), relay the core's warnings to the calling thread, and map core errors to the
+//! typed exceptions of `selective_w2sg.graph.errors`. No algorithm and no rule lives here: names,
+//! defaults, limits and messages are the core's.
+//!
+//! Modules: `errors` (exception classes, core error mapping), `run` (thread pool, worker
+//! thread, Ctrl-C, warnings), `convert` (arguments in), `outputs` (result classes out).
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+mod convert;
+mod errors;
+mod outputs;
+mod run;
+
+use convert::{csr_in, Named, Wrap};
+use errors::{to_pyerr, EmbeddingsError, ParameterError};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use outputs::{CsrArrays, KnnOutput, SmoothOutput};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
-use sw2s_core::{
-    ApproxParams, CoreError, Csr, KnnParams, Method, MatrixView, Metric, SmoothParams,
-};
-
-// The exception classes of `selective_w2sg.graph.errors`. They are defined in Python because most
-// derive from both `Sw2sError` and a builtin (`ValueError`, `KeyboardInterrupt`), which
-// `create_exception!` cannot express; here they are imported as typed Rust handles.
-pyo3::import_exception!(selective_w2sg.graph.errors, Sw2sError);
-pyo3::import_exception!(selective_w2sg.graph.errors, InputError);
-pyo3::import_exception!(selective_w2sg.graph.errors, EmbeddingsError);
-pyo3::import_exception!(selective_w2sg.graph.errors, LabelsError);
-pyo3::import_exception!(selective_w2sg.graph.errors, GraphError);
-pyo3::import_exception!(selective_w2sg.graph.errors, ParameterError);
-pyo3::import_exception!(selective_w2sg.graph.errors, InterruptedComputation);
-
-/// The Python exception for a core error: its class in `selective_w2sg.graph.errors`, with the
-/// core's message. Every error the core returns goes through here.
-fn to_pyerr(err: CoreError) -> PyErr {
-    let msg = err.to_string();
-    match err {
-        CoreError::NonFinite { .. }
-        | CoreError::ZeroNorm { .. }
-        | CoreError::TooFewPoints { .. }
-        | CoreError::ScoreOverflow(_) => {
-            EmbeddingsError::new_err(msg)
-        }
-        CoreError::ShapeMismatch(_) => InputError::new_err(msg),
-        CoreError::InvalidK { .. } | CoreError::InvalidAlpha(_) | CoreError::InvalidParameter(_) => {
-            ParameterError::new_err(msg)
-        }
-        CoreError::LabelOutOfRange { .. } | CoreError::ZeroLabelRow { .. } => LabelsError::new_err(msg),
-        CoreError::InvalidGraph(_) => GraphError::new_err(msg),
-        CoreError::Cancelled => InterruptedComputation::new_err(msg),
-    }
-}
-
-/// A panic in the core, reported as `Sw2sError` instead of crashing Python.
-fn internal_error(what: String) -> PyErr {
-    Sw2sError::new_err(format!("internal error in the Rust core (please report): {what}"))
-}
-
-/// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default; at
-/// most the CPUs available to the process.
-/// A pool per call keeps the core fork-safe (torch DataLoader workers fork): no rayon
-/// threads outlive a call, so a forked child never inherits a dead global pool.
-/// An unset or empty variable means the default; anything but a positive integer is a
-/// `ParameterError`, not silently ignored.
-fn thread_pool(num_threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
-    let n = match num_threads {
-        Some(0) => return Err(ParameterError::new_err("num_threads=0 must be at least 1")),
-        Some(t) => t,
-        None => match std::env::var("SW2S_NUM_THREADS") {
-            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
-                Ok(t) if t >= 1 => t,
-                _ => {
-                    return Err(ParameterError::new_err(format!(
-                        "SW2S_NUM_THREADS={v:?} is not a positive integer (unset it for all cores)"
-                    )))
-                }
-            },
-            _ => 0,
-        },
-    };
-    // Never more threads than the CPUs this process may use (the Python side warns when it
-    // caps a request): 100,000 threads on two cores only thrash the machine.
-    let avail = std::thread::available_parallelism().map(|a| a.get()).unwrap_or(1);
-    let n = n.min(avail);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("sw2s-{i}"))
-        .build()
-        .map_err(|e| ParameterError::new_err(format!("cannot start {n} threads: {e}")))
-}
-
-/// Run `work` on a worker thread inside a fresh rayon pool with the GIL released, while
-/// this thread polls for Ctrl-C and raises the cancel flag the core checks between blocks.
-/// Errors become typed Python exceptions; a panic becomes `Sw2sError`, never a panic in Python.
-fn run<T, F>(py: Python<'_>, num_threads: Option<usize>, work: F) -> PyResult<T>
-where
-    T: Send,
-    F: FnOnce(&AtomicBool) -> Result<T, CoreError> + Send,
-{
-    let pool = thread_pool(num_threads)?;
-    let cancel = AtomicBool::new(false);
-    let outcome = py.detach(|| {
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
-            let cancel_ref = &cancel;
-            let pool_ref = &pool;
-            s.spawn(move || {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    pool_ref.install(|| work(cancel_ref))
-                }));
-                let _ = tx.send(r);
-            });
-            loop {
-                match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(r) => return r,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if Python::attach(|py| py.check_signals().is_err()) {
-                            cancel.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(Box::new("worker thread vanished") as Box<dyn std::any::Any + Send>)
-                    }
-                }
-            }
-        })
-    });
-    match outcome {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(to_pyerr(e)),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string());
-            Err(internal_error(what))
-        }
-    }
-}
-
-fn parse_metric(s: &str) -> PyResult<Metric> {
-    match s {
-        "cosine" => Ok(Metric::Cosine),
-        "ip" | "inner_product" => Ok(Metric::InnerProduct),
-        "sqeuclidean" | "l2" | "squared_l2" => Ok(Metric::SquaredL2),
-        other => Err(ParameterError::new_err(format!(
-            "metric={other:?} is not one of 'cosine', 'ip', 'sqeuclidean'"
-        ))),
-    }
-}
-
-fn parse_method(s: &str) -> PyResult<Method> {
-    match s {
-        "exact" => Ok(Method::Exact),
-        "approx" => Ok(Method::Approx),
-        "auto" => Ok(Method::Auto),
-        "approx_retry" => Ok(Method::ApproxRetry), // internal: auto's second pass (graph.py)
-        other => Err(ParameterError::new_err(format!(
-            "method={other:?} is not one of 'auto', 'exact', 'approx'"
-        ))),
-    }
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Exact => "exact",
-        Method::Approx => "approx",
-        Method::Auto => "auto",
-        Method::ApproxRetry => "approx",
-    }
-}
-
-type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>, &'static str, Option<f64>, Vec<f64>);
+use run::run;
+use sw2s_core::knn::{DEFAULT_MIN_RECALL, DEFAULT_RECALL_SAMPLE};
+use sw2s_core::{ApproxParams, CoreError, KnnParams, MatrixView, Method, Metric, SmoothParams};
 
 /// kNN graph of the rows of a C-contiguous `(n, d)` float32 array (borrowed, not copied).
-/// Returns `(indices int64 (n, k), scores float32 (n, k), method_used, estimated_recall,
-/// approx_recalls)` (the last: `KnnResult::approx_recalls`).
+/// `min_recall` and `recall_sample` default (None) to `DEFAULT_MIN_RECALL` and
+/// `DEFAULT_RECALL_SAMPLE`. With method "auto", a fallback to exact search is announced by an
+/// `ExactFallbackWarning` before the exact search starts; when a warnings filter turns it
+/// into an error, the call stops and raises it.
 #[pyfunction]
-#[pyo3(signature = (data, k, metric, method, seed, num_threads=None, min_recall=0.95, recall_sample=1000))]
+#[pyo3(signature = (data, k, metric, method, seed, num_threads=None, min_recall=None, recall_sample=None))]
 #[allow(clippy::too_many_arguments)]
-fn knn_graph<'py>(
-    py: Python<'py>,
-    data: PyReadonlyArray2<'py, f32>,
+fn knn_graph(
+    py: Python<'_>,
+    data: PyReadonlyArray2<'_, f32>,
     k: usize,
-    metric: &str,
-    method: &str,
+    metric: Wrap<Metric>,
+    method: Wrap<Method>,
     seed: u64,
     num_threads: Option<usize>,
-    min_recall: f64,
-    recall_sample: usize,
-) -> PyResult<KnnOut<'py>> {
+    min_recall: Option<f64>,
+    recall_sample: Option<usize>,
+) -> PyResult<KnnOutput> {
     let shape = data.shape();
     let (n, d) = (shape[0], shape[1]);
-    let slice = data
-        .as_slice()
-        .map_err(|_| EmbeddingsError::new_err("embeddings must be C-contiguous"))?;
-    let params = KnnParams {
-        k,
-        metric: parse_metric(metric)?,
-        method: parse_method(method)?,
-        seed,
-        approx: ApproxParams { min_recall, recall_sample, ..ApproxParams::default() },
+    let slice = data.as_slice().map_err(|_| EmbeddingsError::new_err("embeddings must be C-contiguous"))?;
+    let defaults = ApproxParams::default();
+    let approx = ApproxParams {
+        min_recall: min_recall.unwrap_or(defaults.min_recall),
+        recall_sample: recall_sample.unwrap_or(defaults.recall_sample),
+        ..defaults
     };
+    let params = KnnParams { k, metric: metric.0, method: method.0, seed, approx };
     let view = MatrixView::new(slice, n, d).map_err(to_pyerr)?;
-    let res = run(py, num_threads, |cancel| sw2s_core::knn_graph(view, &params, cancel))?;
-    let idx: Vec<i64> = res.indices.iter().map(|&i| i as i64).collect();
-    let idx = numpy::ndarray::Array2::from_shape_vec((res.n, res.k), idx)
-        .expect("core returned n*k indices")
-        .into_pyarray(py);
-    let scores = numpy::ndarray::Array2::from_shape_vec((res.n, res.k), res.scores)
-        .expect("core returned n*k scores")
-        .into_pyarray(py);
-    Ok((idx, scores, method_name(res.method_used), res.estimated_recall, res.approx_recalls))
+    let res = run(py, num_threads, |call| {
+        sw2s_core::knn_graph_with_hook(view, &params, call.cancel, &|f| call.on_exact_fallback(f))
+    })?;
+    Ok(KnnOutput::new(py, res, metric.0.name()))
 }
 
-type CsrOut<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>);
-
-fn csr_out<'py>(py: Python<'py>, w: Csr) -> CsrOut<'py> {
-    let indptr: Vec<i64> = w.indptr.iter().map(|&v| v as i64).collect();
-    let indices: Vec<i32> = w.indices.iter().map(|&v| v as i32).collect();
-    (indptr.into_pyarray(py), indices.into_pyarray(py), w.data.into_pyarray(py))
-}
-
-/// CSR arrays from numpy (`int64` row pointers, `int32` columns) as a core [`Csr`]. The
-/// arrays are checked here, before the conversion to unsigned types, since negative values
-/// cannot be represented after it; errors are `GraphError`s.
-fn csr_in(
-    n: usize,
-    indptr: &PyReadonlyArray1<'_, i64>,
-    indices: &PyReadonlyArray1<'_, i32>,
-    data: &PyReadonlyArray1<'_, f32>,
-) -> PyResult<Csr> {
-    let indptr = indptr.as_slice()?;
-    let indices = indices.as_slice()?;
-    let data = data.as_slice()?;
-    let bad = |m: String| to_pyerr(CoreError::InvalidGraph(m));
-    if indptr.len() != n + 1 {
-        return Err(bad(format!("indptr has length {}, expected n+1 = {}", indptr.len(), n + 1)));
-    }
-    if indices.len() != data.len() {
-        return Err(bad(format!("{} indices but {} values", indices.len(), data.len())));
-    }
-    if let Some(row) = indptr.windows(2).position(|w| w[0] > w[1] || w[0] < 0) {
-        return Err(bad(format!("indptr decreases at row {row}")));
-    }
-    if indptr[n] as usize != indices.len() {
-        return Err(bad(format!("indptr[n]={} but there are {} entries", indptr[n], indices.len())));
-    }
-    if let Some(pos) = indices.iter().position(|&j| j < 0 || j as usize >= n) {
-        return Err(bad(format!("column index {} at entry {pos} is outside [0, {n})", indices[pos])));
-    }
-    Ok(Csr {
-        n,
-        indptr: indptr.iter().map(|&v| v as u64).collect(),
-        indices: indices.iter().map(|&v| v as u32).collect(),
-        data: data.to_vec(),
-    })
-}
-
-/// The weight matrix `W` of a kNN graph, as CSR arrays `(indptr int64, indices int32, data float32)`.
+/// The weight matrix `W` of a kNN graph (`(n, k)` int64 indices, -1 for none, and float32
+/// scores read as `metric`), borrowed, not copied.
 #[pyfunction]
 #[pyo3(signature = (indices, scores, metric, num_threads=None))]
-fn knn_to_weights<'py>(
-    py: Python<'py>,
-    indices: PyReadonlyArray2<'py, i64>,
-    scores: PyReadonlyArray2<'py, f32>,
-    metric: &str,
+fn knn_to_weights(
+    py: Python<'_>,
+    indices: PyReadonlyArray2<'_, i64>,
+    scores: PyReadonlyArray2<'_, f32>,
+    metric: Wrap<Metric>,
     num_threads: Option<usize>,
-) -> PyResult<CsrOut<'py>> {
+) -> PyResult<CsrArrays> {
     let (n, k) = (indices.shape()[0], indices.shape()[1]);
     if scores.shape() != indices.shape() {
         return Err(to_pyerr(CoreError::ShapeMismatch(format!(
@@ -268,74 +76,95 @@ fn knn_to_weights<'py>(
             scores.shape()
         ))));
     }
-    let metric = parse_metric(metric)?;
     let idx = indices.as_slice()?;
     let sc = scores.as_slice()?;
-    let w = run(py, num_threads, |_| sw2s_core::knn_to_weights(idx, sc, n, k, metric))?;
-    Ok(csr_out(py, w))
+    let w = run(py, num_threads, |_| sw2s_core::knn_to_weights(idx, sc, n, k, metric.0))?;
+    Ok(CsrArrays::new(py, w))
 }
 
-/// `max(W, W^T)` of a square CSR matrix given as arrays.
+/// `max(W, W^T)` of a square CSR matrix given as arrays (copied in, see `csr_in`).
 #[pyfunction]
 #[pyo3(signature = (n, indptr, indices, data, num_threads=None))]
-fn symmetrize_max<'py>(
-    py: Python<'py>,
+fn symmetrize_max(
+    py: Python<'_>,
     n: usize,
-    indptr: PyReadonlyArray1<'py, i64>,
-    indices: PyReadonlyArray1<'py, i32>,
-    data: PyReadonlyArray1<'py, f32>,
+    indptr: PyReadonlyArray1<'_, i64>,
+    indices: PyReadonlyArray1<'_, i32>,
+    data: PyReadonlyArray1<'_, f32>,
     num_threads: Option<usize>,
-) -> PyResult<CsrOut<'py>> {
+) -> PyResult<CsrArrays> {
     let w = csr_in(n, &indptr, &indices, &data)?;
     let s = run(py, num_threads, |_| Ok(sw2s_core::symmetrize_max(&w)))?;
-    Ok(csr_out(py, s))
+    Ok(CsrArrays::new(py, s))
 }
 
-type SmoothOut<'py> = (Bound<'py, PyArray2<f32>>, usize, f32, bool, f64, f64);
-
-/// Label spreading over CSR `W`. `labels` is `(n, c)` float32; returns
-/// `(labels (n, c) float32 rows summing to 1, iterations, residual, converged, setup_seconds,
-/// iterate_seconds)`.
+/// Label spreading over CSR `W` (copied in, see `csr_in`). `labels` is `(n, c)` float32,
+/// borrowed, as are `confidence` and `clamped`; `alpha` is checked by the core as given.
 #[pyfunction]
 #[pyo3(signature = (n, indptr, indices, data, labels, alpha, max_iter, tol, confidence=None, clamped=None, num_threads=None))]
 #[allow(clippy::too_many_arguments)]
-fn smooth_labels<'py>(
-    py: Python<'py>,
+fn smooth_labels(
+    py: Python<'_>,
     n: usize,
-    indptr: PyReadonlyArray1<'py, i64>,
-    indices: PyReadonlyArray1<'py, i32>,
-    data: PyReadonlyArray1<'py, f32>,
-    labels: PyReadonlyArray2<'py, f32>,
-    alpha: f32,
+    indptr: PyReadonlyArray1<'_, i64>,
+    indices: PyReadonlyArray1<'_, i32>,
+    data: PyReadonlyArray1<'_, f32>,
+    labels: PyReadonlyArray2<'_, f32>,
+    alpha: f64,
     max_iter: usize,
     tol: f32,
-    confidence: Option<PyReadonlyArray1<'py, f32>>,
-    clamped: Option<PyReadonlyArray1<'py, bool>>,
+    confidence: Option<PyReadonlyArray1<'_, f32>>,
+    clamped: Option<PyReadonlyArray1<'_, bool>>,
     num_threads: Option<usize>,
-) -> PyResult<SmoothOut<'py>> {
+) -> PyResult<SmoothOutput> {
+    let params = SmoothParams { alpha: sw2s_core::check_alpha(alpha).map_err(to_pyerr)?, max_iter, tol };
     let w = csr_in(n, &indptr, &indices, &data)?;
     let c = labels.shape()[1];
     let y = labels.as_slice()?;
     let conf = confidence.as_ref().map(|a| a.as_slice()).transpose()?;
     let clamp = clamped.as_ref().map(|a| a.as_slice()).transpose()?;
-    let params = SmoothParams { alpha, max_iter, tol };
-    let res = run(py, num_threads, |cancel| {
-        sw2s_core::smooth_labels(&w, y, c, &params, conf, clamp, cancel)
-    })?;
-    let rows = res.labels.len() / c.max(1);
-    let out = numpy::ndarray::Array2::from_shape_vec((rows, c), res.labels)
-        .expect("core returned n*c labels")
-        .into_pyarray(py);
-    Ok((out, res.iterations, res.residual, res.converged, res.setup_seconds, res.iterate_seconds))
+    let res = run(py, num_threads, |call| sw2s_core::smooth_labels(&w, y, c, &params, conf, clamp, call.cancel))?;
+    Ok(SmoothOutput::new(py, res, c))
+}
+
+/// The lower end of the Wilson 95% interval of a recall@k estimated on `sample` of `n` rows
+/// (`sample * k` neighbour checks), as method "auto" compares it with `min_recall`; the
+/// estimate itself when every row was checked.
+#[pyfunction]
+fn recall_lower_bound(recall: f64, sample: usize, n: usize, k: usize) -> PyResult<f64> {
+    if !(0.0..=1.0).contains(&recall) {
+        return Err(ParameterError::new_err(format!("recall={recall} must be in [0, 1]")));
+    }
+    if sample.clamp(1, n.max(1)).checked_mul(k).is_none() {
+        return Err(ParameterError::new_err(format!("sample * k = {sample} * {k} is too large")));
+    }
+    Ok(sw2s_core::knn::recall_lower_bound(recall, sample, n, k))
+}
+
+/// The name of a metric given by its name or an alias ("l2" -> "sqeuclidean");
+/// `ParameterError` for anything else.
+#[pyfunction]
+fn metric_name(metric: Wrap<Metric>) -> &'static str {
+    metric.0.name()
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("AUTO_EXACT_MAX_N", sw2s_core::knn::AUTO_EXACT_MAX_N)?;
+    m.add("AUTO_EXACT_MAX_N", sw2s_core::AUTO_EXACT_MAX_N)?;
+    m.add("DEFAULT_MIN_RECALL", DEFAULT_MIN_RECALL)?;
+    m.add("DEFAULT_RECALL_SAMPLE", DEFAULT_RECALL_SAMPLE)?;
+    m.add("METRICS", Metric::names_tuple(py)?)?;
+    m.add("METHODS", Method::names_tuple(py)?)?;
+    m.add_class::<KnnOutput>()?;
+    m.add_class::<CsrArrays>()?;
+    m.add_class::<SmoothOutput>()?;
     m.add_function(wrap_pyfunction!(knn_graph, m)?)?;
     m.add_function(wrap_pyfunction!(knn_to_weights, m)?)?;
     m.add_function(wrap_pyfunction!(symmetrize_max, m)?)?;
     m.add_function(wrap_pyfunction!(smooth_labels, m)?)?;
+    m.add_function(wrap_pyfunction!(recall_lower_bound, m)?)?;
+    m.add_function(wrap_pyfunction!(metric_name, m)?)?;
     Ok(())
 }

@@ -14,7 +14,8 @@ pub enum CoreError {
     TooFewPoints { n: usize },
     #[error("shape mismatch: {0}")]
     ShapeMismatch(String),
-    #[error("alpha={0} must be in [0, 1)")]
+    /// the value as the caller gave it, written as Python's `repr` writes it (`alpha=1.0`)
+    #[error("alpha={} must be in [0, 1)", crate::fmt::float_repr(*.0))]
     InvalidAlpha(f64),
     #[error("labels row {row} has value {value} outside [0, 1]")]
     LabelOutOfRange { row: usize, value: f32 },

@@ -7,22 +7,31 @@
 //!
 //! Long calls take a `&AtomicBool` cancel flag, polled between blocks of work, so a
 //! caller (the Python bindings) can interrupt them (Ctrl-C); they then return
-//! [`CoreError::Cancelled`].
+//! [`CoreError::Cancelled`]. [`knn_graph_with_hook`] also tells the caller, before it starts,
+//! that `Method::Auto` falls back to a long exact search ([`ExactFallback`]).
+//!
+//! The rules the Python package follows live here, once: the metric and method names
+//! ([`Metric::name`], [`Method::name`]), the recall defaults ([`knn::DEFAULT_MIN_RECALL`],
+//! [`knn::DEFAULT_RECALL_SAMPLE`]), `Auto`'s decisions and its warning text, the checks of
+//! `k` and `alpha` ([`check_alpha`]).
 
 mod cancel;
 mod csr;
 mod cpu;
 pub mod error;
-pub mod graph;
+mod fmt;
 mod kernel;
 pub mod knn;
 mod rng;
 pub mod smooth;
+pub mod weights;
 
 pub use error::{CoreError, Result};
-pub use graph::{knn_to_weights, symmetrize_max, Csr};
-pub use knn::{knn_graph, AUTO_EXACT_MAX_N, ApproxParams, KnnParams, KnnResult, Method, Metric};
-pub use smooth::{smooth_labels, SmoothParams, SmoothResult};
+pub use weights::{knn_to_weights, symmetrize_max, Csr};
+pub use knn::{
+    knn_graph, knn_graph_with_hook, ApproxParams, ExactFallback, KnnParams, KnnResult, Method, Metric, AUTO_EXACT_MAX_N,
+};
+pub use smooth::{check_alpha, smooth_labels, SmoothParams, SmoothResult};
 
 /// A borrowed row-major `(n, d)` matrix of `f32` (e.g. a memory-mapped `.npy`).
 #[derive(Clone, Copy, Debug)]

@@ -16,7 +16,7 @@
 //! | pair block (4 x 4 pairs) | [`pairdot`] | NN-descent joins, random fill | one lane accumulator, then the tail |
 //!
 //! The families are not merged: their values for the same pair differ in the last bits,
-//! and each one's results (the graphs) are fixed by the order documented here.
+//! and each one's results (the kNN graphs) are fixed by the order documented here.
 
 // Index loops over small register arrays are the clearest way to write micro-kernels.
 #![allow(clippy::needless_range_loop)]

@@ -1,7 +1,7 @@
 //! Dot products between row-major rows, without packing ("pair block" family): blocks of
 //! 4 x 4 pairs share their loads (8 loads per 16 fused multiply-adds), for the small,
 //! scattered row sets of NN-descent. [`dot1`] and [`cross`] agree bit for bit and
-//! `dot(a, b) == dot(b, a)`; the order-independence of graph updates relies on it.
+//! `dot(a, b) == dot(b, a)`; the order-independence of NN-descent's list updates relies on it.
 //!
 //! Reduction order per level, the same for every pair wherever it sits in a block and on
 //! either side (d features, W lanes):

@@ -14,7 +14,7 @@ const Z95: f64 = 1.959_963_984_540_054;
 /// (`sample * k` neighbour checks): what `Auto` compares with `min_recall`, so that a
 /// user's floor holds for the graph, not only for the sample. With every row sampled the
 /// estimate is the true recall and is returned as is.
-pub(super) fn recall_lower_bound(recall: f64, sample: usize, n: usize, k: usize) -> f64 {
+pub fn recall_lower_bound(recall: f64, sample: usize, n: usize, k: usize) -> f64 {
     let m = sample.clamp(1, n.max(1));
     if m >= n {
         return recall;

@@ -14,13 +14,61 @@ pub enum Metric {
 pub enum Method {
     Exact,
     Approx,
-    /// exact below a size threshold; above it approximate, with recall estimated on a
-    /// sample against exact search and a fallback/refinement when it is below 0.95
+    /// exact up to [`AUTO_EXACT_MAX_N`](super::AUTO_EXACT_MAX_N) points; above, approximate
+    /// with recall estimated on a sample against exact search, then a stronger approximate
+    /// pass, then exact search (announced first) while the recall floor is not met
     Auto,
-    /// `Auto`'s second, stronger approximate pass on its own (reported as `Approx`): for a
-    /// caller that runs `Auto`'s steps itself, to say so before a long exact fallback starts
-    ApproxRetry,
 }
+
+impl Metric {
+    /// Every metric, in the order its name is listed to users.
+    pub const ALL: [Metric; 3] = [Metric::Cosine, Metric::InnerProduct, Metric::SquaredL2];
+
+    /// The metric's name: `"cosine"`, `"ip"` or `"sqeuclidean"` (the names the Python package
+    /// accepts, lists and stores with a graph).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::InnerProduct => "ip",
+            Metric::SquaredL2 => "sqeuclidean",
+        }
+    }
+
+    /// The metric a name stands for: its [`name`](Metric::name) or an alias (`"inner_product"`
+    /// for ip, `"l2"` and `"squared_l2"` for sqeuclidean).
+    pub fn from_name(name: &str) -> Option<Metric> {
+        match name {
+            "inner_product" => Some(Metric::InnerProduct),
+            "l2" | "squared_l2" => Some(Metric::SquaredL2),
+            _ => Metric::ALL.into_iter().find(|m| m.name() == name),
+        }
+    }
+}
+
+impl Method {
+    /// Every method, in the order its name is listed to users.
+    pub const ALL: [Method; 3] = [Method::Auto, Method::Exact, Method::Approx];
+
+    /// The method's name: `"auto"`, `"exact"` or `"approx"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Exact => "exact",
+            Method::Approx => "approx",
+            Method::Auto => "auto",
+        }
+    }
+
+    /// The method a name stands for.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// `min_recall` by default: the recall floor `Auto` holds the approximate graph to.
+pub const DEFAULT_MIN_RECALL: f64 = 0.95;
+
+/// `recall_sample` by default: query rows checked against exact search to estimate recall.
+pub const DEFAULT_RECALL_SAMPLE: usize = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ApproxParams {
@@ -40,7 +88,7 @@ pub struct ApproxParams {
 
 impl Default for ApproxParams {
     fn default() -> Self {
-        Self { min_recall: 0.95, recall_sample: 1000, build_k: 0, n_trees: 0, max_iters: 0 }
+        Self { min_recall: DEFAULT_MIN_RECALL, recall_sample: DEFAULT_RECALL_SAMPLE, build_k: 0, n_trees: 0, max_iters: 0 }
     }
 }
 

@@ -81,11 +81,21 @@ pub fn smooth_labels(
     Ok(SmoothResult { labels: f, iterations: out.iterations, residual: out.residual, converged: out.converged, setup_seconds, iterate_seconds })
 }
 
-fn check_params(params: &SmoothParams) -> Result<()> {
-    let alpha = params.alpha;
-    if !(alpha.is_finite() && (0.0..1.0).contains(&alpha)) {
-        return Err(CoreError::InvalidAlpha(alpha as f64));
+/// `alpha` as the iteration uses it (`f32`), when it is in [0, 1) both as given and once
+/// rounded to `f32` (a value just below 1 that rounds to 1 is refused); else `InvalidAlpha`
+/// naming the value as given. Callers holding an `f64` (the Python bindings) check it here
+/// before building [`SmoothParams`], so that the error names their value, not its rounding.
+pub fn check_alpha(alpha: f64) -> Result<f32> {
+    let a = alpha as f32;
+    if alpha.is_finite() && (0.0..1.0).contains(&alpha) && (0.0..1.0).contains(&a) {
+        Ok(a)
+    } else {
+        Err(CoreError::InvalidAlpha(alpha))
     }
+}
+
+fn check_params(params: &SmoothParams) -> Result<()> {
+    check_alpha(params.alpha as f64)?;
     if !(params.tol.is_finite() && params.tol >= 0.0) {
         return Err(CoreError::InvalidParameter(format!("tol={} must be finite and >= 0", params.tol)));
     }

@@ -102,7 +102,7 @@ const LOCAL_SPAN: usize = 4096;
 
 /// The node order, of breadth-first and maximum-cardinality search, with fewer edges spanning
 /// more than [`LOCAL_SPAN`] rows (ties: breadth-first). Measured at 1M nodes, k = 10: on a
-/// kNN-like graph with only local edges breadth-first keeps every edge within the span and runs
+/// kNN graph's `W` with only local edges breadth-first keeps every edge within the span and runs
 /// ~30% faster per iteration; with 20% far edges breadth-first scatters the numbering (4.5x the
 /// long edges) and maximum-cardinality search runs ~15% faster. Both orders cost O(n + nnz).
 fn node_order(w: &Csr) -> Vec<u32> {
@@ -233,7 +233,7 @@ impl SpreadOp {
 
     /// Split the rows into tasks of similar work. Symmetric storage writes rows beyond a
     /// task's own range, so each task gets an accumulator up to its largest column; fewer
-    /// tasks when those would be large (graphs without locality).
+    /// tasks when those would be large (a `W` without locality).
     fn partition(&mut self) {
         let n = self.n;
         let threads = rayon::current_num_threads().max(1);

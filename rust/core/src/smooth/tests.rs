@@ -232,8 +232,8 @@ fn validation_and_cancel() {
     assert_eq!(smooth_labels(&w, &y, 2, &p, None, None, &set).unwrap_err(), CoreError::Cancelled);
 }
 
-/// A kNN-shaped graph (`k` out-edges near in index, `far` of them to hash-chosen nodes),
-/// symmetrised by `knn_to_weights`.
+/// A `W` shaped like a kNN graph's (`k` out-edges near in index, `far` of them to hash-chosen
+/// nodes), symmetrised by `knn_to_weights`.
 fn knn_like(n: usize, k: usize, far: usize) -> Csr {
     let mut idx = vec![0i64; n * k];
     let mut sc = vec![0f32; n * k];
@@ -248,7 +248,7 @@ fn knn_like(n: usize, k: usize, far: usize) -> Csr {
     knn_to_weights(&idx, &sc, n, k, Metric::Cosine).unwrap()
 }
 
-/// Larger graphs, with and without long edges, so that the operator is cut into several
+/// Larger such `W`, with and without long edges, so that the operator is cut into several
 /// tasks whose rows reach beyond their range (spill, prefetch) and the node order matters:
 /// one step equals the plain CSR product in the original order. The order only changes the
 /// summation order of a row's at most ~2k terms, each `|S_ij F_j| <= |S_ij|` (F in [0, 1]), so
@@ -289,4 +289,18 @@ fn node_order_is_a_permutation() {
     let mut seen = op.order.clone();
     seen.sort_unstable();
     assert_eq!(seen, (0..2000).collect::<Vec<u32>>());
+}
+
+/// `check_alpha` takes [0, 1) as given and as `f32`; its error names the value as given,
+/// written as Python writes it.
+#[test]
+fn alpha_checked_as_given() {
+    assert_eq!(check_alpha(0.0), Ok(0.0));
+    assert_eq!(check_alpha(0.3), Ok(0.3f32));
+    for bad in [1.0, -0.5, 2.0, f64::NAN, f64::INFINITY, 1.0 - 1e-12] {
+        assert!(matches!(check_alpha(bad), Err(CoreError::InvalidAlpha(v)) if v.to_bits() == bad.to_bits()), "{bad}");
+    }
+    assert_eq!(CoreError::InvalidAlpha(1.0).to_string(), "alpha=1.0 must be in [0, 1)");
+    assert_eq!(CoreError::InvalidAlpha(-0.5).to_string(), "alpha=-0.5 must be in [0, 1)");
+    assert_eq!(CoreError::InvalidAlpha(1e20).to_string(), "alpha=1e+20 must be in [0, 1)");
 }

@@ -1,13 +1,13 @@
 //! Candidate sampling for one NN-descent round.
 
-use super::graph::{Graph, EMPTY};
+use super::lists::{NeighbourLists, EMPTY};
 use crate::rng::hash3;
 use rayon::prelude::*;
 
 /// Per node, up to `mc` new and `mc` old candidates (forward and reverse neighbours), the ones
 /// with the smallest hash priority. Rows are split into ranges; each range scans the whole
-/// graph and keeps what lands in it, so no locks are needed.
-pub(super) fn sample_candidates(g: &Graph, mc: usize, sit: u64) -> (Vec<u32>, Vec<u32>) {
+/// neighbour lists and keeps what lands in it, so no locks are needed.
+pub(super) fn sample_candidates(g: &NeighbourLists, mc: usize, sit: u64) -> (Vec<u32>, Vec<u32>) {
     let kk = g.kk;
     let n = g.n();
     let parts = rayon::current_num_threads().max(1);

@@ -1,11 +1,11 @@
 //! Approximate kNN graphs: NN-descent (Dong, Charikar, Li 2011) seeded by a forest of
 //! space-partitioning trees, as in pynndescent, except that the trees split by 2-means and have
 //! large leaves (n/64 points, 1024 to 16384; see [`auto_leaf`]) searched exactly with the packed
-//! GEMM kernel, so the seed graph is already good and a few NN-descent rounds finish it. Local joins compute their
+//! GEMM kernel, so the seeded lists are already good and a few NN-descent rounds finish it. Local joins compute their
 //! new x (new + old) candidate block with the 4x4 pair-block kernel.
 //!
 //! Determinism: every random choice comes from a hash of (seed, what is being chosen), never
-//! from a shared generator, and every graph update is applied as "offer a candidate to a bounded
+//! from a shared generator, and every list update is applied as "offer a candidate to a bounded
 //! best-K list ordered by (distance, index)". Such a list ends up holding the best K of all that
 //! was offered whatever the order of the offers, provided a pair is offered with one distance
 //! value within one batch of offers (see [`points`]). So the result depends on the seed only,
@@ -16,7 +16,7 @@
 //! so that neighbours tend to sit close in memory; the copy is the only O(n·d) allocation.
 
 mod candidates;
-mod graph;
+mod lists;
 mod points;
 mod tree;
 
@@ -26,7 +26,7 @@ use crate::cancel::{check_cancel, is_cancelled};
 use crate::rng::hash3;
 use crate::Result;
 use candidates::sample_candidates;
-use graph::{concat, Graph, Upd, EMPTY};
+use lists::{concat, NeighbourLists, Upd, EMPTY};
 use points::{Points, Scratch};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
@@ -79,7 +79,7 @@ const JOIN_BLOCK: usize = 8192;
 /// dropped when it cannot enter the list.
 const SEED_BLOCK: usize = 16 * JOIN_BLOCK;
 
-/// Stop when fewer than this fraction of the n*K graph entries changed in an iteration
+/// Stop when fewer than this fraction of the n*K list entries changed in an iteration
 /// (pynndescent uses 0.001 with a random start; from the exact-leaf seed the changes are in
 /// the tail of the lists beyond k: at n=100k, 2.4% changed in a round that left recall@10
 /// at 0.994).
@@ -116,8 +116,8 @@ pub(super) fn nn_descent(prep: &Prepared<'_>, p: &NnDescentParams, cancel: &Atom
     check_cancel(cancel)?;
     let pts = Points::reordered(prep, &perm);
 
-    let mut g = Graph::new(n, kk);
-    // Seed the graph with the exact kNN inside the leaves of every tree.
+    let mut g = NeighbourLists::new(n, kk);
+    // Seed the lists with the exact kNN inside the leaves of every tree.
     let mut ids: Vec<u32> = vec![0; n];
     let spec = TreeSpec { row: &|i| pts.row(i), scale: &|_| 1.0, angular, leaf };
     for t in 0..trees {
@@ -142,8 +142,8 @@ pub(super) fn nn_descent(prep: &Prepared<'_>, p: &NnDescentParams, cancel: &Atom
 }
 
 /// Offer the exact kNN inside every leaf of one tree (`ids` in leaf order, `sizes` the leaf
-/// sizes) to the graph, in blocks of leaves.
-fn seed_from_leaves(g: &mut Graph, pts: &Points, ids: &[u32], sizes: &[u32], cancel: &AtomicBool) -> Result<()> {
+/// sizes) to the lists, in blocks of leaves.
+fn seed_from_leaves(g: &mut NeighbourLists, pts: &Points, ids: &[u32], sizes: &[u32], cancel: &AtomicBool) -> Result<()> {
     let mut s0 = 0usize;
     let leaves: Vec<(usize, usize)> = sizes
         .iter()
@@ -186,7 +186,7 @@ fn seed_from_leaves(g: &mut Graph, pts: &Points, ids: &[u32], sizes: &[u32], can
 
 /// One NN-descent round (`sit` its seed): sample candidates, join them, apply the offers
 /// block by block. Returns how many list entries changed.
-fn descent_round(g: &mut Graph, pts: &Points, sit: u64, cancel: &AtomicBool) -> Result<usize> {
+fn descent_round(g: &mut NeighbourLists, pts: &Points, sit: u64, cancel: &AtomicBool) -> Result<usize> {
     let (n, kk) = (g.n(), g.kk);
     let mc = kk.min(MAX_CANDIDATES);
     let (new_c, old_c) = sample_candidates(g, mc, sit);
@@ -232,7 +232,7 @@ fn descent_round(g: &mut Graph, pts: &Points, sit: u64, cancel: &AtomicBool) -> 
 
 /// The best `k` of every list, back in the caller's order (`perm`: internal -> caller), ties
 /// re-broken by the caller's indices; scores as `KnnResult` defines them.
-fn to_caller_order(g: &Graph, perm: &[u32], k: usize, prep: &Prepared<'_>) -> (Vec<u32>, Vec<f32>) {
+fn to_caller_order(g: &NeighbourLists, perm: &[u32], k: usize, prep: &Prepared<'_>) -> (Vec<u32>, Vec<f32>) {
     let (n, kk) = (g.n(), g.kk);
     let mut out_idx = vec![0u32; n * k];
     let mut out_sc = vec![0.0f32; n * k];

@@ -5,10 +5,10 @@
 //! A pair gets the same distance value wherever it is computed within one batch of offers
 //! (leaves: each pair lies in one leaf of a tree, one tree per batch; joins and the random
 //! fill: the pair-block kernel, whose value of a pair does not depend on its neighbours in
-//! the block), and the squared norms enter symmetrically; the order-independence of graph
+//! the block), and the squared norms enter symmetrically; the order-independence of list
 //! updates relies on it.
 
-use super::graph::{push_pair, Graph, Upd};
+use super::lists::{push_pair, NeighbourLists, Upd};
 use crate::kernel::{gemm_tile, pack_rows_seq, packed_len, pairdot, round_up, PW};
 use crate::knn::prepared::Prepared;
 use rayon::prelude::*;
@@ -75,8 +75,8 @@ impl Points {
     }
 
     /// Exact kNN inside one leaf (upper triangle, in blocks of rows; per-row best-`kl`
-    /// lists), then offer each row's list to the graph.
-    pub(super) fn leaf_knn(&self, g: &Graph, ids: &[u32], sc: &mut Scratch, acc: &mut Vec<Upd>) {
+    /// lists), then offer each row's list to the neighbour lists.
+    pub(super) fn leaf_knn(&self, g: &NeighbourLists, ids: &[u32], sc: &mut Scratch, acc: &mut Vec<Upd>) {
         let l = ids.len();
         if l < 2 {
             return;
@@ -123,7 +123,7 @@ impl Points {
 
     /// Local join: offer every pair (i < j, i < na) among `ids` whose distance beats an
     /// endpoint's list; the `na` new candidates against all, as one block of dot products.
-    pub(super) fn join(&self, g: &Graph, ids: &[u32], na: usize, sc: &mut Scratch, acc: &mut Vec<Upd>) {
+    pub(super) fn join(&self, g: &NeighbourLists, ids: &[u32], na: usize, sc: &mut Scratch, acc: &mut Vec<Upd>) {
         let m = ids.len();
         if na == 0 || m < 2 {
             return;
@@ -211,8 +211,8 @@ impl<'a> Lists<'a> {
         }
     }
 
-    /// Offer each row's best `kl` to the graph (leaf row `r` is node `ids[r]`).
-    fn offer(self, g: &Graph, ids: &[u32], acc: &mut Vec<Upd>) {
+    /// Offer each row's best `kl` to the neighbour lists (leaf row `r` is node `ids[r]`).
+    fn offer(self, g: &NeighbourLists, ids: &[u32], acc: &mut Vec<Upd>) {
         let (cap, kl) = (self.cap, self.kl);
         for (r, &a) in ids.iter().enumerate() {
             let t = g.thr(a as usize);
@@ -231,7 +231,7 @@ impl<'a> Lists<'a> {
     }
 }
 
-/// Sort key of (distance, index): the order of the graph's lists (with -0 read as +0).
+/// Sort key of (distance, index): the order of the neighbour lists (with -0 read as +0).
 #[inline]
 fn dkey(d: f32, j: u32) -> u64 {
     let b = (d + 0.0).to_bits();

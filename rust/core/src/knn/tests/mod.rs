@@ -4,6 +4,9 @@ use crate::{CoreError, MatrixView};
 use proptest::prelude::*;
 use std::sync::atomic::AtomicBool;
 
+mod auto;
+mod numerics;
+
 fn params(k: usize, metric: Metric, method: Method) -> KnnParams {
     KnnParams { k, metric, method, seed: 7, approx: ApproxParams::default() }
 }
@@ -189,24 +192,7 @@ fn approx_on_tiny_inputs_is_complete() {
     }
 }
 
-#[test]
-fn auto_small_is_exact_and_large_reports_recall() {
-    let c = AtomicBool::new(false);
-    let x = clustered(500, 8, 5, 0.5, 3);
-    let r = knn_graph(MatrixView::new(&x, 500, 8).unwrap(), &params(5, Metric::Cosine, Method::Auto), &c).unwrap();
-    assert_eq!(r.method_used, Method::Exact);
-    let n = AUTO_EXACT_MAX_N + 100;
-    let x = clustered(n, 8, 40, 0.3, 4);
-    let r = knn_graph(MatrixView::new(&x, n, 8).unwrap(), &params(5, Metric::SquaredL2, Method::Auto), &c).unwrap();
-    match r.method_used {
-        Method::Approx => assert!(r.estimated_recall.unwrap() >= 0.95),
-        Method::Exact => {}
-        Method::Auto | Method::ApproxRetry => panic!("{:?} reported", r.method_used),
-    }
-}
-
-// ---- numerics of the prepared input: denormal norms, offsets, scales, ties ----
-
+/// `knn_graph` with every row sampled for the recall estimate.
 fn run(x: &[f32], n: usize, d: usize, k: usize, metric: Metric, method: Method) -> crate::Result<KnnResult> {
     let mut p = params(k, metric, method);
     p.approx.recall_sample = n;
@@ -237,60 +223,6 @@ fn assert_up_to_ties(x: &[f32], n: usize, d: usize, k: usize, metric: Metric, r:
 }
 
 #[test]
-fn denormal_norm_row_under_cosine() {
-    let (n, d, k) = (500, 16, 8);
-    let mut x = clustered(n, d, 10, 0.5, 7);
-    x[42 * d..43 * d].fill(1e-40);
-    x[43 * d..44 * d].iter_mut().enumerate().for_each(|(p, v)| *v = if p % 2 == 0 { 3e-41 } else { -1e-45 });
-    for method in [Method::Exact, Method::Approx] {
-        let r = run(&x, n, d, k, Metric::Cosine, method).unwrap();
-        assert!(r.indices.iter().all(|&j| (j as usize) < n), "{method:?}: sentinel index");
-        assert!(r.scores.iter().all(|v| v.is_finite()), "{method:?}: non-finite score");
-        if method == Method::Exact {
-            assert_up_to_ties(&x, n, d, k, Metric::Cosine, &r, 1e-5);
-        }
-    }
-}
-
-#[test]
-fn offsets_do_not_lose_precision() {
-    let (n, d, k) = (400, 16, 8);
-    let base = clustered(n, d, 8, 0.5, 5);
-    for off in [1e3f32, 1e4, -3e4] {
-        let x: Vec<f32> = base.iter().map(|&v| v + off).collect();
-        let r = run(&x, n, d, k, Metric::SquaredL2, Method::Exact).unwrap();
-        assert_up_to_ties(&x, n, d, k, Metric::SquaredL2, &r, 1e-3);
-        let a = run(&x, n, d, k, Metric::SquaredL2, Method::Approx).unwrap();
-        assert!(a.estimated_recall.unwrap() >= 0.9, "offset {off}: recall {:?}", a.estimated_recall);
-    }
-}
-
-#[test]
-fn scales_give_the_same_graph_or_an_error() {
-    let (n, d, k) = (300, 12, 6);
-    let base = clustered(n, d, 6, 0.5, 9);
-    let reference = run(&base, n, d, k, Metric::SquaredL2, Method::Exact).unwrap();
-    for metric in [Metric::SquaredL2, Metric::InnerProduct] {
-        let small: Vec<f32> = base.iter().map(|&v| v * 1e-30).collect();
-        let r = run(&small, n, d, k, metric, Method::Exact).unwrap();
-        let rb = run(&base, n, d, k, metric, Method::Exact).unwrap();
-        assert_up_to_ties(&small, n, d, k, metric, &r, if metric == Metric::SquaredL2 { 1e-64 } else { 1e-63 });
-        let same = r.indices.iter().zip(&rb.indices).filter(|(a, b)| a == b).count();
-        assert!(same * 100 >= 99 * r.indices.len(), "{metric:?}: 1e-30 graph differs from the unscaled one");
-        // the scores (about 1e-60) are below the f32 range: their f32 rounding is 0
-        assert!(r.scores.iter().all(|v| v.is_finite() && v.abs() < 1e-40), "{metric:?}: scores at 1e-30");
-        let big: Vec<f32> = base.iter().map(|&v| v * 1e30).collect();
-        for method in [Method::Exact, Method::Approx] {
-            assert!(matches!(run(&big, n, d, k, metric, method), Err(CoreError::ScoreOverflow(_))), "{metric:?} {method:?} at 1e30");
-        }
-        let mid: Vec<f32> = base.iter().map(|&v| v * 1e15).collect();
-        let r = run(&mid, n, d, k, metric, Method::Exact).unwrap();
-        assert_up_to_ties(&mid, n, d, k, metric, &r, 1e28);
-    }
-    assert_eq!(reference.indices, run(&base, n, d, k, Metric::SquaredL2, Method::Exact).unwrap().indices);
-}
-
-#[test]
 fn approx_is_deterministic_on_ties() {
     let (n, d, k) = (2000, 8, 10);
     let row: Vec<f32> = (0..d).map(|p| p as f32 * 0.37 - 1.0).collect();
@@ -313,101 +245,6 @@ fn approx_is_deterministic_on_ties() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-    /// Exact search on shifted and scaled data equals the f64 brute force up to ties
-    /// (sqeuclidean, ip), or reports an overflow; tiny-norm rows under cosine get proper
-    /// unit vectors.
-    #[test]
-    fn prepared_numerics_prop(n in 3usize..120, d in 1usize..20, seed in 0u64..1000, e_scale in -35i32..36, e_off in 0i32..6, m in 0usize..3, tiny in 0usize..3) {
-        let metric = [Metric::Cosine, Metric::InnerProduct, Metric::SquaredL2][m];
-        let k = 1 + (seed as usize % (n - 1)).min(6);
-        let scale = 10f64.powi(e_scale);
-        let off = if metric == Metric::Cosine { 0.0 } else { 10f64.powi(e_off) - 1.0 };
-        let mut x: Vec<f32> = data(n, d, seed, seed % 3 == 0, 4).iter().map(|&v| ((v as f64 + off) * scale) as f32).collect();
-        for t in 0..tiny {
-            x[t * d..(t + 1) * d].iter_mut().enumerate().for_each(|(p, v)| *v = if p % 2 == 0 { 1e-41 } else { -2e-45 });
-        }
-        if x.iter().any(|v| !v.is_finite()) {
-            return Ok(());
-        }
-        match run(&x, n, d, k, metric, Method::Exact) {
-            Ok(r) => {
-                prop_assert!(r.scores.iter().all(|v| v.is_finite()));
-                // tolerance: f32 rounding relative to the magnitudes involved
-                // (sqeuclidean: f32 cancellation is bounded by the squared distance from the
-                // mean, which outliers such as the tiny rows under an offset make large)
-                let mx = x.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
-                let mean: Vec<f64> = (0..d).map(|p| (0..n).map(|i| x[i * d + p] as f64).sum::<f64>() / n as f64).collect();
-                let cn = (0..n).map(|i| (0..d).map(|p| (x[i * d + p] as f64 - mean[p]).powi(2)).sum::<f64>()).fold(0.0, f64::max);
-                let tol = match metric {
-                    Metric::Cosine => 1e-5,
-                    Metric::SquaredL2 => 1e-5 * cn,
-                    Metric::InnerProduct => 1e-4 * (d as f64) * mx * mx,
-                };
-                assert_up_to_ties(&x, n, d, k, metric, &r, tol);
-            }
-            Err(CoreError::ScoreOverflow(_)) => {
-                // only when some true score is beyond the f32 range
-                let mx = x.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
-                prop_assert!(metric != Metric::Cosine && 4.0 * mx * mx * d as f64 > f32::MAX as f64);
-            }
-            Err(CoreError::ZeroNorm { .. }) => prop_assert!(metric == Metric::Cosine),
-            Err(e) => prop_assert!(false, "{e:?}"),
-        }
-        if let Ok(r) = run(&x, n, d, k, metric, Method::Approx) {
-            prop_assert!(r.indices.iter().all(|&j| (j as usize) < n));
-        }
-    }
-}
-
-/// The bf16 first pass with its fp32 re-rank returns exactly the fp32 path's lists (indices
-/// and keys, ties by smaller index): random rows, clustered rows, integer rows (many exact
-/// ties) with duplicated rows, and d odd. Skipped where the CPU lacks AVX512_BF16.
-#[test]
-fn bf16_exact_equals_fp32_exact() {
-    if !bf16::cpu_has_bf16() {
-        eprintln!("no AVX512_BF16: bf16 path not testable here");
-        return;
-    }
-    let cases: Vec<(Vec<f32>, usize, usize, usize)> = vec![
-        (data(700, 33, 1, false, 0), 700, 33, 10),
-        (clustered(900, 64, 5, 0.2, 2), 900, 64, 15),
-        (data(600, 16, 3, true, 5), 600, 16, 7),
-        (data(300, 7, 4, true, 3), 300, 7, 20),
-    ];
-    let cancel = AtomicBool::new(false);
-    for (x, n, d, k) in cases {
-        let p = params(k, Metric::Cosine, Method::Exact);
-        let prep = prepared::Prepared::validate(MatrixView::new(&x, n, d).unwrap(), &p).unwrap();
-        let (i32_, v32) = exact::exact_all(&prep, k, &cancel).unwrap();
-        let (i16_, v16) = bf16::exact_all_bf16(&prep, k, &cancel).unwrap();
-        assert_eq!(i16_, i32_, "n={n} d={d} k={k}: indices differ");
-        assert_eq!(v16.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), v32.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "n={n} d={d}: keys differ");
-    }
-}
-
-/// The bound covers the measured gap between bf16 and fp32 dot products of unit rows.
-#[test]
-fn bf16_error_bound_holds() {
-    let (n, d) = (200, 384);
-    let mut x = data(n, d, 9, false, 0);
-    for r in x.chunks_mut(d) {
-        let s = r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
-        r.iter_mut().for_each(|v| *v /= s);
-    }
-    let e = bf16::error_bound(d, 1.0 + 1e-6) as f64;
-    let bf = |v: f32| f32::from_bits(v.to_bits().wrapping_add(0x7fff + ((v.to_bits() >> 16) & 1)) & 0xffff_0000) as f64;
-    for i in 0..n {
-        for j in 0..n {
-            let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
-            let exact: f64 = a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum();
-            let low: f64 = a.iter().zip(b).map(|(&p, &q)| bf(p) * bf(q)).sum();
-            assert!((exact - low).abs() <= e, "pair ({i}, {j}): {} > {e}", (exact - low).abs());
-        }
-    }
-}
-
 /// A flag raised while approximate search runs (large k: long join blocks) stops it with
 /// `Cancelled`, not a finished graph.
 #[test]
@@ -425,17 +262,23 @@ fn cancel_during_approx() {
     });
 }
 
-/// The Wilson lower bound is below the estimate, tightens with the sample, and is the
-/// estimate itself when every row was checked.
+/// Every metric and method is found by its name; the aliases map to their metric; other
+/// names (among them the retired internal "approx_retry") are none.
 #[test]
-fn recall_lower_bound_properties() {
-    for &r in &[0.0, 0.5, 0.9, 0.949, 0.95, 0.99, 1.0] {
-        let small = recall::recall_lower_bound(r, 100, 100_000, 10);
-        let large = recall::recall_lower_bound(r, 10_000, 100_000, 10);
-        assert!((0.0..=r).contains(&small) && small <= large && large <= r, "r={r}: {small} {large}");
-        assert_eq!(recall::recall_lower_bound(r, 5000, 5000, 10), r);
+fn names_round_trip() {
+    for m in Metric::ALL {
+        assert_eq!(Metric::from_name(m.name()), Some(m));
     }
-    // an estimate just above the floor on 1000 x 10 checks is not evidence of the floor
-    assert!(recall::recall_lower_bound(0.952, 1000, 400_000, 10) < 0.95);
-    assert!(recall::recall_lower_bound(0.96, 1000, 400_000, 10) >= 0.95);
+    for m in Method::ALL {
+        assert_eq!(Method::from_name(m.name()), Some(m));
+    }
+    assert_eq!(Metric::from_name("inner_product"), Some(Metric::InnerProduct));
+    assert_eq!(Metric::from_name("l2"), Some(Metric::SquaredL2));
+    assert_eq!(Metric::from_name("squared_l2"), Some(Metric::SquaredL2));
+    for bad in ["", "Cosine", "manhattan", "approx"] {
+        assert_eq!(Metric::from_name(bad), None);
+    }
+    for bad in ["", "Exact", "hnsw", "approx_retry"] {
+        assert_eq!(Method::from_name(bad), None);
+    }
 }

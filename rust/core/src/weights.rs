@@ -25,7 +25,7 @@ const ROW_CHUNK: usize = 4096;
 /// row and value for an index `>= n` or `< -1`, a non-finite score of a kept entry, or a
 /// negative squared distance (SquaredL2).
 pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metric: Metric) -> Result<Csr> {
-    let g = KnnLists { indices, scores, n, k, metric };
+    let g = KnnGraphView { indices, scores, n, k, metric };
     g.check()?;
     let sigma = if metric == Metric::SquaredL2 { Some(g.sigmas()) } else { None };
     let weight = |i: usize, t: usize| -> f32 {
@@ -60,7 +60,7 @@ pub fn knn_to_weights(indices: &[i64], scores: &[f32], n: usize, k: usize, metri
 }
 
 /// A kNN graph as the caller gave it: row-major `(n, k)` neighbour indices and scores.
-struct KnnLists<'a> {
+struct KnnGraphView<'a> {
     indices: &'a [i64],
     scores: &'a [f32],
     n: usize,
@@ -68,7 +68,7 @@ struct KnnLists<'a> {
     metric: Metric,
 }
 
-impl KnnLists<'_> {
+impl KnnGraphView<'_> {
     /// Whether entry `t` of row `i` becomes an edge (present, not a self-edge).
     #[inline]
     fn kept(&self, i: usize, t: usize) -> bool {

@@ -1,5 +1,6 @@
-//! The graph NN-descent refines: per-node bounded best-K lists, updated in batches of
-//! offers whose outcome does not depend on their order.
+//! The neighbour lists NN-descent refines: per-node bounded best-K lists, updated in batches
+//! of offers whose outcome does not depend on their order. (The kNN graph handed back to the
+//! caller is the best k of each list, see `to_caller_order`.)
 
 use crate::rng::{hash3, SplitMix64};
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ pub(super) struct Upd {
 }
 
 /// Per-node best-K lists, ascending (dist, index). flag: 0 old, 1 new, 2 inserted this round.
-pub(super) struct Graph {
+pub(super) struct NeighbourLists {
     pub(super) kk: usize,
     pub(super) idx: Vec<u32>,
     pub(super) dist: Vec<f32>,
@@ -61,7 +62,7 @@ fn row_insert(idx: &mut [u32], dist: &mut [f32], flag: &mut [u8], j: u32, d: f32
     true
 }
 
-impl Graph {
+impl NeighbourLists {
     pub(super) fn new(n: usize, kk: usize) -> Self {
         Self { kk, idx: vec![EMPTY; n * kk], dist: vec![f32::INFINITY; n * kk], flag: vec![0; n * kk] }
     }
@@ -127,7 +128,7 @@ impl Graph {
 
 /// Offer the pair (a, b) at distance `d` to both endpoints, where it can go in.
 #[inline]
-pub(super) fn push_pair(g: &Graph, acc: &mut Vec<Upd>, a: u32, b: u32, d: f32) {
+pub(super) fn push_pair(g: &NeighbourLists, acc: &mut Vec<Upd>, a: u32, b: u32, d: f32) {
     if d <= g.thr(a as usize) {
         acc.push(Upd { target: a, cand: b, dist: d });
     }
