@@ -80,3 +80,34 @@ def test_graph_settings_are_the_librarys_defaults() -> None:
         {f: getattr(SpreadConfig(), f) for f in ("alpha", "max_iter", "tol")}
     assert SelectiveConfig().smooth_iters == SpreadConfig().max_iter
     assert SelectiveConfig().graph_method == KnnConfig().method
+
+
+def test_one_name_per_setting() -> None:
+    """Every setting has one name: its field, its flag without dashes, its key in config.json."""
+    from selective_w2sg.config import config_parts, flag_of
+
+    for klass in (*config_parts().values(), RunConfig):
+        for f in dataclasses.fields(klass):
+            if f.metadata.get("cli"):
+                assert flag_of(f) == "--" + f.name.replace("_", "-"), (klass.__name__, f.name)
+    cfg = RunConfig.create(task="sciq", data_split="train", pik="mlp", pik_c=0.5, self_labels="all")
+    assert (cfg.data.data_split, cfg.selective.pik, cfg.selective.pik_c, cfg.selective.self_labels) == \
+        ("train", "mlp", 0.5, "all")
+    assert cfg.selective.pik_config.kind == "mlp" and cfg.selective.pik_config.C == 0.5
+
+
+def test_a_config_json_of_an_older_run_reads_under_the_current_names() -> None:
+    """Runs written before the settings were renamed (data.path, data.split,
+    selective.self_label_among, the nested selective.pik object) load unchanged in meaning."""
+    new = RunConfig.create(task="sciq", data_split="train", pik="mlp", pik_c=0.5, pik_seed=3, self_labels="all")
+    old = new.to_dict()
+    old["data"]["path"] = old["data"].pop("data")
+    old["data"]["split"] = old["data"].pop("data_split")
+    old["selective"]["self_label_among"] = old["selective"].pop("self_labels")
+    old["selective"]["pik"] = {"kind": old["selective"].pop("pik"), "C": old["selective"].pop("pik_c"),
+                               "hidden": old["selective"].pop("pik_hidden"),
+                               "max_iter": old["selective"].pop("pik_max_iter"), "seed": old["selective"].pop("pik_seed")}
+    assert RunConfig.from_dict(old) == new
+    old["selective"]["pik"]["colour"] = "red"
+    with pytest.raises(ConfigError, match="colour"):
+        RunConfig.from_dict(old)

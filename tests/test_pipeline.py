@@ -245,16 +245,15 @@ def test_full_mode_pipeline(tmp_path) -> None:
 def test_config_round_trips_through_its_json(tmp_path) -> None:
     from selective_w2sg.graph.errors import ConfigError, DataError
     from selective_w2sg.graph.io import save_json
-    from selective_w2sg.config import PikConfig
     from selective_w2sg.config import SelectiveConfig
 
     cfg = RunConfig.create(seeds=(0, 2), students=("naive",), pool_seed=3, out=str(tmp_path),
-                         selective=SelectiveConfig(k=7, pik=PikConfig(kind="mlp", C=0.5)),
+                         selective=SelectiveConfig(k=7, pik="mlp", pik_c=0.5),
                          train=TrainConfig(epochs=3, lr=0.1))
     save_json(tmp_path / "config.json", json.loads(json.dumps(cfg.to_dict())))  # as a run writes it
     assert RunConfig.load(tmp_path) == cfg
     bad = cfg.to_dict()
-    bad["selective"]["pik"]["colour"] = "red"
+    bad["selective"]["colour"] = "red"
     with pytest.raises(ConfigError, match="colour"):
         RunConfig.from_dict(bad)
     with pytest.raises(DataError, match="not a run folder"):

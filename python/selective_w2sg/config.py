@@ -24,20 +24,21 @@ from typing import Any
 from .graph.errors import ConfigError, DataError, ParameterError
 
 
-def opt(help: str, flag: str | None = None, *, short: str | None = None, parse: Callable[[str], Any] | None = None,
+def opt(help: str, *, short: str | None = None, parse: Callable[[str], Any] | None = None,
         cli: bool = True) -> dict[str, Any]:
-    """Field metadata for a config field: its help text, its flag (default `--field-name`), an
-    optional short flag, and `parse` for a field whose command-line form is text (e.g. seeds
-    "0,1,2" -> (0, 1, 2)). `cli=False`: a field with no command-line option."""
-    return {"help": help, "flag": flag, "short": short, "parse": parse, "cli": cli}
+    """Field metadata for a config field: its help text, an optional short flag, and `parse` for
+    a field whose command-line form is text (e.g. seeds "0,1,2" -> (0, 1, 2)). `cli=False`: a
+    field with no command-line option. The flag is always the field's name (`n_weak` ->
+    `--n-weak`): one name per setting, in code, on the command line and in config.json."""
+    return {"help": help, "short": short, "parse": parse, "cli": cli}
 
 
 def flag_of(f: dataclasses.Field[Any]) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    return "--" + f.name.replace("_", "-")
 
 
 def flat_name(f: dataclasses.Field[Any]) -> str:
-    return flag_of(f)[2:].replace("-", "_")
+    return f.name
 
 
 def parse_ints(text: str, what: str = "value") -> tuple[int, ...]:
@@ -88,11 +89,11 @@ class DataConfig:
     task: str = field(default="synthetic", metadata=opt(
         "Task: synthetic, sciq, boolq, arc_easy, openbookqa, hellaswag, social_iqa, ... (see README), or a "
         "mixture of dataset tasks, e.g. sciq+boolq (one pool; results per source).", short="-t"))
-    path: str | None = field(default=None, metadata=opt(
+    data: str | None = field(default=None, metadata=opt(
         "Local task data: a save_to_disk folder, .jsonl or .parquet (default: the hub); for a mixture, one "
-        "path per source, comma-separated in the task's order.", "--data"))
-    split: str | None = field(default=None, metadata=opt(
-        "Split of a local DatasetDict / hub dataset (default: all / the task's default).", "--data-split"))
+        "path per source, comma-separated in the task's order."))
+    data_split: str | None = field(default=None, metadata=opt(
+        "Split of a local DatasetDict / hub dataset (default: all / the task's default)."))
     n_weak: int | None = field(default=None, metadata=opt("weak_train questions (default: 30%, at most 1,000)."))
     n_w2s: int | None = field(default=None, metadata=opt(
         "w2s questions, w2s_train + w2s_val (default: 50%, at most 2,000)."))
@@ -127,8 +128,8 @@ class DataConfig:
             if self.task == "synthetic":
                 raise ConfigError("--question-shard does not apply to --task synthetic")
             parse_shard(self.question_shard)
-        if self.path is not None and len(parts) > 1:
-            paths = self.path.split(",")
+        if self.data is not None and len(parts) > 1:
+            paths = self.data.split(",")
             if len(paths) != len(parts):
                 raise ConfigError(f"mixture {self.task!r} has {len(parts)} sources but --data gives "
                                   f"{len(paths)} comma-separated path(s)")
@@ -136,12 +137,12 @@ class DataConfig:
                 if not Path(p).exists():
                     raise DataError(f"data path {p!r} does not exist")
         if self.task == "synthetic":  # generated, not loaded: a data flag would be silently ignored
-            for flag, v in (("--data", self.path), ("--data-split", self.split)):
+            for flag, v in (("--data", self.data), ("--data-split", self.data_split)):
                 if v is not None:
                     raise ConfigError(f"{flag} {v!r} does not apply to --task synthetic (its questions are "
                                       "generated); drop it, or name the task the data belongs to")
-        if self.path is not None and len(parts) == 1 and not Path(self.path).exists():
-            raise DataError(f"data path {self.path!r} does not exist")
+        if self.data is not None and len(parts) == 1 and not Path(self.data).exists():
+            raise DataError(f"data path {self.data!r} does not exist")
         if not 0.0 < self.val_frac < 1.0:
             raise ConfigError(f"val_frac must be in (0, 1), got {self.val_frac}")
         for name in ("n_weak", "n_w2s", "n_test"):
@@ -330,16 +331,14 @@ KINDS = ("anchored", "logreg", "mlp")
 
 @dataclass(frozen=True)
 class PikConfig:
-    kind: str = field(default="anchored", metadata=opt(
-        "P(IK) probe: anchored (the strong model's confidence unpenalised + an L2-penalised correction from "
-        "hidden states; base rate and confidence alone are candidates) | logreg (standardised logistic "
-        "regression on everything) | mlp (one hidden layer).", "--pik"))
-    # None: chosen by 5-fold cross-validated log-loss on the training data (folds by question).
-    C: float | None = field(default=None, metadata=opt(
-        "P(IK) inverse L2 strength of the hidden-state weights (default: cross-validated on weak_train).", "--pik-c"))
-    hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width.", "--pik-hidden"))
-    max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations.", "--pik-max-iter"))
-    seed: int = field(default=0, metadata=opt("P(IK) initialisation seed.", "--pik-seed"))
+    """The P(IK) probe's own settings (`experiment.pik.PikProbe`), built from a run's `pik*`
+    settings by `SelectiveConfig.pik_config`."""
+
+    kind: str = "anchored"
+    C: float | None = None  # None: chosen by 5-fold cross-validated log-loss (folds by question)
+    hidden: int = 64
+    max_iter: int = 2000
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -382,14 +381,22 @@ class SelectiveConfig:
     feature_layer: int | None = field(default=None, metadata=opt("Hidden layer of the P(IK) features (default: middle)."))
     pik_confidence_inputs: bool = field(default=True, metadata=opt(
         "Also feed P(IK) the strong model's own answer confidence."))
-    self_label_among: str = field(default="presented", metadata=opt(
+    self_labels: str = field(default="presented", metadata=opt(
         "The strong model's own answer among the candidates a question's examples present (presented) or among "
-        "all its options (all).", "--self-labels"))
-    pik: PikConfig = field(default_factory=PikConfig)
+        "all its options (all)."))
     encode_batch_size: int = field(default=32, metadata=opt("Texts per forward pass of the encode stage."))
     encode_share_prefix: bool = field(default=True, metadata=opt(
         "Causal LMs: compute a question's context once and score every option from its key/value cache "
         "(equal to whole-text passes up to float rounding)."))
+    pik: str = field(default="anchored", metadata=opt(
+        "P(IK) probe: anchored (the strong model's confidence unpenalised + an L2-penalised correction from "
+        "hidden states; base rate and confidence alone are candidates) | logreg (standardised logistic "
+        "regression on everything) | mlp (one hidden layer)."))
+    pik_c: float | None = field(default=None, metadata=opt(
+        "P(IK) inverse L2 strength of the hidden-state weights (default: cross-validated on weak_train)."))
+    pik_hidden: int = field(default=64, metadata=opt("P(IK) MLP hidden width."))
+    pik_max_iter: int = field(default=2000, metadata=opt("P(IK) optimiser iterations."))
+    pik_seed: int = field(default=0, metadata=opt("P(IK) initialisation seed."))
 
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 1:
@@ -404,8 +411,9 @@ class SelectiveConfig:
             raise ParameterError(f"selection rule={self.rule!r} is not one of {', '.join(map(repr, RULES))}")
         if not 0.0 <= self.tau <= 1.0:
             raise ParameterError(f"tau={self.tau} must be in [0, 1]")
-        if self.self_label_among not in ("presented", "all"):
-            raise ParameterError(f"self_label_among={self.self_label_among!r} is not 'presented' or 'all'")
+        if self.self_labels not in ("presented", "all"):
+            raise ParameterError(f"self_labels={self.self_labels!r} is not 'presented' or 'all'")
+        self.pik_config  # the probe's settings checked once, here
         if self.graph_method not in ("exact", "approx", "auto"):
             raise ParameterError(f"graph_method={self.graph_method!r} is not exact, approx or auto")
         if self.smooth_iters < 0 or self.encode_batch_size < 1:
@@ -413,6 +421,12 @@ class SelectiveConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def pik_config(self) -> PikConfig:
+        """The P(IK) probe's settings: --pik, --pik-c, --pik-hidden, --pik-max-iter, --pik-seed."""
+        return PikConfig(kind=self.pik, C=self.pik_c, hidden=self.pik_hidden, max_iter=self.pik_max_iter,
+                         seed=self.pik_seed)
 
 
 def config_parts() -> dict[str, type]:
@@ -474,7 +488,8 @@ class RunConfig:
         """A RunConfig from flat names (`task=`, `n_weak=`, `k=`, `pik_c=` ...; see module doc),
         whole parts (`train=TrainConfig(...)`) or both (flat names override the part's field)."""
         parts = config_parts()
-        given = {name: flat.pop(name) for name in list(flat) if name in parts and not _is_flat(name)}
+        # a whole part (`data=DataConfig(...)`) by its type: `data` is also a setting (--data)
+        given = {name: flat.pop(name) for name in list(flat) if name in parts and isinstance(flat[name], parts[name])}
         routes = flat_fields()
         built: dict[str, Any] = {}
         for part, klass in parts.items():
@@ -495,7 +510,7 @@ class RunConfig:
         """The inverse of `to_dict` (a run folder's config.json); unknown keys are refused."""
         top = dict(_checked(cls, d, "config"))
         for part, klass in config_parts().items():
-            top[part] = _from_dict(klass, top.get(part, {}), f"config.{part}")
+            top[part] = _from_dict(klass, _renamed(part, top.get(part, {})), f"config.{part}")
         return cls(**top)
 
     @classmethod
@@ -507,37 +522,41 @@ class RunConfig:
         return cls.from_dict(json.loads(p.read_text()))
 
 
-def _is_flat(name: str) -> bool:
-    return name in flat_fields()
-
-
 def flat_fields() -> dict[str, tuple[str, str]]:
-    """flat name -> (part, field name) for every leaf field of the four parts; a nested part
-    (SelectiveConfig.pik) routes as `selective` with field `pik.<name>`."""
-    out: dict[str, tuple[str, str]] = {}
-    for part, klass in config_parts().items():
-        for f in dataclasses.fields(klass):
-            if f.name == "pik":
-                for g in dataclasses.fields(PikConfig):
-                    out[flat_name(g)] = (part, f"pik.{g.name}")
-                continue
-            out[flat_name(f)] = (part, f.name)
-    return out
+    """flat name (the field's name, its flag without dashes) -> (part, field name) for every
+    field of the four parts."""
+    return {f.name: (part, f.name) for part, klass in config_parts().items() for f in dataclasses.fields(klass)}
 
 
 def _build_part(klass: type, base: Any, updates: dict[str, Any]) -> Any:
     if base is None and not updates:
         return klass()
     if base is None:
-        kw = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
-              for f in dataclasses.fields(klass)}
-    else:
-        kw = {f.name: getattr(base, f.name) for f in dataclasses.fields(klass)}
-    nested = {k.split(".", 1)[1]: v for k, v in updates.items() if k.startswith("pik.")}
-    kw.update({k: v for k, v in updates.items() if not k.startswith("pik.")})
-    if nested:
-        kw["pik"] = dataclasses.replace(kw["pik"], **nested) if isinstance(kw["pik"], PikConfig) else PikConfig(**nested)
-    return klass(**kw)
+        return klass(**updates)
+    return replace(base, **updates)
+
+
+# Settings renamed since, as config.json files of older runs name them: part -> old key -> new key.
+# (`selective.pik` was a nested object of the probe's settings.)
+RENAMED = {
+    "data": {"path": "data", "split": "data_split"},
+    "selective": {"self_label_among": "self_labels"},
+}
+_OLD_PIK = {"kind": "pik", "C": "pik_c", "hidden": "pik_hidden", "max_iter": "pik_max_iter", "seed": "pik_seed"}
+
+
+def _renamed(part: str, raw: Any) -> Any:
+    """An older config.json's part with its settings under their current names."""
+    if not isinstance(raw, Mapping):
+        return raw
+    out = {RENAMED.get(part, {}).get(k, k): v for k, v in raw.items()}
+    if part == "selective" and isinstance(out.get("pik"), Mapping):
+        old = out.pop("pik")
+        unknown = sorted(set(old) - set(_OLD_PIK))
+        if unknown:
+            raise ConfigError(f"config.selective.pik has unknown keys {unknown}; known: {sorted(_OLD_PIK)}")
+        out.update({_OLD_PIK[k]: v for k, v in old.items()})
+    return out
 
 
 def _checked(klass: Any, raw: Any, where: str) -> Mapping[str, Any]:
@@ -553,9 +572,7 @@ def _checked(klass: Any, raw: Any, where: str) -> Mapping[str, Any]:
 def _from_dict(klass: Any, raw: Any, where: str) -> Any:
     kw = dict(_checked(klass, raw, where))
     for f in dataclasses.fields(klass):
-        if f.name == "pik" and f.name in kw:
-            kw["pik"] = _from_dict(PikConfig, kw["pik"], f"{where}.pik")
-        elif f.name in kw and isinstance(kw[f.name], list):
+        if f.name in kw and isinstance(kw[f.name], list):
             kw[f.name] = tuple(kw[f.name])
     return klass(**kw)
 

@@ -17,14 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import PikConfig, RunConfig, config_parts, flag_of, flat_name
+from ..config import RunConfig, config_parts, flag_of, flat_name
 
 # Config parts a command can take options from. "run" is RunConfig's own fields.
-PART_NAMES = ("data", "models", "train", "selective", "pik", "run")
+PART_NAMES = ("data", "models", "train", "selective", "run")
 
 
 def _classes() -> dict[str, type]:
-    return {**config_parts(), "pik": PikConfig, "run": RunConfig}
+    return {**config_parts(), "run": RunConfig}
 
 
 def _cli_type(f: dataclasses.Field[Any], hint: Any) -> Any:

@@ -74,8 +74,8 @@ def pik_difficulty(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[st
 
     def part(split: str, margin_src: np.ndarray) -> tuple[Any, ...]:
         ex = ctx.splits.examples[split]
-        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
-        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
+        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_labels)
+        knows = enc.self_labels(ex, sel.self_labels) == ctx.splits.labels(split)
         qids = np.array([e.question_id for e in ex])
         _, q = np.unique(qids, return_inverse=True)
         m = np.abs(np.asarray(margin_src, dtype=np.float64) - 0.5)
@@ -91,7 +91,7 @@ def pik_difficulty(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[st
     keep = ("question_auroc", "confidence_question_auroc", "auroc", "base_rate", "n_questions")
     for name, mask in (("easy_to_hard", easy), ("all_to_hard", np.ones(len(kw), bool))):
         try:
-            probe = PikProbe(sel.pik).fit(xw[mask], kw[mask], groups=qw[mask], confidence=pick(cw, mask))
+            probe = PikProbe(sel.pik_config).fit(xw[mask], kw[mask], groups=qw[mask], confidence=pick(cw, mask))
             m = probe.evaluate(xt[hard], kt[hard], pick(ct, hard), qt[hard])
             out[name] = {k: m[k] for k in keep if k in m}
         except InputError as e:  # one class only on a half: nothing to fit or score
@@ -112,14 +112,14 @@ def pik_transfer(contexts: Mapping[str, StageContext], train_tasks: list[str], e
     def inputs(task: str, split: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
         ctx, enc = contexts[task], encoded[task]
         ex, sel = ctx.splits.examples[split], ctx.selective
-        knows = enc.self_labels(ex, sel.self_label_among) == ctx.splits.labels(split)
-        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_label_among)
+        knows = enc.self_labels(ex, sel.self_labels) == ctx.splits.labels(split)
+        x, conf = enc.pik_inputs(ex, sel.pik_confidence_inputs, sel.self_labels)
         return x, conf, knows, np.array([f"{task}/{e.question_id}" for e in ex])
 
     def fit(tasks: list[str]) -> PikProbe:
         parts = [inputs(t, "weak_train") for t in tasks]
         conf = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
-        return PikProbe(contexts[tasks[0]].selective.pik).fit(
+        return PikProbe(contexts[tasks[0]].selective.pik_config).fit(
             np.concatenate([p[0] for p in parts]), np.concatenate([p[2] for p in parts]),
             groups=np.concatenate([p[3] for p in parts]), confidence=conf)
 

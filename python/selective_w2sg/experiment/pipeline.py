@@ -30,7 +30,7 @@ def prepare_seed(cfg: RunConfig, seed: int, progress: Progress | None = None) ->
     """Splits for `seed` (saved as seed<k>/splits.json) and the context stages run in."""
     check_config(cfg)
     d = cfg.data
-    splits = build_splits(d.task, seed=seed, data=d.path, data_split=d.split, n_weak=d.n_weak, n_w2s=d.n_w2s,
+    splits = build_splits(d.task, seed=seed, data=d.data, data_split=d.data_split, n_weak=d.n_weak, n_w2s=d.n_w2s,
                           n_test=d.n_test, val_frac=d.val_frac, pool_seed=d.pool_seed, per_source=d.per_source,
                           shard=d.question_shard)
     if dist.is_main():
