@@ -23,6 +23,7 @@ from .encode import load_encoded
 def run_pik(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
     encode = deps["encode"]
     sel = ctx.selective
+    # "self_label_among" is --self-labels' older name, kept in the key so that existing caches stay valid
     config = {"format": 4, "pik": asdict(sel.pik_config), "pik_confidence_inputs": sel.pik_confidence_inputs,
               "self_label_among": sel.self_labels, "seed": ctx.seed}
     inputs = {"encode": encode.path.name, **{s: ctx.splits.fingerprint(s) for s in SPLITS}}
