@@ -125,6 +125,7 @@ def tiny_calls() -> dict[str, Callable[[], Any]]:
                                                      np.ones(12, np.float32), np.zeros(12, bool)),
         "recall_lower_bound": lambda: _core.recall_lower_bound(0.9, 10, 100, 5),
         "metric_name": lambda: _core.metric_name("l2"),
+        "check_alpha": lambda: _core.check_alpha(0.5),
     }
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .graph._core import check_alpha
 from .graph.errors import ConfigError, DataError, ParameterError
 
 
@@ -401,8 +402,8 @@ class SelectiveConfig:
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 1:
             raise ParameterError(f"k={self.k} must be at least 1")
-        if self.alpha is not None and not 0.0 <= self.alpha < 1.0:
-            raise ParameterError(f"alpha={self.alpha} must be in [0, 1)")
+        if self.alpha is not None:
+            check_alpha(self.alpha)  # the core's rule, checked before any work starts
         if self.graph_embedding not in (None, *GRAPH_EMBEDDINGS):
             raise ParameterError(f"graph_embedding={self.graph_embedding!r} is not one of {', '.join(GRAPH_EMBEDDINGS)}")
         if self.smoothed_output not in ("soft", "rescaled"):

@@ -148,6 +148,13 @@ fn metric_name(metric: Wrap<Metric>) -> &'static str {
     metric.0.name()
 }
 
+/// `alpha` as label spreading takes it (a float in [0, 1)), else the core's `ParameterError`:
+/// how a configuration checks alpha before any work starts, by the core's rule.
+#[pyfunction]
+fn check_alpha(alpha: f64) -> PyResult<f64> {
+    sw2s_core::check_alpha(alpha).map(|_| alpha).map_err(to_pyerr)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -166,5 +173,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(smooth_labels, m)?)?;
     m.add_function(wrap_pyfunction!(recall_lower_bound, m)?)?;
     m.add_function(wrap_pyfunction!(metric_name, m)?)?;
+    m.add_function(wrap_pyfunction!(check_alpha, m)?)?;
     Ok(())
 }
