@@ -410,3 +410,11 @@ def test_option_names_are_the_cores():
     params = inspect.signature(sw.knn_graph).parameters
     assert params["min_recall"].default == _core.DEFAULT_MIN_RECALL == 0.95
     assert params["recall_sample"].default == _core.DEFAULT_RECALL_SAMPLE == 1000
+
+
+@pytest.mark.parametrize("method", ["exact", "approx", "auto"])
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "high", True])
+def test_bad_min_recall_is_a_parameter_error_naming_it(method, bad):
+    x = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    with pytest.raises(sw.ParameterError, match="min_recall="):
+        sw.knn_graph(x, 3, method=method, min_recall=bad)

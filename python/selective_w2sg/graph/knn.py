@@ -290,8 +290,8 @@ def knn_graph(
     seed = check_int("seed", seed, 0, U64_MAX)
     recall_sample = check_int("recall_sample", recall_sample, 1, U64_MAX)
     num_threads = check_threads(num_threads)
-    if not isinstance(min_recall, (int, float, np.integer, np.floating)) or not 0.0 <= min_recall <= 1.0:
-        raise ParameterError(f"min_recall={min_recall} must be in [0, 1]")
+    if isinstance(min_recall, bool) or not isinstance(min_recall, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"min_recall={min_recall!r} must be in [0, 1]")  # the range is the core's to check
     out = _core.knn_graph(x, k, metric, method, seed, num_threads, float(min_recall), recall_sample)
     return KnnGraph(
         indices=out.indices,
