@@ -126,6 +126,7 @@ def tiny_calls() -> dict[str, Callable[[], Any]]:
         "recall_lower_bound": lambda: _core.recall_lower_bound(0.9, 10, 100, 5),
         "metric_name": lambda: _core.metric_name("l2"),
         "check_alpha": lambda: _core.check_alpha(0.5),
+        "available_cpus": lambda: _core.available_cpus(),
     }
 
 

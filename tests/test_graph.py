@@ -346,7 +346,7 @@ def test_approx_never_warns_about_fallback(rng):
 
 
 def test_threads_above_the_cpus_are_capped_with_a_warning(rng, monkeypatch):
-    from selective_w2sg.graph.knn import available_cpus
+    from selective_w2sg.graph._core import available_cpus
 
     x = rng.standard_normal((200, 8)).astype(np.float32)
     ref = sw.knn_graph(x, 5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .errors import DataError, EmbeddingsError, GraphError, ParameterError, ThreadsCappedWarning
+from .errors import DataError, EmbeddingsError, GraphError, ParameterError
 from .io import save_npz
 
 # The names are the Rust core's (one table, `_core.METRICS` / `_core.METHODS`, which also
@@ -42,33 +41,11 @@ def check_int(name: str, value: Any, lo: int, hi: int, error: type[Exception] = 
     return v
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def check_threads(num_threads: Any) -> int | None:
-    """None (``SW2S_NUM_THREADS`` or all cores) or an int in [1, MAX_THREADS], capped at the
-    CPUs available (`available_cpus`) with a `ThreadsCappedWarning`: more threads than cores
-    only slow the call and every other process down. ``SW2S_NUM_THREADS`` is capped the same
-    way (an invalid value is left for the core to refuse)."""
-    if num_threads is None:
-        env = os.environ.get("SW2S_NUM_THREADS", "").strip()
-        if not env.isdigit() or int(env) < 1:
-            return None
-        requested, what = int(env), f"SW2S_NUM_THREADS={env}"
-    else:
-        requested = check_int("num_threads", num_threads, 1, MAX_THREADS)
-        what = f"num_threads={requested}"
-    cpus = available_cpus()
-    if requested > cpus:
-        warnings.warn(ThreadsCappedWarning(f"{what} is more than the {cpus} CPU(s) available; using {cpus}"),
-                      stacklevel=3)
-        return cpus
-    return requested if num_threads is not None else None
+    """None (``SW2S_NUM_THREADS``, else all cores) or an int in [1, MAX_THREADS], else a
+    `ParameterError` naming it. The core reads ``SW2S_NUM_THREADS`` and caps every request at the
+    CPUs available (`_core.available_cpus()`) with a `ThreadsCappedWarning`."""
+    return None if num_threads is None else check_int("num_threads", num_threads, 1, MAX_THREADS)
 
 
 def normalize_metric(metric: str) -> str:

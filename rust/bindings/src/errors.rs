@@ -16,6 +16,7 @@ pyo3::import_exception!(selective_w2sg.graph.errors, ParameterError);
 pyo3::import_exception!(selective_w2sg.graph.errors, InterruptedComputation);
 // A `UserWarning` subclass, imported the same way (a class is a class).
 pyo3::import_exception!(selective_w2sg.graph.errors, ExactFallbackWarning);
+pyo3::import_exception!(selective_w2sg.graph.errors, ThreadsCappedWarning);
 
 /// The Python exception for a core error: its class in `selective_w2sg.graph.errors`, with the
 /// core's message. Every error the core returns goes through here.

@@ -17,7 +17,7 @@ use errors::{to_pyerr, EmbeddingsError, ParameterError};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use outputs::{CsrArrays, KnnOutput, SmoothOutput};
 use pyo3::prelude::*;
-use run::run;
+use run::{run, Threads};
 use sw2s_core::knn::{DEFAULT_MIN_RECALL, DEFAULT_RECALL_SAMPLE};
 use sw2s_core::{ApproxParams, CoreError, KnnParams, MatrixView, Method, Metric, SmoothParams};
 
@@ -51,7 +51,7 @@ fn knn_graph(
     };
     let params = KnnParams { k, metric: metric.0, method: method.0, seed, approx };
     let view = MatrixView::new(slice, n, d).map_err(to_pyerr)?;
-    let res = run(py, num_threads, |call| {
+    let res = run(py, num_threads, Threads::CapAndWarn, |call| {
         sw2s_core::knn_graph_with_hook(view, &params, call.cancel, &|f| call.on_exact_fallback(f))
     })?;
     Ok(KnnOutput::new(py, res, metric.0.name()))
@@ -78,7 +78,7 @@ fn knn_to_weights(
     }
     let idx = indices.as_slice()?;
     let sc = scores.as_slice()?;
-    let w = run(py, num_threads, |_| sw2s_core::knn_to_weights(idx, sc, n, k, metric.0))?;
+    let w = run(py, num_threads, Threads::Cap, |_| sw2s_core::knn_to_weights(idx, sc, n, k, metric.0))?;
     Ok(CsrArrays::new(py, w))
 }
 
@@ -94,7 +94,7 @@ fn symmetrize_max(
     num_threads: Option<usize>,
 ) -> PyResult<CsrArrays> {
     let w = csr_in(n, &indptr, &indices, &data)?;
-    let s = run(py, num_threads, |_| Ok(sw2s_core::symmetrize_max(&w)))?;
+    let s = run(py, num_threads, Threads::Cap, |_| Ok(sw2s_core::symmetrize_max(&w)))?;
     Ok(CsrArrays::new(py, s))
 }
 
@@ -123,7 +123,7 @@ fn smooth_labels(
     let y = labels.as_slice()?;
     let conf = confidence.as_ref().map(|a| a.as_slice()).transpose()?;
     let clamp = clamped.as_ref().map(|a| a.as_slice()).transpose()?;
-    let res = run(py, num_threads, |call| sw2s_core::smooth_labels(&w, y, c, &params, conf, clamp, call.cancel))?;
+    let res = run(py, num_threads, Threads::CapAndWarn, |call| sw2s_core::smooth_labels(&w, y, c, &params, conf, clamp, call.cancel))?;
     Ok(SmoothOutput::new(py, res, c))
 }
 
@@ -155,6 +155,13 @@ fn check_alpha(alpha: f64) -> PyResult<f64> {
     sw2s_core::check_alpha(alpha).map(|_| alpha).map_err(to_pyerr)
 }
 
+/// The CPUs this process may run on: the most threads any call uses (more are capped, with a
+/// `ThreadsCappedWarning`).
+#[pyfunction]
+fn available_cpus() -> usize {
+    run::available_cpus()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -174,5 +181,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(recall_lower_bound, m)?)?;
     m.add_function(wrap_pyfunction!(metric_name, m)?)?;
     m.add_function(wrap_pyfunction!(check_alpha, m)?)?;
+    m.add_function(wrap_pyfunction!(available_cpus, m)?)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! How a call runs: on a worker thread inside a fresh rayon pool, with the GIL released,
 //! while the calling thread polls for Ctrl-C and issues the warnings the worker asks for.
 
-use crate::errors::{internal_error, to_pyerr, ExactFallbackWarning, ParameterError};
+use crate::errors::{internal_error, to_pyerr, ExactFallbackWarning, ParameterError, ThreadsCappedWarning};
 use pyo3::prelude::*;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,32 +17,54 @@ const POLL: Duration = Duration::from_millis(50);
 /// `warnings.warn(..., stacklevel=2)` in that function would.
 const WARN_STACKLEVEL: i32 = 2;
 
-/// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default; at
-/// most the CPUs available to the process.
+/// Whether a call warns when it caps the threads asked for: the library's entry points
+/// (`knn_graph`, `smooth_labels`) do, once per call; their helper calls (`knn_to_weights`,
+/// `symmetrize_max`) cap silently, so one user call gives one warning.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Threads {
+    CapAndWarn,
+    Cap,
+}
+
+/// The CPUs this process may run on (its affinity mask and cgroup quota, where the OS has
+/// them): the most threads a call uses.
+pub(crate) fn available_cpus() -> usize {
+    std::thread::available_parallelism().map(|a| a.get()).unwrap_or(1)
+}
+
+/// Threads for one call: the argument, else `SW2S_NUM_THREADS`, else rayon's default;
+/// at most the CPUs available, with a `ThreadsCappedWarning` (attributed to the caller) when
+/// more are asked for: 100,000 threads on two cores only thrash the machine.
 /// A pool per call keeps the core fork-safe (torch DataLoader workers fork): no rayon
 /// threads outlive a call, so a forked child never inherits a dead global pool.
 /// An unset or empty variable means the default; anything but a positive integer is a
 /// `ParameterError`, not silently ignored.
-fn thread_pool(num_threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
-    let n = match num_threads {
+fn thread_pool(py: Python<'_>, num_threads: Option<usize>, threads: Threads) -> PyResult<rayon::ThreadPool> {
+    let requested = match num_threads {
         Some(0) => return Err(ParameterError::new_err("num_threads=0 must be at least 1")),
-        Some(t) => t,
+        Some(t) => Some((t, format!("num_threads={t}"))),
         None => match std::env::var("SW2S_NUM_THREADS") {
             Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
-                Ok(t) if t >= 1 => t,
+                Ok(t) if t >= 1 => Some((t, format!("SW2S_NUM_THREADS={}", v.trim()))),
                 _ => {
                     return Err(ParameterError::new_err(format!(
                         "SW2S_NUM_THREADS={v:?} is not a positive integer (unset it for all cores)"
                     )))
                 }
             },
-            _ => 0,
+            _ => None,
         },
     };
-    // Never more threads than the CPUs this process may use (the Python side warns when it
-    // caps a request): 100,000 threads on two cores only thrash the machine.
-    let avail = std::thread::available_parallelism().map(|a| a.get()).unwrap_or(1);
-    let n = n.min(avail);
+    let avail = available_cpus();
+    let n = match requested {
+        Some((t, what)) if t > avail && threads == Threads::CapAndWarn => {
+            let message = format!("{what} is more than the {avail} CPU(s) available; using {avail}");
+            warn(py, &py.get_type::<ThreadsCappedWarning>(), message)?;
+            avail
+        }
+        Some((t, _)) => t.min(avail),
+        None => 0, // rayon's default: RAYON_NUM_THREADS, else every CPU available
+    };
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("sw2s-{i}"))
@@ -86,7 +108,12 @@ impl<T> Call<'_, T> {
 
 /// Issue an `ExactFallbackWarning` from the calling thread.
 fn warn_exact_fallback(py: Python<'_>, message: String) -> PyResult<()> {
-    let category = py.get_type::<ExactFallbackWarning>();
+    warn(py, &py.get_type::<ExactFallbackWarning>(), message)
+}
+
+/// Issue a warning of `category` from the calling thread, attributed to the caller
+/// ([`WARN_STACKLEVEL`]); an `Err` when a warnings filter raises it as an error.
+fn warn(py: Python<'_>, category: &Bound<'_, pyo3::types::PyType>, message: String) -> PyResult<()> {
     let message = CString::new(message).map_err(|e| internal_error(e.to_string()))?;
     PyErr::warn(py, category.as_any(), &message, WARN_STACKLEVEL)
 }
@@ -96,12 +123,12 @@ fn warn_exact_fallback(py: Python<'_>, message: String) -> PyResult<()> {
 /// issues the warnings the worker asks for ([`Call::on_exact_fallback`]).
 /// Errors become typed Python exceptions; a panic becomes `Sw2sError`, never a panic in
 /// Python; a warning raised as an error (a warnings filter) is raised as it is.
-pub(crate) fn run<T, F>(py: Python<'_>, num_threads: Option<usize>, work: F) -> PyResult<T>
+pub(crate) fn run<T, F>(py: Python<'_>, num_threads: Option<usize>, threads: Threads, work: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce(&Call<'_, T>) -> Result<T, CoreError> + Send,
 {
-    let pool = thread_pool(num_threads)?;
+    let pool = thread_pool(py, num_threads, threads)?;
     let cancel = AtomicBool::new(false);
     let (outcome, raised) = py.detach(|| {
         std::thread::scope(|s| {
