@@ -1,14 +1,18 @@
-"""One configuration, declared once.
+"""One configuration, declared once, at the bottom of the package.
 
 A run is a frozen `RunConfig` made of its parts: `DataConfig` (the task and its splits),
-`ModelsConfig` (weak and strong model), `TrainConfig` (how every model is trained, train.py) and
-`SelectiveConfig` (the selective method, with its `PikConfig`; select.py / pik.py). Each part
-validates itself once, in `__post_init__`, so a config that exists is a valid one.
+`ModelsConfig` (weak and strong model), `TrainConfig` (how every model is trained:
+`experiment/training.py`) and `SelectiveConfig` (the selective method: `experiment/selection.py`,
+`experiment/pik.py`, whose probe takes `SelectiveConfig.pik_config`). `KnnConfig` and
+`SpreadConfig` are the settings of `sw2s knn` / `sw2s smooth`. Each part checks what it alone can
+tell, once, in `__post_init__`; the names that registries own (tasks, models, methods, students)
+are checked where those live (`experiment.checks.check_config`). This module imports only the
+graph half (its errors and the core's alpha rule), so building a config never loads torch.
 
-Every field carries its command-line flag and help text in `field(metadata=opt(...))`; the CLI
-builds its options from these fields (`cli/options.py`), so an option is declared exactly here.
-A field's *flat name* (the flag without dashes, `-` -> `_`) is how `RunConfig.create(**flat)`
-and the CLI address it: `--n-weak` -> `n_weak`, `--pik-c` -> `pik_c`.
+Every field carries its help text in `field(metadata=opt(...))`; the CLI builds its options from
+these fields (`cli/options.py`), so an option is declared exactly here. A setting has one name:
+the field's, which is also its flag (`n_weak` -> `--n-weak`, `pik_c` -> `--pik-c`), its keyword in
+`RunConfig.create(**flat)` and its key in config.json (older names are read through `RENAMED`).
 """
 
 from __future__ import annotations

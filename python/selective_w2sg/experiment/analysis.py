@@ -1,6 +1,6 @@
 """Analysis, never fed back into training: how accurate each label source is against the hidden
 w2s_train ground truth, P(IK) quality, and cross-task P(IK) (train on one task's weak_train,
-score on another's test split). Like `evaluate.py`, this module reads hidden ground truth; no
+score on another's test split). Like `evaluation/`, this module reads hidden ground truth; no
 stage does.
 """
 

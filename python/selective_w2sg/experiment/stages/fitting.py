@@ -7,7 +7,7 @@ Outputs of a training stage (`weak`, `ceiling`, `student-<name>`), in `<cache>/<
     DONE.json                    written last: the files, the run time, a summary
 Probe-mode features live in `<cache>/features/<key>/part-*.npy`, float32 rows keyed by text (see
 `cache.TextRowStore`): a text is embedded once per model and config, whatever split or seed asks.
-No stage reads `test` ground truth: only `evaluate.py` and the analysis module do.
+No stage reads `test` ground truth: only `evaluation/` and the analysis module do.
 """
 
 from __future__ import annotations
