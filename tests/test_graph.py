@@ -315,7 +315,7 @@ def test_auto_fallback_to_exact_warns_before_exact_search():
     assert "min_recall=1.0" in msg and "exact" in msg and "21,000 x 128" in msg
     assert re.search(r"recall@10 0\.\d{4} then 0\.\d{4} \(first pass, then a stronger one\)", msg), msg
     assert "(about 1 core-seconds at 100 GFLOP/s)" in msg, msg
-    assert fallback[0].filename == __file__  # attributed to the caller, not to graph.py
+    assert fallback[0].filename == __file__  # attributed to the caller, not to graph/knn.py
     t0 = time.process_time()
     exact = sw.knn_graph(x, 10, method="exact")
     exact_cpu = time.process_time() - t0

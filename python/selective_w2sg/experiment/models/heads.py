@@ -22,7 +22,7 @@ class LinearHead(nn.Module):
         nn.init.zeros_(self.linear.weight)  # start from "no opinion": p = 0.5 everywhere
         nn.init.zeros_(self.linear.bias)
         # 1: the anchor is added as given; 0: the head ignores it (a fitted head may choose that:
-        # `stages.training.fit_anchored_head` with a plain budget)
+        # `stages.fitting.fit_anchored_head` with a plain budget)
         self.register_buffer("anchor_scale", torch.ones(()))
 
     def forward(self, x: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
