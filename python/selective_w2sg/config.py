@@ -42,10 +42,6 @@ def flag_of(f: dataclasses.Field[Any]) -> str:
     return "--" + f.name.replace("_", "-")
 
 
-def flat_name(f: dataclasses.Field[Any]) -> str:
-    return f.name
-
-
 def parse_ints(text: str, what: str = "value") -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2); a clear ConfigError otherwise."""
     try:
@@ -482,6 +478,7 @@ class RunConfig:
         for s in self.seeds:
             if not 0 <= s < 2**32:
                 raise ConfigError(f"seed {s} must be in [0, 2**32)")
+
     @property
     def cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
@@ -495,12 +492,11 @@ class RunConfig:
         parts = config_parts()
         # a whole part (`data=DataConfig(...)`) by its type: `data` is also a setting (--data)
         given = {name: flat.pop(name) for name in list(flat) if name in parts and isinstance(flat[name], parts[name])}
-        routes = flat_fields()
+        part_of = setting_parts()
         built: dict[str, Any] = {}
         for part, klass in parts.items():
-            base = given.get(part)
-            updates = {fname: flat.pop(key) for key, (p, fname) in list(routes.items()) if p == part and key in flat}
-            built[part] = _build_part(klass, base, updates)
+            updates = {name: flat.pop(name) for name in list(flat) if part_of.get(name) == part}
+            built[part] = _build_part(klass, given.get(part), updates)
         own = {f.name for f in dataclasses.fields(cls) if f.name not in parts}
         unknown = sorted(set(flat) - own)
         if unknown:
@@ -527,18 +523,14 @@ class RunConfig:
         return cls.from_dict(json.loads(p.read_text()))
 
 
-def flat_fields() -> dict[str, tuple[str, str]]:
-    """flat name (the field's name, its flag without dashes) -> (part, field name) for every
-    field of the four parts."""
-    return {f.name: (part, f.name) for part, klass in config_parts().items() for f in dataclasses.fields(klass)}
+def setting_parts() -> dict[str, str]:
+    """setting (a field's name, its flag without dashes) -> the part holding it, for every field
+    of the four parts."""
+    return {f.name: part for part, klass in config_parts().items() for f in dataclasses.fields(klass)}
 
 
 def _build_part(klass: type, base: Any, updates: dict[str, Any]) -> Any:
-    if base is None and not updates:
-        return klass()
-    if base is None:
-        return klass(**updates)
-    return replace(base, **updates)
+    return klass(**updates) if base is None else replace(base, **updates)
 
 
 # Settings renamed since, as config.json files of older runs name them: part -> old key -> new key.
@@ -583,4 +575,4 @@ def _from_dict(klass: Any, raw: Any, where: str) -> Any:
 
 
 __all__ = ["RunConfig", "DataConfig", "ModelsConfig", "ModelSpec", "TrainConfig", "SelectiveConfig", "PikConfig",
-           "KnnConfig", "SpreadConfig", "opt", "flat_fields", "parse_ints"]
+           "KnnConfig", "SpreadConfig", "opt", "setting_parts", "parse_ints"]

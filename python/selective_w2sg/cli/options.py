@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import RunConfig, config_parts, flag_of, flat_name
+from ..config import RunConfig, config_parts, flag_of
 
 # Config parts a command can take options from. "run" is RunConfig's own fields.
 PART_NAMES = ("data", "models", "train", "selective", "run")
@@ -48,12 +48,12 @@ def config_parameters(parts: Iterable[str], exclude: Iterable[str] = ()) -> list
         klass = classes[part]
         hints = typing.get_type_hints(klass)
         for f in dataclasses.fields(klass):
-            if not f.metadata.get("cli", False) or flat_name(f) in skip:
+            if not f.metadata.get("cli", False) or f.name in skip:
                 continue
             names = [flag_of(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
             typ = _cli_type(f, hints[f.name])
             ann = Annotated[typ, typer.Option(*names, help=f.metadata["help"], show_default=True)]
-            params.append(inspect.Parameter(flat_name(f), inspect.Parameter.KEYWORD_ONLY, default=_cli_default(f),
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_cli_default(f),
                                             annotation=ann))
     return params
 
@@ -73,7 +73,7 @@ def config_option(klass: type, name: str, *, unset: bool = False) -> Any:
 
 def _parsers(parts: Iterable[str]) -> dict[str, Callable[[str], Any]]:
     classes = _classes()
-    return {flat_name(f): f.metadata["parse"] for p in parts for f in dataclasses.fields(classes[p])
+    return {f.name: f.metadata["parse"] for p in parts for f in dataclasses.fields(classes[p])
             if f.metadata.get("parse") is not None}
 
 

@@ -106,11 +106,6 @@ impl<T> Call<'_, T> {
     }
 }
 
-/// Issue an `ExactFallbackWarning` from the calling thread.
-fn warn_exact_fallback(py: Python<'_>, message: String) -> PyResult<()> {
-    warn(py, &py.get_type::<ExactFallbackWarning>(), message)
-}
-
 /// Issue a warning of `category` from the calling thread, attributed to the caller
 /// ([`WARN_STACKLEVEL`]); an `Err` when a warnings filter raises it as an error.
 fn warn(py: Python<'_>, category: &Bound<'_, pyo3::types::PyType>, message: String) -> PyResult<()> {
@@ -144,7 +139,7 @@ where
                 match rx.recv_timeout(POLL) {
                     Ok(Msg::Done(r)) => return (r, raised),
                     Ok(Msg::ExactFallback(message, reply)) => {
-                        let go_on = match Python::attach(|py| warn_exact_fallback(py, message)) {
+                        let go_on = match Python::attach(|py| warn(py, &py.get_type::<ExactFallbackWarning>(), message)) {
                             Ok(()) => true,
                             Err(e) => {
                                 raised = Some(e);
