@@ -115,11 +115,6 @@ class DataConfig:
         """A mixture task (A+B): one pool from several sources."""
         return is_mixture(self.task)
 
-    @property
-    def sources(self) -> list[str]:
-        """The task's sources: "sciq+boolq" -> ["sciq", "boolq"]; a plain task -> [task]."""
-        return task_sources(self.task)
-
     def __post_init__(self) -> None:
         # the task's name is checked against the registry where it lives (`experiment.tasks`)
         parts = task_sources(self.task)

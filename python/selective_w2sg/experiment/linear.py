@@ -17,6 +17,12 @@ import numpy as np
 
 from ..graph.errors import InputError, ParameterError
 
+def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """log(p / (1 - p)) in float64, p clipped to [eps, 1 - eps] (so a certain p is a finite logit)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(q) - np.log1p(-q)
+
+
 # Inverse L2 strengths, half decades: what cross-validation chooses among (P(IK)'s correction,
 # the anchored heads' correction). 1e-4 leaves a correction of ~nothing; 10 barely penalises.
 C_GRID = tuple(float(f"{10.0 ** (e / 2):.3g}") for e in range(-8, 3))

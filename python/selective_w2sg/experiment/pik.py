@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import KINDS, PikConfig
 from ..graph.errors import InputError, ParameterError
-from .linear import C_GRID, fit_penalised_logistic
+from .linear import C_GRID, fit_penalised_logistic, logit
 from .stats import simplest_within_one_se
 
 
@@ -73,10 +73,10 @@ def question_level(groups: np.ndarray | None, knows: np.ndarray, *scores: np.nda
 
 def confidence_log_odds(confidence: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """log(c / (1 - c)) of the strong model's confidence in its own answer, float64 (n,)."""
-    c = np.clip(np.asarray(confidence, dtype=np.float64), eps, 1 - eps)
+    c = np.asarray(confidence, dtype=np.float64)
     if c.ndim != 1 or not np.isfinite(c).all():
         raise InputError(f"P(IK) confidence must be a finite (n,) array, got shape {c.shape}")
-    return np.log(c) - np.log1p(-c)
+    return logit(c, eps)
 
 
 class _OffsetLogistic:

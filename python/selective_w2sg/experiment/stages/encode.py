@@ -21,6 +21,7 @@ import numpy as np
 
 from ..cache import StageDir, run_cached
 from ..models import is_causal_model, model_fingerprint
+from ..linear import logit
 from ..encode import EncodedQuestions, EncodeStats, encode_questions, middle_layer
 from ..tasks import SPLITS
 from .base import Stage, StageContext
@@ -106,12 +107,6 @@ def zero_shot_prob(enc: EncodedQuestions, examples: Any) -> np.ndarray:
     return enc.answers(examples, "presented").prob.astype(np.float32)
 
 
-def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """log(p / (1 - p)), p clipped to [eps, 1 - eps] (so a certain answer is a finite logit)."""
-    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
-    return (np.log(q) - np.log1p(-q)).astype(np.float32)
-
-
 def anchor_for(ctx: StageContext, encode: StageDir) -> Anchor | None:
     """The anchor of the strong model's probe heads (its zero-shot log-odds per example), or
     None where heads are not anchored (full / lora mode, or `--head plain`)."""
@@ -119,4 +114,4 @@ def anchor_for(ctx: StageContext, encode: StageDir) -> Anchor | None:
         return None
     enc = load_encoded(encode)
     return Anchor(f"{encode.path.name}:presented",
-                  lambda split: log_odds(zero_shot_prob(enc, ctx.splits.examples[split])))
+                  lambda split: logit(zero_shot_prob(enc, ctx.splits.examples[split])).astype(np.float32))

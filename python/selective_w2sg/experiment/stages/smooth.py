@@ -19,6 +19,7 @@ import numpy as np
 from ..cache import StageDir, run_cached
 from ...graph.knn import knn_graph
 from ...config import GRAPH_EMBEDDINGS, SelectiveConfig
+from ..linear import logit
 from ..selection import ALPHA_GRID, K_GRID
 from ...graph.smoothing import SmoothResult, smooth_labels
 from .base import Stage, StageContext
@@ -61,7 +62,6 @@ def _spread(ctx: StageContext, encode: StageDir, examples: Sequence[Any], weak_p
     Each embedding is read and centred once, and each (embedding, k) graph built once, however
     many alphas use it."""
     sel = ctx.selective
-    weak_p = np.asarray(weak_p, dtype=np.float32)
     enc = load_encoded(encode) if any(st.alpha > 0 for st in settings) else None
     embedded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # embedding -> (rows, on the graph)
     graphs: dict[tuple[str, int], Any] = {}
@@ -134,11 +134,10 @@ def rescale_confidence(smoothed: np.ndarray, reference: np.ndarray) -> np.ndarra
     confidence mean|p - 0.5| equals `reference`'s (the weak labels before spreading). Spreading
     averages labels and so flattens them towards the mean; this undoes the flattening without
     changing any hard label (the sign of every log-odds is kept) and without ground truth."""
-    p = np.clip(np.asarray(smoothed, dtype=np.float64), 1e-6, 1 - 1e-6)
     target = float(np.mean(np.abs(np.asarray(reference, dtype=np.float64) - 0.5)))
-    z = np.log(p) - np.log1p(-p)
+    z = logit(smoothed)
     conf = lambda s: float(np.mean(np.abs(1 / (1 + np.exp(-s * z)) - 0.5)))  # noqa: E731
-    if len(p) == 0 or conf(1.0) >= target:
+    if len(z) == 0 or conf(1.0) >= target:
         return np.asarray(smoothed, dtype=np.float32)
     lo, hi = 1.0, 2.0
     while conf(hi) < target and hi < 1e4:

@@ -106,13 +106,19 @@ def fallback_labels(deps: Mapping[str, StageDir], split: str, kind: str) -> np.n
     return deps["smooth"].npy(f"smoothed_{split}") if kind == "smoothed" else deps["weak"].npy(f"preds_{split}")
 
 
+def decision_rule(ctx: StageContext, chosen: bool) -> tuple[str, float]:
+    """(rule, tau) a selection student decides by: the run's, or for `chosen` scores (already the
+    decision, 1 = take the self-label) "tau" at 0.5."""
+    return ("tau", 0.5) if chosen else (ctx.selective.rule, ctx.selective.tau)
+
+
 def select_with(ctx: StageContext, deps: Mapping[str, StageDir], split: str, pik: np.ndarray,
                 fallback: str = "smoothed", chosen: bool = False) -> Selection:
     """Self-labels on the questions whose P(IK) `pik` (n,) beats the rule's threshold, the
     `fallback` weak labels elsewhere; one decision per question. `chosen=True`: `pik` is already
     the decision (1 = take the self-label), no rule applied."""
-    sel, d = ctx.selective, deps["select"]
-    rule, tau = ("tau", 0.5) if chosen else (sel.rule, sel.tau)
+    d = deps["select"]
+    rule, tau = decision_rule(ctx, chosen)
     return select_labels(d.npy(f"self_{split}"), fallback_labels(deps, split, fallback), pik, rule=rule,
                          tau=tau, weak_conf=d.npy(f"cal_{fallback}_{split}"), groups=question_ids(ctx, split))
 
@@ -132,7 +138,7 @@ def selection_student(name: str, pik: PikFn, description: str, *, fallback: str 
     decide_needs = ("select", FALLBACK_STAGE[fallback], *pik_needs)
 
     def run_decide(ctx: StageContext, deps: Mapping[str, StageDir]) -> StageDir:
-        rule, tau = ("tau", 0.5) if chosen else (ctx.selective.rule, ctx.selective.tau)
+        rule, tau = decision_rule(ctx, chosen)
         # The P(IK) source is the student's code (its name); the seed draws random_select's questions.
         config = {"format": 1, "student": name, "rule": rule, "tau": tau if rule == "tau" else None,
                   "fallback": fallback, "seed": ctx.seed}
