@@ -15,6 +15,7 @@ from .cache import StageDir
 from .models import model_fingerprint
 from ..graph.errors import ConfigError, InputError
 from .pik import PikProbe, auroc, reliability
+from .selection import group_mean
 from .stages import STUDENTS
 from .stages.students import decisions
 from .stages.base import StageContext
@@ -78,8 +79,7 @@ def pik_difficulty(ctx: StageContext, stages: Mapping[str, StageDir]) -> dict[st
         knows = enc.self_labels(ex, sel.self_labels) == ctx.splits.labels(split)
         qids = np.array([e.question_id for e in ex])
         _, q = np.unique(qids, return_inverse=True)
-        m = np.abs(np.asarray(margin_src, dtype=np.float64) - 0.5)
-        margin = (np.bincount(q, weights=m) / np.bincount(q))[q]
+        margin = group_mean(np.abs(np.asarray(margin_src, dtype=np.float64) - 0.5), q)
         return x, conf, knows, qids, margin
 
     xw, cw, kw, qw, mw = part("weak_train", stages["calibrate"].npy("oof_raw"))

@@ -60,7 +60,7 @@ def select_labels(
         if len(groups) != len(p):
             raise InputError(f"groups has {len(groups)} entries, expected {len(p)}")
         _, q = np.unique(np.asarray(groups), return_inverse=True)
-        p = _group_mean(p, q)
+        p = group_mean(p, q)
     if rule == "tau":
         if not 0.0 <= tau <= 1.0:
             raise ParameterError(f"tau={tau} must be in [0, 1]")
@@ -70,14 +70,14 @@ def select_labels(
         if conf.shape != p.shape:
             raise InputError(f"weak_conf has shape {conf.shape}, expected {p.shape}")
         if groups is not None:
-            conf = _group_mean(conf, q)
+            conf = group_mean(conf, q)
         use = p > conf
     else:
         raise ParameterError(f"selection rule={rule!r} is not one of {', '.join(map(repr, RULES))}")
     return Selection(labels=np.where(use, s, w).astype(np.float32), use_self=use)
 
 
-def _group_mean(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+def group_mean(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Each entry replaced by the mean over its group (`q`: group index per entry)."""
     return (np.bincount(q, weights=x.astype(np.float64)) / np.bincount(q))[q]
 
